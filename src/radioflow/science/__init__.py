@@ -1,0 +1,3 @@
+"""Numerics on arrays and xarray objects: telescopes, observations, sky models, predict, imaging.
+
+Nothing here knows about recipes or storage."""

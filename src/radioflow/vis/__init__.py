@@ -1,0 +1,1 @@
+"""Visibility datasets: the in-memory xarray layout and its storage (MSv2, Zarr)."""
