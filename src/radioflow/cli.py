@@ -1,0 +1,57 @@
+"""The ``radioflow`` command line (typer + rich).
+
+Heavy modules are imported inside the commands so that ``radioflow --help`` stays fast.
+User mistakes (:class:`radioflow.errors.RadioflowError`) become one paragraph on stderr and
+an exit code (2: usage/load error, 1: validation or step failure), never a traceback.
+"""
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .errors import RadioflowError
+
+app = typer.Typer(
+    name="radioflow",
+    help="Cloud workflow management for radio-astronomy pipelines.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+vis_app = typer.Typer(help="Inspect, convert and partition visibility datasets.", no_args_is_help=True)
+app.add_typer(vis_app, name="vis")
+
+# --- command registrations ---
+from .commands import science_cmds  # noqa: E402,F401  (registers simulate, image, vis info, demo)
+
+
+def _report(exc: RadioflowError) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except RadioflowError as exc:
+        _report(exc)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
