@@ -1,0 +1,129 @@
+"""FITS images with a full celestial + frequency + Stokes WCS, and PNG previews.
+
+Axis order and reference pixel follow WSClean: NAXIS1 = RA (CDELT1 < 0), NAXIS2 = Dec,
+NAXIS3 = FREQ, NAXIS4 = STOKES; SIN projection; CRPIX = N/2 + 1 on the phase centre.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+def _atomic_target(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_fits_image(
+    path: str | os.PathLike,
+    image_yx: np.ndarray,
+    *,
+    ra: float,
+    dec: float,
+    cell_x: float,
+    cell_y: float,
+    freq: float,
+    bandwidth: float,
+    bunit: str = "JY/BEAM",
+    beam: tuple[float, float, float] | None = None,
+    history: Iterable[str] = (),
+    extra: dict[str, object] | None = None,
+) -> Path:
+    """Write ``image_yx`` (radians for ra/dec/cells and beam axes) as a 4-axis FITS image, atomically."""
+    from astropy.io import fits
+
+    path = Path(path)
+    ny, nx = image_yx.shape
+    hdr = fits.Header()
+    hdr["BUNIT"] = bunit
+    hdr["BTYPE"] = "Intensity"
+    for i, (ctype, crpix, crval, cdelt, cunit) in enumerate(
+        [
+            ("RA---SIN", nx // 2 + 1, math.degrees(ra) % 360.0, -math.degrees(cell_x), "deg"),
+            ("DEC--SIN", ny // 2 + 1, math.degrees(dec), math.degrees(cell_y), "deg"),
+            ("FREQ", 1, float(freq), float(bandwidth), "Hz"),
+            ("STOKES", 1, 1.0, 1.0, ""),
+        ],
+        start=1,
+    ):
+        hdr[f"CTYPE{i}"] = ctype
+        hdr[f"CRPIX{i}"] = float(crpix)
+        hdr[f"CRVAL{i}"] = crval
+        hdr[f"CDELT{i}"] = cdelt
+        if cunit:
+            hdr[f"CUNIT{i}"] = cunit
+    hdr["RADESYS"] = "FK5"
+    hdr["EQUINOX"] = 2000.0
+    hdr["SPECSYS"] = "TOPOCENT"
+    if beam is not None:
+        hdr["BMAJ"] = math.degrees(beam[0])
+        hdr["BMIN"] = math.degrees(beam[1])
+        hdr["BPA"] = math.degrees(beam[2])
+    hdr["ORIGIN"] = "radioflow"
+    for key, value in (extra or {}).items():
+        hdr[key] = value
+    for line in history:
+        hdr.add_history(line)
+    data = np.asarray(image_yx, dtype=np.float32)[None, None, :, :]
+    tmp = _atomic_target(path)
+    try:
+        fits.PrimaryHDU(data=data, header=hdr).writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"Cannot write FITS image {path}: {exc.strerror or exc}.") from None
+    return path
+
+
+def read_fits_image(path: str | os.PathLike) -> tuple[np.ndarray, "object"]:
+    """Read a FITS image: ``(image [y, x], header)`` with degenerate axes dropped."""
+    from astropy.io import fits
+
+    try:
+        with fits.open(path) as hdul:
+            data = np.asarray(hdul[0].data, dtype=np.float64)
+            header = hdul[0].header.copy()
+    except (OSError, FileNotFoundError) as exc:
+        raise UsageError(f"Cannot read FITS image {path}: {exc}.") from None
+    while data.ndim > 2:
+        data = data[0]
+    return data, header
+
+
+def write_png_preview(fits_path: str | os.PathLike, png_path: str | os.PathLike | None = None,
+                      *, title: str | None = None) -> Path:
+    """A PNG of a FITS image with RA/Dec axes and a colour bar (for people, not for science)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from astropy.wcs import WCS
+
+    fits_path = Path(fits_path)
+    png = Path(png_path) if png_path else fits_path.with_suffix(".png")
+    image, header = read_fits_image(fits_path)
+    wcs = WCS(header).celestial
+    finite = image[np.isfinite(image)]
+    lo, hi = (np.percentile(finite, [0.5, 99.9]) if finite.size else (0.0, 1.0))
+    fig = plt.figure(figsize=(7, 6), dpi=110)
+    ax = fig.add_subplot(111, projection=wcs)
+    im = ax.imshow(image, origin="lower", cmap="inferno", vmin=lo, vmax=max(hi, lo + 1e-12))
+    ax.set_xlabel("Right ascension (J2000)")
+    ax.set_ylabel("Declination (J2000)")
+    ax.coords.grid(color="white", alpha=0.2, linestyle=":")
+    fig.colorbar(im, ax=ax, label=header.get("BUNIT", ""))
+    ax.set_title(title or fits_path.name)
+    tmp = _atomic_target(png)
+    try:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+        os.replace(tmp, png)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return png
