@@ -1,0 +1,207 @@
+"""``{namespace.key:format}`` substitution in strings, and resolution of raw parameter values.
+
+The braces are parsed here (not by ``str.format``, which would allow attribute access to
+arbitrary Python objects); each field is looked up through the same namespaces as formulas
+and formatted with ``format(value, spec)``. ``{{`` and ``}}`` are literal braces.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from radioflow.recipe.formula import (
+    UNSET,
+    FormulaError,
+    _Missing,
+    evaluate,
+    is_formula,
+    lookup,
+)
+
+__all__ = ["substitute", "resolve_value"]
+
+_MAX_SPEC_NUMBER = 1000
+_SPEC_NUMBERS = re.compile(r"\d+")
+_FIELD_PART = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+
+
+def _fail(text: str, where: str, message: str) -> FormulaError:
+    prefix = f"{where}: " if where else ""
+    return FormulaError(f"{prefix}substitution in {text!r}: {message}")
+
+
+def _split_field(field: str) -> tuple[str, str | None, str]:
+    """Split 'name!conv:spec' -> (name, conv, spec); '[..]' in the name may hold ':' or '!'."""
+    depth = 0
+    for i, ch in enumerate(field):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and ch in "!:":
+            name = field[:i]
+            if ch == ":":
+                return name, None, field[i + 1:]
+            rest = field[i + 1:]
+            conv, sep, spec = rest.partition(":")
+            return name, conv, spec
+    return field, None, ""
+
+
+def _field_segments(name: str) -> list[tuple[str, str | int]] | None:
+    """'recipe.ms[0].x' -> [(".", 'recipe'), (".", 'ms'), ("[", 0), (".", 'x')]."""
+    first = re.match(r"[^.\[]+", name)
+    if not first:
+        return None
+    segments: list[tuple[str, str | int]] = [(".", first.group())]
+    pos = first.end()
+    while pos < len(name):
+        m = _FIELD_PART.match(name, pos)
+        if not m:
+            return None
+        if m.group(1) is not None:
+            segments.append((".", m.group(1)))
+        else:
+            index = m.group(2)
+            segments.append(("[", int(index) if re.fullmatch(r"-?\d+", index) else index))
+        pos = m.end()
+    return segments
+
+
+def _lookup_field(name: str, ns: Mapping[str, Any], text: str, where: str) -> Any:
+    """Look a field up: dotted parts through the formula namespaces, then [index] parts."""
+    segments = _field_segments(name.strip())
+    if segments is None:
+        raise _fail(text, where, f"malformed field {{{name}}}")
+    value: Any = ns
+    pending: list[str] = []
+
+    def flush(value: Any) -> Any:
+        if not pending:
+            return value
+        found = lookup(value, pending)
+        if isinstance(found, _Missing):
+            raise _fail(text, where, f"unresolved substitution {{{name}}}: {found.detail}")
+        pending.clear()
+        return found
+
+    for kind, seg in segments:
+        if kind == ".":
+            pending.append(str(seg))
+            continue
+        value = flush(value)
+        try:
+            value = value[seg]
+        except (IndexError, KeyError, TypeError) as exc:
+            raise _fail(text, where, f"unresolved substitution {{{name}}}: "
+                                     f"cannot index with [{seg}] ({exc!r})") from None
+    value = flush(value)
+    if value is UNSET:
+        raise _fail(text, where, f"unresolved substitution {{{name}}}: it is UNSET")
+    return value
+
+
+def _format(value: Any, conv: str | None, spec: str, name: str, text: str, where: str) -> str:
+    if conv is not None:
+        if conv == "r":
+            value = repr(value)
+        elif conv == "s":
+            value = str(value)
+        elif conv == "a":
+            value = ascii(value)
+        else:
+            raise _fail(text, where, f"unknown conversion '!{conv}' in {{{name}}}")
+    if any(int(num) > _MAX_SPEC_NUMBER for num in _SPEC_NUMBERS.findall(spec)):
+        raise _fail(text, where, f"format spec {spec!r} in {{{name}}} is too large")
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:
+        raise _fail(text, where, f"cannot format {{{name}}} (value {value!r}) with "
+                                 f"spec {spec!r}: {exc}") from None
+
+
+def _find_close(text: str, start: int) -> int:
+    """Index of the '}' closing the field opened at text[start-1]; -1 if none."""
+    depth = 1
+    for i in range(start, len(text)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
+    """Replace each ``{ns.key[:spec]}`` field of ``text``; ``{{``/``}}`` give literal braces.
+
+    The result is always a string (as in Stimela). A field that cannot be resolved raises
+    FormulaError ("unresolved substitution"), naming ``where``.
+    """
+    if "{" not in text and "}" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "{":
+            if text.startswith("{{", i):
+                out.append("{")
+                i += 2
+                continue
+            close = _find_close(text, i + 1)
+            if close < 0:
+                raise _fail(text, where, f"unmatched '{{' at column {i + 1}")
+            field = text[i + 1:close]
+            name, conv, spec = _split_field(field)
+            if not name.strip():
+                raise _fail(text, where, f"empty field '{{{field}}}' at column {i + 1}")
+            if "{" in name or "}" in name:
+                raise _fail(text, where, f"malformed field '{{{field}}}' at column {i + 1}")
+            if "{" in spec or "}" in spec:
+                spec = _substitute_spec(spec, ns, text, where)
+            value = _lookup_field(name, ns, text, where)
+            out.append(_format(value, conv, spec, name, text, where))
+            i = close + 1
+        elif ch == "}":
+            if text.startswith("}}", i):
+                out.append("}")
+                i += 2
+                continue
+            raise _fail(text, where, f"single '}}' at column {i + 1} (write '}}}}' for a "
+                                     "literal brace)")
+        else:
+            j = i
+            while j < n and text[j] not in "{}":
+                j += 1
+            out.append(text[i:j])
+            i = j
+    return "".join(out)
+
+
+def _substitute_spec(spec: str, ns: Mapping[str, Any], text: str, where: str) -> str:
+    """A format spec may itself hold fields, e.g. ``{x:{width}d}`` (one level, as in Python)."""
+    if re.search(r"\{[^{}]*\{", spec):
+        raise _fail(text, where, f"format spec {spec!r} is nested too deeply")
+    return substitute(spec, ns, where=where)
+
+
+def resolve_value(value: Any, ns: Mapping[str, Any], *, where: str = "") -> Any:
+    """Resolve a raw parameter value: ``=formula`` is evaluated, ``==x`` is the literal
+    ``=x`` (with ``{}`` substitution, like Stimela), strings with braces are substituted,
+    lists and dicts are resolved element by element; anything else is returned as is.
+    """
+    if type(value) is str:
+        if value.startswith("=="):
+            return substitute(value[1:], ns, where=where)
+        if is_formula(value):
+            return evaluate(value[1:], ns, where=where)
+        return substitute(value, ns, where=where)
+    if isinstance(value, (list, tuple)):
+        return [resolve_value(v, ns, where=where) for v in value]
+    if isinstance(value, dict):
+        return {k: resolve_value(v, ns, where=where) for k, v in value.items()}
+    return value
