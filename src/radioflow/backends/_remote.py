@@ -1,0 +1,62 @@
+"""Worker-side glue shared by the remote backends (Dask, Lithops, Kubernetes).
+
+A remote worker receives an :class:`~radioflow.backends.base.Invocation` and the *dotted path*
+of the function that runs it (always :func:`radioflow.run.execute.execute` in production), so
+nothing but plain data crosses the wire and every backend runs exactly the same code. A cab
+that ran and failed comes back as a ``Result`` with ``ok=False``; :func:`run_invocation` turns
+that into :class:`ItemFailed` so the engine's own retry machinery (Dask ``retries=``, Lithops
+``RetryingFunctionExecutor``) tries again, and :func:`failed_result` turns whatever is left
+after the last try back into a failed ``Result`` with the item's error and log.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from typing import Any, Callable
+
+from .base import Invocation, Result
+
+EXECUTE = "radioflow.run.execute.execute"
+
+
+class ItemFailed(Exception):
+    """A cab ran and returned a failed :class:`Result` (raised so that engines retry it)."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.error or f"step {result.step!r} failed (exit code {result.returncode})")
+        self.result = result
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ItemFailed, (self.result,))
+
+
+def resolve(target: str) -> Callable[[Invocation], Result]:
+    """Import ``package.module.function`` and return the function."""
+    module, _, name = target.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_invocation(inv: Invocation, target: str = EXECUTE, raise_on_failure: bool = True) -> Result:
+    """Run ``inv`` with the function at ``target``; raise :class:`ItemFailed` when it failed."""
+    result = resolve(target)(inv)
+    if raise_on_failure and not result.ok:
+        raise ItemFailed(result)
+    return result
+
+
+def failed_result(inv: Invocation, exc: BaseException, *, started: float = 0.0, attempts: int = 1) -> Result:
+    """The ``Result`` for an item whose last attempt ended in ``exc``."""
+    if isinstance(exc, ItemFailed):
+        return exc.result
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
+    return Result(
+        step=inv.step,
+        ok=False,
+        returncode=1,
+        log=text,
+        started=started,
+        finished=time.time(),
+        error=f"{type(exc).__name__}: {exc}{tries}",
+    )

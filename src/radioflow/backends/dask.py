@@ -1,0 +1,170 @@
+"""Run invocations as Dask futures: a LocalCluster, a remote scheduler, or Dask on Kubernetes.
+
+Configuration (the ``backend.dask`` section plus ``retries``)::
+
+    n_workers: 2              # LocalCluster size (default: cores, at most 4)
+    threads_per_worker: 1
+    memory_limit: auto        # per worker, e.g. "4GiB"
+    dashboard_address: "127.0.0.1:0"   # free port; the link is logged and printed
+    address: tcp://host:8786  # use an existing scheduler instead of a LocalCluster
+    kubernetes: {...}         # Dask on Kubernetes (see radioflow.ops.deploy.dask_cluster)
+    retries: 2                # extra attempts per failed item
+
+Each scatter item becomes one future (``pure=False``, ``retries=``) calling
+:func:`radioflow.run.execute.execute` by module path on a worker. A worker that dies
+mid-task is survived: the scheduler reschedules its tasks elsewhere.
+
+Data-level parallelism inside a step runs on the same cluster with no extra code: on a
+worker, ``dask.compute``/``.compute()`` uses the worker's client as its scheduler, and
+``Client.get`` secedes from the worker's thread pool while it waits and rejoins afterwards,
+so a step that builds and computes a graph never deadlocks the cluster. Code that submits
+futures itself should use ``with distributed.worker_client() as client:`` (secede/rejoin).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+import uuid
+from typing import Any, Sequence
+
+from ..errors import UsageError
+from . import _remote
+from .base import Invocation, Result
+
+log = logging.getLogger(__name__)
+
+
+def _local_cluster(config: dict[str, Any]) -> Any:
+    from distributed import LocalCluster
+
+    n_workers = int(config.get("n_workers") or min(os.cpu_count() or 1, 4))
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=int(config.get("threads_per_worker", 1)),
+        processes=bool(config.get("processes", True)),
+        memory_limit=config.get("memory_limit", "auto"),
+        dashboard_address=config.get("dashboard_address", "127.0.0.1:0"),
+        host=config.get("host", "127.0.0.1"),
+    )
+
+
+def _kube_cluster(config: dict[str, Any]) -> Any:
+    try:
+        from dask_kubernetes.operator import KubeCluster
+    except ImportError:  # pragma: no cover - depends on the install
+        raise UsageError(
+            "backend.dask.kubernetes is set but dask-kubernetes is not installed; "
+            "install it with `pip install dask-kubernetes`."
+        ) from None
+    from ..ops.deploy import dask_cluster
+
+    spec = dask_cluster(config)
+    return KubeCluster(
+        custom_cluster_spec=spec,
+        namespace=config.get("namespace") or spec["metadata"].get("namespace"),
+        shutdown_on_close=True,
+    )
+
+
+class DaskBackend:
+    """Invocations as futures on a Dask cluster."""
+
+    name = "dask"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        from distributed import Client
+
+        config = dict(config or {})
+        self.config = config
+        self.retries = int(config.get("retries", 0) or 0)
+        self._target = _remote.EXECUTE
+        self._cluster = None
+        address = config.get("address") or config.get("scheduler")
+        if address:
+            try:
+                self.client = Client(address, timeout=config.get("connect_timeout", "10s"))
+            except OSError as exc:
+                raise UsageError(
+                    f"Cannot reach the Dask scheduler at backend.dask.address = {address!r}: {exc}. "
+                    "Check that `dask scheduler` is running there, or drop the address to use a "
+                    "local cluster."
+                ) from None
+        else:
+            kube = config.get("kubernetes")
+            self._cluster = _kube_cluster(kube) if kube else _local_cluster(config)
+            self.client = Client(self._cluster)
+        link = self.dashboard_link
+        if link:
+            log.info("Dask dashboard: %s", link)
+            if config.get("show_dashboard", True):
+                print(f"Dask dashboard: {link}", file=sys.stderr)
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """URL of the Dask dashboard (``None`` when the scheduler serves none)."""
+        try:
+            return self.client.dashboard_link
+        except Exception:  # noqa: BLE001 - no dashboard (bokeh missing, remote without http)
+            return None
+
+    def _submit(self, invocations: Sequence[Invocation]) -> list[Any]:
+        token = uuid.uuid4().hex[:8]
+        return [
+            self.client.submit(
+                _remote.run_invocation,
+                inv,
+                self._target,
+                key=f"radioflow-{inv.step}-{i}-{token}",
+                pure=False,
+                retries=self.retries,
+            )
+            for i, inv in enumerate(invocations)
+        ]
+
+    def map(self, invocations: Sequence[Invocation]) -> list[Result]:
+        """Run all invocations as futures; results in input order, failures as failed Results.
+
+        Ctrl-C cancels every outstanding future and re-raises ``KeyboardInterrupt``.
+        """
+        from distributed import wait
+
+        invocations = list(invocations)
+        if not invocations:
+            return []
+        started = time.time()
+        futures = self._submit(invocations)
+        try:
+            wait(futures)
+            results = []
+            for inv, fut in zip(invocations, futures):
+                if fut.status == "finished":
+                    results.append(fut.result())
+                else:
+                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
+                    results.append(_remote.failed_result(inv, exc, started=started, attempts=self.retries + 1))
+            return results
+        except BaseException:
+            self.client.cancel(futures, force=True)
+            raise
+        finally:
+            for fut in futures:
+                fut.release()
+
+    def run(self, invocation: Invocation) -> Result:
+        """Run one invocation on the cluster and wait for it."""
+        return self.map([invocation])[0]
+
+    def close(self) -> None:
+        """Close the client and any cluster this backend started (never a remote scheduler)."""
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> "DaskBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

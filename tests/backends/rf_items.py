@@ -1,0 +1,75 @@
+"""Worker-importable items for the backend tests (on PYTHONPATH for every worker process).
+
+Stand-ins for :func:`radioflow.run.execute.execute` with the same signature, plus plain
+python-cab functions. Each computes a deterministic numpy result from its parameters.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from radioflow.backends.base import Invocation, Result
+
+
+def compute(seed: int, out: str, n: int = 4096, delay: float = 0.0) -> dict:
+    """A python cab: seeded FFT power spectrum written atomically to ``out``; returns its sha256."""
+    time.sleep(delay)
+    rng = np.random.default_rng(seed)
+    data = np.abs(np.fft.rfft(rng.standard_normal(n))) ** 2
+    # A payload full of newline bytes: a transfer that splits at b"\n" would corrupt it.
+    payload = data.astype("<f8").tobytes() + bytes([10]) * 64
+    tmp = Path(out).with_name(Path(out).name + ".tmp")
+    tmp.write_bytes(payload)
+    os.replace(tmp, out)
+    return {"sha256": hashlib.sha256(payload).hexdigest(), "pid": os.getpid()}
+
+
+def fake_execute(inv: Invocation) -> Result:
+    """Execute stand-in: call :func:`compute` with the invocation's params."""
+    started = time.time()
+    outputs = compute(**inv.params)
+    return Result(step=inv.step, ok=True, outputs=outputs, log=f"{inv.step} ok\n", started=started, finished=time.time())
+
+
+def flaky_execute(inv: Invocation) -> Result:
+    """Fails on the first attempt (leaves a marker file), succeeds on the next."""
+    marker = Path(inv.params["marker"])
+    if not marker.exists():
+        marker.write_text("tried")
+        return Result(step=inv.step, ok=False, returncode=3, log="first attempt failed\n", error="transient")
+    return Result(step=inv.step, ok=True, outputs={"attempts": 2}, log="second attempt ok\n")
+
+
+def failing_execute(inv: Invocation) -> Result:
+    """Always fails, counting its attempts in a file."""
+    counter = Path(inv.params["counter"])
+    with counter.open("a") as fh:
+        fh.write("x")
+    return Result(step=inv.step, ok=False, returncode=7, log="cab said: boom\n", error="cab exited with code 7")
+
+
+def raising_execute(inv: Invocation) -> Result:
+    """Raises instead of returning (a bug in a cab wrapper)."""
+    raise ValueError(f"bad value in {inv.step}")
+
+
+def nested_execute(inv: Invocation) -> Result:
+    """Runs a dask-array computation inside the step; reports which scheduler ran it."""
+    import dask.array as da
+    from dask.base import get_scheduler
+
+    total = float(da.ones((400, 400), chunks=100).sum().compute())
+    sched = get_scheduler()
+    owner = getattr(sched, "__self__", None)
+    address = getattr(getattr(owner, "scheduler", None), "address", None)
+    return Result(step=inv.step, ok=True, outputs={"total": total, "scheduler": address})
+
+
+def sleep_execute(inv: Invocation) -> Result:
+    """Sleeps for ``params['seconds']``."""
+    time.sleep(inv.params["seconds"])
+    return Result(step=inv.step, ok=True, outputs={"slept": inv.params["seconds"]})

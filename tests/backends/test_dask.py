@@ -1,0 +1,187 @@
+"""DaskBackend on a real LocalCluster and on a real `dask scheduler` + `dask worker` processes."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from radioflow.backends.base import Invocation
+from radioflow.backends.dask import DaskBackend
+from radioflow.errors import UsageError
+
+
+def items(tmp_path, n=8, delay=0.0):
+    return [
+        Invocation(step=f"item-{i}", cab={"name": "compute"},
+                   params={"seed": i, "out": str(tmp_path / f"out-{i}.bin"), "delay": delay})
+        for i in range(n)
+    ]
+
+
+def expected_sha(seed):
+    data = np.abs(np.fft.rfft(np.random.default_rng(seed).standard_normal(4096))) ** 2
+    return hashlib.sha256(data.astype("<f8").tobytes() + bytes([10]) * 64).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def local_dask():
+    backend = DaskBackend({"n_workers": 2, "retries": 1, "show_dashboard": False})
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def fake(local_dask):
+    old = local_dask._target
+    local_dask._target = "rf_items.fake_execute"
+    yield local_dask
+    local_dask._target = old
+
+
+def test_map_runs_in_order_on_two_worker_processes(fake, tmp_path):
+    results = fake.map(items(tmp_path))
+    assert [r.step for r in results] == [f"item-{i}" for i in range(8)]
+    assert all(r.ok for r in results)
+    for i, r in enumerate(results):
+        assert r.outputs["sha256"] == expected_sha(i)
+        assert hashlib.sha256((tmp_path / f"out-{i}.bin").read_bytes()).hexdigest() == expected_sha(i)
+    assert os.getpid() not in {r.outputs["pid"] for r in results}
+    assert len(fake.client.scheduler_info()["workers"]) == 2
+
+
+def test_run_single(fake, tmp_path):
+    r = fake.run(items(tmp_path, 1)[0])
+    assert r.ok and r.outputs["sha256"] == expected_sha(0)
+
+
+def test_failed_item_is_retried_then_succeeds(local_dask, tmp_path):
+    local_dask._target = "rf_items.flaky_execute"
+    try:
+        r = local_dask.run(Invocation(step="flaky", cab={}, params={"marker": str(tmp_path / "m")}))
+    finally:
+        local_dask._target = "rf_items.fake_execute"
+    assert r.ok and r.outputs == {"attempts": 2}
+
+
+def test_failed_item_after_retries_carries_error_and_log(local_dask, tmp_path):
+    counter = tmp_path / "count"
+    local_dask._target = "rf_items.failing_execute"
+    try:
+        ok_and_bad = local_dask.map([Invocation(step="bad", cab={}, params={"counter": str(counter)})])
+    finally:
+        local_dask._target = "rf_items.fake_execute"
+    (r,) = ok_and_bad
+    assert not r.ok
+    assert r.returncode == 7 and r.error == "cab exited with code 7" and r.log == "cab said: boom\n"
+    assert counter.read_text() == "xx"  # first attempt + retries=1
+
+
+def test_raising_item_becomes_failed_result_with_traceback(local_dask):
+    local_dask._target = "rf_items.raising_execute"
+    try:
+        (r,) = local_dask.map([Invocation(step="oops", cab={}, params={})])
+    finally:
+        local_dask._target = "rf_items.fake_execute"
+    assert not r.ok
+    assert r.error.startswith("ValueError: bad value in oops")
+    assert "Traceback" in r.log and "raising_execute" in r.log
+
+
+def test_dask_arrays_inside_a_step_use_the_same_cluster(local_dask):
+    local_dask._target = "rf_items.nested_execute"
+    try:
+        # More items than worker threads: the nested computes must not deadlock the cluster.
+        results = local_dask.map([Invocation(step=f"n{i}", cab={}, params={}) for i in range(4)])
+    finally:
+        local_dask._target = "rf_items.fake_execute"
+    address = local_dask.client.scheduler.address
+    assert [r.outputs["total"] for r in results] == [160000.0] * 4
+    assert {r.outputs["scheduler"] for r in results} == {address}
+
+
+def test_dashboard_link_serves_the_dashboard(local_dask):
+    link = local_dask.dashboard_link
+    assert link.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(link, timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_ctrl_c_cancels_outstanding_futures(local_dask):
+    local_dask._target = "rf_items.sleep_execute"
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            local_dask.map([Invocation(step=f"s{i}", cab={}, params={"seconds": 3}) for i in range(6)])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+        local_dask._target = "rf_items.fake_execute"
+    deadline = time.time() + 10
+    remaining = None
+    while time.time() < deadline:
+        remaining = local_dask.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        if remaining == 0:
+            break
+        time.sleep(0.1)
+    assert remaining == 0
+
+
+def test_unreachable_scheduler_is_a_usage_error():
+    from conftest import free_port
+
+    with pytest.raises(UsageError, match="backend.dask.address"):
+        DaskBackend({"address": f"tcp://127.0.0.1:{free_port()}", "connect_timeout": "1s"})
+
+
+def test_external_scheduler_and_workers(external_dask, tmp_path):
+    backend = DaskBackend({"address": external_dask.address, "show_dashboard": False})
+    backend._target = "rf_items.fake_execute"
+    try:
+        results = backend.map(items(tmp_path))
+    finally:
+        backend.close()
+    assert [r.outputs["sha256"] for r in results] == [expected_sha(i) for i in range(8)]
+    assert len({r.outputs["pid"] for r in results}) == 2
+    assert all(p.poll() is None for p in external_dask.workers)  # close() leaves the cluster alone
+
+
+def test_sigkill_of_a_worker_mid_scatter_is_survived(external_dask, tmp_path):
+    backend = DaskBackend({"address": external_dask.address, "show_dashboard": False})
+    backend._target = "rf_items.fake_execute"
+    victim = external_dask.workers[0]
+    import threading
+
+    def kill_when_busy():
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            busy = backend.client.processing()
+            if sum(len(v) for v in busy.values()) >= 2:
+                time.sleep(0.3)
+                os.kill(victim.pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    try:
+        results = backend.map(items(tmp_path, 8, delay=0.8))
+    finally:
+        killer.join()
+        backend.close()
+    assert victim.wait(timeout=5) == -signal.SIGKILL
+    assert all(r.ok for r in results)
+    assert [r.outputs["sha256"] for r in results] == [expected_sha(i) for i in range(8)]
+    for i in range(8):
+        assert hashlib.sha256((tmp_path / f"out-{i}.bin").read_bytes()).hexdigest() == expected_sha(i)
+    assert victim.pid not in {r.outputs["pid"] for r in results}
+    external_dask.workers[0] = external_dask.start_worker()
