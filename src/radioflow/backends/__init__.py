@@ -1,1 +1,65 @@
-"""radioflow.backends."""
+"""Execution backends behind one interface (:class:`radioflow.backends.base.Backend`).
+
+:func:`get_backend` builds one by name; the heavy engines (Dask, Lithops, Kubernetes) are
+imported only when selected.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+from ..errors import UsageError
+from .base import Backend, Invocation, Result
+
+__all__ = ["Backend", "Invocation", "Result", "BACKENDS", "backend_options", "get_backend"]
+
+#: name -> (module, class); every class takes its option mapping.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "local": ("radioflow.backends.local", "LocalBackend"),
+    "dask": ("radioflow.backends.dask", "DaskBackend"),
+    "lithops": ("radioflow.backends.lithops", "LithopsBackend"),
+    "kubernetes": ("radioflow.backends.kubernetes", "KubernetesBackend"),
+}
+
+
+def backend_options(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The options for backend ``name``.
+
+    ``config`` may be the whole configuration (with a ``backend`` section), the ``backend``
+    section (``select``, shared keys such as ``retries``, one sub-section per backend), or
+    already the backend's own options.
+    """
+    cfg: Mapping[str, Any] = config or {}
+    if isinstance(cfg.get("backend"), Mapping):
+        cfg = cfg["backend"]
+    if "select" in cfg or any(isinstance(cfg.get(n), Mapping) for n in BACKENDS):
+        shared = {k: v for k, v in cfg.items() if k not in BACKENDS and k != "select"}
+        return {**shared, **dict(cfg.get(name) or {})}
+    return dict(cfg)
+
+
+def get_backend(name: str, config: Mapping[str, Any] | None = None) -> Backend:
+    """Build the backend called ``name`` (local, dask, lithops, kubernetes) from ``config``."""
+    key = str(name or "local").strip().lower()
+    if key not in BACKENDS:
+        raise UsageError(
+            f"Unknown backend '{name}'; choose one of {', '.join(BACKENDS)} (config key "
+            "backend.select or the -b option)."
+        )
+    options = backend_options(key, config)
+    if key == "local":
+        from .local import LocalBackend
+
+        return LocalBackend(
+            max_workers=int(options.get("max_workers") or 0),
+            retries=int(options.get("retries") or 0),
+        )
+    module_name, class_name = BACKENDS[key]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(
+            f"Backend '{key}' is not available: importing {module_name} failed ({exc}). Install "
+            "its engine (see the installation notes) or choose another backend."
+        ) from None
+    return getattr(module, class_name)(options)
