@@ -1,4 +1,159 @@
-"""CLI: simulate, image, vis info, demo."""
+"""CLI: ``simulate``, ``image``, ``vis info`` and ``demo`` (the vertical slice)."""
 from __future__ import annotations
 
-from ..cli import app, vis_app  # noqa: F401
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..cli import app, vis_app
+from ..errors import UsageError
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+@app.command()
+def simulate(
+    output: str = typer.Option(..., "-o", "--output", help="Dataset to write (.ms or .zarr)."),
+    telescope: str = typer.Option("ska-low-model", help="Layout: built-in name, name on the layout path, or a file."),
+    rmax: Optional[float] = typer.Option(None, help="Keep stations within this distance (m) of the centre."),
+    stations: Optional[str] = typer.Option(None, help="Comma-separated station names to keep."),
+    ra: float = typer.Option(0.0, help="Phase centre right ascension (deg)."),
+    dec: float = typer.Option(-30.0, help="Phase centre declination (deg)."),
+    ha_start: float = typer.Option(-30.0, help="First hour angle (deg)."),
+    ha_end: float = typer.Option(30.0, help="Last hour angle (deg)."),
+    ntimes: int = typer.Option(5, help="Number of time samples over the hour-angle range."),
+    start: Optional[str] = typer.Option(None, help="UTC start (ISO); with --duration and --integration instead of hour angles."),
+    duration: Optional[float] = typer.Option(None, help="Duration (s) from --start."),
+    integration: Optional[float] = typer.Option(None, help="Integration time (s)."),
+    freq_min: float = typer.Option(0.9e8, help="First channel frequency (Hz)."),
+    freq_max: float = typer.Option(1.1e8, help="Last channel frequency (Hz)."),
+    nchan: int = typer.Option(8, help="Number of channels."),
+    sky: Optional[Path] = typer.Option(None, help="Sky-model CSV catalogue; default: a random GLEAM-like field."),
+    nsources: int = typer.Option(20, help="Random field: number of sources."),
+    flux_min: float = typer.Option(0.1, help="Random field: lowest flux (Jy)."),
+    flux_max: float = typer.Option(5.0, help="Random field: highest flux (Jy)."),
+    radius: float = typer.Option(2.0, help="Random field: radius around the phase centre (deg)."),
+    noise_sigma: Optional[float] = typer.Option(None, help="Noise rms per real/imag part (Jy)."),
+    sefd: Optional[float] = typer.Option(None, help="System equivalent flux density (Jy) for thermal noise."),
+    seed: int = typer.Option(1, help="Random seed (sky and noise)."),
+    catalogue: Optional[Path] = typer.Option(None, help="Write the sky model used to this CSV."),
+) -> None:
+    """Simulate an observation (telescope + observation + sky model) into an MS or Zarr dataset."""
+    from ..config import load_config
+    from ..science import observation, skymodel, telescopes
+    from ..science.simulate import simulate as run_sim
+    from ..vis.io import write_dataset
+
+    cfg = load_config()
+    layout = telescopes.load_layout(telescope, config=cfg)
+    names = [s.strip() for s in stations.split(",")] if stations else None
+    if rmax is not None or names is not None:
+        layout = layout.select(rmax=rmax, names=names)
+    obs = observation.make_observation(
+        ra=math.radians(ra), dec=math.radians(dec), layout=layout, freq_min=freq_min, freq_max=freq_max,
+        nchan=nchan, ha_range=(math.radians(ha_start), math.radians(ha_end)), ntimes=ntimes,
+        start=start, duration=duration, integration=integration,
+    )
+    if sky is not None:
+        model = skymodel.read_catalogue(sky)
+    else:
+        model = skymodel.random_field(obs.ra, obs.dec, radius=math.radians(radius), nsources=nsources,
+                                      flux_min=flux_min, flux_max=flux_max,
+                                      ref_freq=float(obs.frequencies.mean()), seed=seed)
+    con = _console()
+    nvis = obs.times.size * layout.n * (layout.n - 1) // 2 * obs.frequencies.size
+    with con.status(f"Simulating {layout.n} stations × {obs.times.size} times × {nchan} channels, {len(model)} sources"):
+        ds = run_sim(layout, obs, model, noise_sigma=noise_sigma, sefd=sefd, seed=seed)
+        out = write_dataset(ds, output, overwrite=True)
+    if catalogue is not None:
+        skymodel.write_catalogue(model, catalogue)
+    con.print(f"Wrote {out}: {nvis:,} visibilities ({layout.name}, {layout.n} stations).")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                               "help_option_names": ["-h", "--help"]})
+def image(ctx: typer.Context) -> None:
+    """Dirty image + PSF, WSClean style: DATASET --size N [M] --scale 1.5asec --weight natural|uniform|briggs R --name PREFIX [--data-column DATA] [--threads N]."""
+    from .wsclean_args import parse_image_args
+
+    args = parse_image_args(list(ctx.args))
+    paths = make_dirty_image(args)
+    con = _console()
+    for p in paths:
+        con.print(f"Wrote {p}")
+
+
+def make_dirty_image(args) -> list[Path]:
+    """Run the imaging behind ``radioflow image``; returns the files written."""
+    from ..science.fits import write_fits_image, write_png_preview
+    from ..science.image_dataset import dirty_and_psf
+    from ..vis.io import open_dataset
+
+    ds = open_dataset(args.dataset)
+    nx, ny = args.size
+    if nx != ny:
+        raise UsageError("Non-square images are not supported yet: give --size N.")
+    prod = dirty_and_psf(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
+                         column=args.data_column, epsilon=args.epsilon, nthreads=args.threads)
+    written = []
+    hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight}"]
+    for kind, data in (("dirty", prod.dirty), ("psf", prod.psf)):
+        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=prod.ra, dec=prod.dec, cell_x=prod.cell_x,
+                                cell_y=prod.cell_y, freq=prod.freq, bandwidth=prod.bandwidth, history=hist)
+        written.append(path)
+        if not args.no_png:
+            written.append(write_png_preview(path))
+    return written
+
+
+@vis_app.command("info")
+def vis_info(dataset: str = typer.Argument(..., help="Dataset URL or path (.ms or .zarr).")) -> None:
+    """Summarise a visibility dataset."""
+    from rich.table import Table
+
+    from ..vis.io import open_dataset
+
+    ds = open_dataset(dataset)
+    freq = ds["frequency"].values
+    ra, dec = ds.attrs["phase_center"]
+    flagged = float(ds["FLAG"].mean().values) if ds["FLAG"].size else 0.0
+    table = Table(title=dataset, show_header=False)
+    rows = [
+        ("telescope", str(ds.attrs.get("telescope_name", ""))),
+        ("field", f"{ds.attrs.get('field_name', '')}  RA {math.degrees(ra) % 360:.6f}°  Dec {math.degrees(dec):.6f}°"),
+        ("antennas", str(ds.sizes["antenna"])),
+        ("baselines", str(ds.sizes["baseline"])),
+        ("times", f"{ds.sizes['time']} (integration {ds.attrs.get('integration_time', 0):.1f} s)"),
+        ("channels", f"{freq.size}: {freq.min() / 1e6:.3f}–{freq.max() / 1e6:.3f} MHz"),
+        ("correlations", " ".join(str(p) for p in ds["polarization"].values)),
+        ("visibilities", f"{ds['VISIBILITY'].size:,}"),
+        ("data variables", ", ".join(str(v) for v in ds.data_vars)),
+        ("flagged", f"{100 * flagged:.2f} %"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    _console().print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("./radioflow-data/demo"), help="Where the products go."),
+) -> None:
+    """The vertical slice on embedded defaults: simulate SKA-Low (SDP batch-imaging settings) and image it."""
+    from .wsclean_args import ImageArgs
+
+    out.mkdir(parents=True, exist_ok=True)
+    ms = out / "ska-low.ms"
+    simulate(output=str(ms), telescope="ska-low-model", rmax=750.0, stations=None, ra=0.0, dec=-30.0,
+             ha_start=-30.0, ha_end=30.0, ntimes=5, start=None, duration=None, integration=None,
+             freq_min=0.9e8, freq_max=1.1e8, nchan=8, sky=None, nsources=20, flux_min=0.1, flux_max=5.0,
+             radius=2.0, noise_sigma=None, sefd=None, seed=1, catalogue=out / "sky.csv")
+    args = ImageArgs(dataset=str(ms), size=(512, 512), scale=math.radians(60 / 3600), name=str(out / "ska-low"))
+    for p in make_dirty_image(args):
+        _console().print(f"Wrote {p}")

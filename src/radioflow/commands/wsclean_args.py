@@ -1,0 +1,124 @@
+"""WSClean-style argument parsing for ``radioflow image``: ``-size N [M]``, ``-weight briggs R``.
+
+Typer options take a fixed number of values; WSClean's take a variable number, so
+``radioflow image`` parses its own arguments here. Both ``-opt`` and ``--opt`` are accepted.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+
+_ANGLE_UNITS = {
+    "asec": math.pi / 180 / 3600, "arcsec": math.pi / 180 / 3600, "mas": math.pi / 180 / 3.6e6,
+    "amin": math.pi / 180 / 60, "arcmin": math.pi / 180 / 60, "deg": math.pi / 180, "rad": 1.0, "": math.pi / 180,
+}
+
+
+def parse_angle(text: str, what: str = "angle") -> float:
+    """``1.5asec``, ``2amin``, ``0.01deg``, ``1e-5rad`` (bare numbers are degrees, as in WSClean) → radians."""
+    m = re.fullmatch(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _ANGLE_UNITS:
+        raise UsageError(f"Cannot read {what} '{text}': use a number with a unit asec, amin, deg, mas or rad (e.g. 1.5asec).")
+    value = float(m.group(1)) * _ANGLE_UNITS[m.group(2).lower()]
+    if value <= 0:
+        raise UsageError(f"{what} must be positive, got '{text}'.")
+    return value
+
+
+@dataclass
+class ImageArgs:
+    """Parsed ``radioflow image`` arguments."""
+
+    dataset: str = ""
+    size: tuple[int, int] = (0, 0)
+    scale: float = 0.0
+    weight: str = "natural"
+    robust: float = 0.0
+    name: str = "radioflow"
+    data_column: str = "DATA"
+    threads: int = 0
+    epsilon: float = 1e-5
+    no_png: bool = False
+    extra: list[str] = field(default_factory=list)
+
+
+def _int(text: str, opt: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"Option {opt} expects an integer, got '{text}'.") from None
+
+
+def _float(text: str, opt: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"Option {opt} expects a number, got '{text}'.") from None
+
+
+def parse_image_args(argv: list[str]) -> ImageArgs:
+    """Parse WSClean-like arguments; the dataset is the one positional argument."""
+    args = ImageArgs()
+    positional: list[str] = []
+    i = 0
+
+    def take(opt: str) -> str:
+        nonlocal i
+        if i + 1 >= len(argv):
+            raise UsageError(f"Option {opt} needs a value.")
+        i += 1
+        return argv[i]
+
+    def is_number(s: str) -> bool:
+        return bool(re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", s))
+
+    while i < len(argv):
+        tok = argv[i]
+        opt = tok.lstrip("-").replace("_", "-").lower() if tok.startswith("-") and not is_number(tok) else None
+        if opt is None:
+            positional.append(tok)
+        elif opt == "size":
+            nx = _int(take(tok), tok)
+            ny = _int(argv[i + 1], tok) if i + 1 < len(argv) and argv[i + 1].isdigit() else nx
+            if i + 1 < len(argv) and argv[i + 1].isdigit():
+                i += 1
+            args.size = (nx, ny)
+        elif opt == "scale":
+            args.scale = parse_angle(take(tok), "pixel scale (-scale)")
+        elif opt == "weight":
+            scheme = take(tok).lower()
+            if scheme not in ("natural", "uniform", "briggs"):
+                raise UsageError(f"Unknown weighting '{scheme}' for {tok}: use natural, uniform or briggs ROBUST.")
+            args.weight = scheme
+            if scheme == "briggs":
+                args.robust = _float(take(tok), f"{tok} briggs")
+        elif opt == "name":
+            args.name = take(tok)
+        elif opt == "data-column":
+            args.data_column = take(tok).upper()
+        elif opt in ("threads", "j"):
+            args.threads = _int(take(tok), tok)
+        elif opt in ("epsilon", "wgridder-accuracy"):
+            args.epsilon = _float(take(tok), tok)
+        elif opt == "no-png":
+            args.no_png = True
+        else:
+            raise UsageError(
+                f"Unknown option {tok} for 'radioflow image' (known: --size N [M], --scale ANGLE, "
+                "--weight natural|uniform|briggs R, --name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png)."
+            )
+        i += 1
+    if len(positional) != 1:
+        raise UsageError(f"'radioflow image' needs exactly one dataset, got {len(positional)}: {' '.join(positional) or 'none'}.")
+    args.dataset = positional[0]
+    nx, ny = args.size
+    if nx <= 0 or ny <= 0 or nx % 2 or ny % 2 or min(nx, ny) < 32:
+        raise UsageError(f"--size must be even and at least 32 pixels, got {nx} {ny}.")
+    if args.scale <= 0:
+        raise UsageError("--scale is required (e.g. --scale 1.5asec).")
+    if args.epsilon < 1e-12 or args.epsilon >= 0.1:
+        raise UsageError(f"--epsilon must be between 1e-12 and 0.1, got {args.epsilon}.")
+    return args

@@ -1,0 +1,50 @@
+"""Dirty image and PSF of a visibility dataset (the work behind ``radioflow image``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .imaging import imaging_weights, psf_image, stokes_i, uvw_rows, vis_to_image
+
+
+@dataclass
+class DirtyProducts:
+    """A dirty image and its PSF (``[y, x]``, Jy/beam) with what a FITS header needs."""
+
+    dirty: np.ndarray
+    psf: np.ndarray
+    ra: float
+    dec: float
+    cell_x: float
+    cell_y: float
+    freq: float
+    bandwidth: float
+    sum_weights: float
+
+
+def dirty_and_psf(
+    ds: xr.Dataset,
+    *,
+    npix_x: int,
+    npix_y: int,
+    cell: float,
+    weighting: str = "natural",
+    robust: float = 0.0,
+    column: str = "DATA",
+    epsilon: float = 1e-5,
+    nthreads: int = 0,
+) -> DirtyProducts:
+    """Stokes-I dirty image and PSF of ``ds`` with the given weighting."""
+    vis, wgt, flag = stokes_i(ds, column)
+    uvw = uvw_rows(ds)
+    freq = ds["frequency"].values
+    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell, weighting, robust)
+    dirty = vis_to_image(uvw, freq, vis, w, npix_x, npix_y, cell, cell, epsilon=epsilon, nthreads=nthreads)
+    psf = psf_image(uvw, freq, w, npix_x, npix_y, cell, cell, epsilon=epsilon, nthreads=nthreads)
+    width = ds["CHANNEL_WIDTH"].values if "CHANNEL_WIDTH" in ds else np.full(freq.size, 0.0)
+    lo, hi = float(np.min(freq - width / 2)), float(np.max(freq + width / 2))
+    ra, dec = ds.attrs["phase_center"]
+    return DirtyProducts(dirty=dirty, psf=psf, ra=float(ra), dec=float(dec), cell_x=cell, cell_y=cell,
+                         freq=0.5 * (lo + hi), bandwidth=hi - lo, sum_weights=float(w.sum(dtype=np.float64)))
