@@ -1,0 +1,516 @@
+"""Measurement Set v2 <-> visibility dataset (the layout of :mod:`radioflow.vis.schema`).
+
+Writing builds the MS in a hidden temporary sibling and renames it into place, so readers
+never see a half-written MS. Rows are time-major then baseline; every column is written with
+whole-block ``putcol`` calls. Reading maps rows onto the (time, baseline) grid with numpy
+(missing rows come back flagged), eagerly or lazily per time chunk with dask.
+
+python-casacore is not thread-safe: every casacore call here holds :data:`CASACORE_LOCK`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+from casacore import tables as ct
+
+from ..errors import UsageError
+from .ms_subtables import check_polarizations, data_description_id, read_metadata, write_subtables
+from .schema import DATA_COLUMNS, UVW_DIMS, VIS_DIMS, check_dataset, column_variable
+
+#: Serialises python-casacore calls across threads (dask's threaded scheduler included).
+CASACORE_LOCK = threading.RLock()
+
+#: Rows per putcol/getcol block and bytes per block of one column (whichever is smaller).
+ROWS_PER_BLOCK = 100_000
+BYTES_PER_BLOCK = 256 * 2**20
+#: Target size of one casacore tile of a data column.
+TILE_BYTES = 2**20
+
+_ITEMSIZE = {"complex": 8, "float": 4, "boolean": 1}
+_DATA_VARS = {v: k for k, v in DATA_COLUMNS.items()}
+
+
+def _is_ms(path: Path) -> bool:
+    return path.is_dir() and (path / "table.dat").is_file()
+
+
+def check_ms(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` as a string if it is a Measurement Set, else raise a :class:`UsageError`."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"Measurement Set {p} does not exist.")
+    if not _is_ms(p):
+        raise UsageError(f"{p} is not a Measurement Set: it is not a casacore table directory (no table.dat).")
+    with CASACORE_LOCK, ct.table(str(p), ack=False) as t:
+        missing = [c for c in ("TIME", "ANTENNA1", "ANTENNA2", "UVW") if c not in t.colnames()]
+        missing += [k for k in ("ANTENNA", "SPECTRAL_WINDOW", "FIELD") if k not in t.keywordnames()]
+    if missing:
+        raise UsageError(f"{p} is a casacore table but not a Measurement Set: it lacks {', '.join(missing)}.")
+    return str(p)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _tiled(name: str, value: Any, valuetype: str, nchan: int, ncorr: int) -> tuple[dict, dict]:
+    """Column description and data-manager group spec for a tiled (nchan, ncorr) column."""
+    item = _ITEMSIZE[valuetype]
+    chan_tile = int(min(nchan, max(1, TILE_BYTES // (ncorr * item))))
+    row_tile = int(max(1, TILE_BYTES // (ncorr * chan_tile * item)))
+    group = f"Tiled{name}"
+    desc = ct.makearrcoldesc(name, value, shape=[nchan, ncorr], valuetype=valuetype,
+                             datamanagertype="TiledColumnStMan", datamanagergroup=group)
+    return desc, {group: {"DEFAULTTILESHAPE": np.int32([ncorr, chan_tile, row_tile])}}
+
+
+def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str]) -> ct.table:
+    """Create an empty MS with fixed-shape tiled data columns; UVW's frame set to J2000."""
+    descs, spec = [], {}
+    for name, value, vtype in [*((c, 0j, "complex") for c in data_columns),
+                               ("FLAG", False, "boolean"), ("WEIGHT_SPECTRUM", 0.0, "float")]:
+        d, s = _tiled(name, value, vtype, nchan, ncorr)
+        descs.append(d)
+        spec.update(s)
+    for name in ("WEIGHT", "SIGMA"):
+        descs.append(ct.makearrcoldesc(name, 0.0, shape=[ncorr], valuetype="float",
+                                       datamanagertype="StandardStMan", datamanagergroup="WeightSigma"))
+    tabdesc = ct.maketabdesc(descs)
+    t = ct.default_ms(path, tabdesc, ct.makedminfo(tabdesc, spec))
+    t.putcolkeyword("UVW", "MEASINFO", {"type": "uvw", "Ref": "J2000"})
+    return t
+
+
+def _data_variables(ds: xr.Dataset, columns: Sequence[str] | None, source: str) -> list[tuple[str, str]]:
+    """(MS column, dataset variable) pairs to write; VISIBILITY -> DATA always first."""
+    present = [(c, v) for c, v in DATA_COLUMNS.items() if v in ds]
+    if columns is None:
+        return present
+    wanted = [c.upper() for c in columns]
+    missing = [c for c in wanted if column_variable(c) not in ds]
+    if missing:
+        raise UsageError(f"{source}: cannot write column(s) {missing}: the dataset has no "
+                         f"variable(s) {[column_variable(c) for c in missing]}.")
+    unknown = [c for c in wanted if c not in DATA_COLUMNS]
+    if unknown:
+        raise UsageError(f"{source}: unknown data column(s) {unknown}; choose from {list(DATA_COLUMNS)}.")
+    return [(c, v) for c, v in present if c in wanted]
+
+
+class MSWriter:
+    """Write a Measurement Set block by block, atomically.
+
+    The MS is created (subtables filled, main table sized to ``ntime * nbaseline`` rows) in a
+    hidden sibling ``.<name>.tmp-<pid>``; :meth:`write_block` fills consecutive time steps from a
+    dataset slice (numpy or dask-backed), :meth:`commit` renames the finished MS into place
+    (moving a pre-existing one aside first when ``overwrite``), :meth:`abort` deletes it. Use as
+    a context manager: commit on success, abort on error. ``template`` only needs the
+    coordinates, attributes and small variables; its big arrays are never loaded.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], template: xr.Dataset, *, overwrite: bool = False,
+                 columns: Sequence[str] | None = None) -> None:
+        self.path = Path(path)
+        source = f"dataset for {self.path}"
+        check_dataset(template, source=source)
+        pols = [str(p) for p in template["polarization"].values]
+        check_polarizations(pols, source)
+        self.data_vars = _data_variables(template, columns, source)
+        for col, var in self.data_vars:
+            if not np.issubdtype(template[var].dtype, np.number):
+                raise UsageError(f"{source}: variable {var} has dtype {template[var].dtype}; {col} needs complex numbers.")
+        if self.path.exists() and not overwrite:
+            raise UsageError(f"{self.path} already exists; pass overwrite=True (--overwrite) to replace it.")
+        if self.path.exists() and not _is_ms(self.path):
+            raise UsageError(f"{self.path} exists and is not a Measurement Set; refusing to replace it.")
+        self.ntime = template.sizes["time"]
+        self.nbl = template.sizes["baseline"]
+        self.nchan = template.sizes["frequency"]
+        self.ncorr = template.sizes["polarization"]
+        self.nrow = self.ntime * self.nbl
+        self.interval = float(template.attrs.get("integration_time", 1.0))
+        self.a1 = np.asarray(template["baseline_antenna1"].values, np.int32)
+        self.a2 = np.asarray(template["baseline_antenna2"].values, np.int32)
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            with CASACORE_LOCK:
+                self._table: ct.table | None = _create_main(str(self.tmp), self.nchan, self.ncorr,
+                                                            [c for c, _ in self.data_vars])
+                self._table.addrows(self.nrow)
+                write_subtables(str(self.tmp), template)
+        except OSError as exc:
+            self.abort()
+            raise UsageError(f"cannot write Measurement Set {self.path}: {exc.strerror or exc}.") from exc
+        except BaseException:
+            self.abort()
+            raise
+
+    def __enter__(self) -> "MSWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def times_per_block(self) -> int:
+        """Time steps per :meth:`write_block` call that keep one block within the row/byte budget."""
+        row_bytes = self.nchan * self.ncorr * 8
+        rows = max(1, min(ROWS_PER_BLOCK, BYTES_PER_BLOCK // row_bytes))
+        return max(1, rows // max(1, self.nbl))
+
+    def write_rows(self, startrow: int, columns: Mapping[str, np.ndarray]) -> None:
+        """Put raw MS columns (arrays with rows first) at rows ``startrow ...``."""
+        if self._table is None:
+            raise RuntimeError("MSWriter is closed")
+        with CASACORE_LOCK:
+            for name, value in columns.items():
+                self._table.putcol(name, value, startrow=startrow, nrow=len(value))
+
+    def write_block(self, block: xr.Dataset, time_start: int) -> None:
+        """Write every main-table column for time steps ``time_start ... + block.sizes['time']``."""
+        nt = block.sizes["time"]
+        n = nt * self.nbl
+        if time_start < 0 or time_start + nt > self.ntime or block.sizes["baseline"] != self.nbl:
+            raise ValueError(f"block of {nt} times at {time_start} does not fit {self.ntime} x {self.nbl}")
+        cell = (n, self.nchan, self.ncorr)
+        flag = np.asarray(block["FLAG"].values, bool).reshape(cell)
+        weight = np.asarray(block["WEIGHT"].values, np.float32).reshape(cell)
+        row_weight = weight.mean(axis=1, dtype=np.float64).astype(np.float32)
+        sigma = np.zeros_like(row_weight)
+        np.divide(1.0, np.sqrt(row_weight), out=sigma, where=row_weight > 0)
+        time = np.repeat(np.asarray(block["time"].values, np.float64), self.nbl)
+        cols: dict[str, np.ndarray] = {}
+        for col, var in self.data_vars:
+            arr = np.asarray(block[var].values)
+            if arr.shape != (nt, self.nbl, self.nchan, self.ncorr):
+                raise ValueError(f"{var} block has shape {arr.shape}")
+            cols[col] = arr.astype(np.complex64, copy=False).reshape(cell)
+        cols.update({
+            "FLAG": flag,
+            "FLAG_ROW": flag.all(axis=(1, 2)),
+            "WEIGHT_SPECTRUM": weight,
+            "WEIGHT": row_weight,
+            "SIGMA": sigma,
+            "UVW": np.asarray(block["UVW"].values, np.float64).reshape(n, 3),
+            "TIME": time,
+            "TIME_CENTROID": time,
+            "INTERVAL": np.full(n, self.interval),
+            "EXPOSURE": np.full(n, self.interval),
+            "ANTENNA1": np.tile(self.a1, nt),
+            "ANTENNA2": np.tile(self.a2, nt),
+            "FEED1": np.zeros(n, np.int32),
+            "FEED2": np.zeros(n, np.int32),
+            "DATA_DESC_ID": np.zeros(n, np.int32),
+            "FIELD_ID": np.zeros(n, np.int32),
+            "ARRAY_ID": np.zeros(n, np.int32),
+            "OBSERVATION_ID": np.zeros(n, np.int32),
+            "SCAN_NUMBER": np.ones(n, np.int32),
+            "STATE_ID": np.full(n, -1, np.int32),
+            "PROCESSOR_ID": np.full(n, -1, np.int32),
+        })
+        self.write_rows(time_start * self.nbl, cols)
+
+    def commit(self) -> Path:
+        """Close the table and rename it into place; return the final path."""
+        with CASACORE_LOCK:
+            if self._table is not None:
+                self._table.close()
+                self._table = None
+        aside = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+        moved = False
+        try:
+            if self.path.exists():
+                os.replace(self.path, aside)
+                moved = True
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            if moved:
+                os.replace(aside, self.path)
+            self.abort()
+            raise UsageError(f"cannot move the new Measurement Set into {self.path}: {exc.strerror or exc}.") from exc
+        if moved:
+            shutil.rmtree(aside, ignore_errors=True)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop the temporary MS; the final path is left as it was."""
+        with CASACORE_LOCK:
+            table = getattr(self, "_table", None)
+            if table is not None:
+                table.close()
+            self._table = None
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False,
+             columns: Sequence[str] | None = None) -> Path:
+    """Write ``ds`` as an MSv2 at ``path`` atomically; return the path.
+
+    ``columns`` limits the data columns written (default: DATA plus MODEL_DATA /
+    CORRECTED_DATA when the dataset has them). Dask-backed datasets are computed one block of
+    time steps at a time, so memory stays bounded.
+    """
+    with MSWriter(path, ds, overwrite=overwrite, columns=columns) as writer:
+        step = writer.times_per_block()
+        for t0 in range(0, writer.ntime, step):
+            writer.write_block(ds.isel(time=slice(t0, t0 + step)), t0)
+    return writer.path
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_rows(t: ct.table, column: str, rownrs: np.ndarray) -> np.ndarray:
+    """getcol for table rows ``rownrs`` (sorted), one contiguous read when possible."""
+    if rownrs.size == 0:
+        return t.getcol(column, startrow=0, nrow=0)
+    lo, hi = int(rownrs[0]), int(rownrs[-1]) + 1
+    if hi - lo == rownrs.size:
+        return t.getcol(column, startrow=lo, nrow=hi - lo)
+    if hi - lo <= 2 * rownrs.size:
+        return t.getcol(column, startrow=lo, nrow=hi - lo)[rownrs - lo]
+    return t.selectrows(rownrs).getcol(column)
+
+
+def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: np.ndarray | None,
+                   shape: tuple[int, ...]) -> np.ndarray:
+    """One variable for a block of the grid: rows ``rownrs`` land on flat cells ``cells``.
+
+    ``cells=None`` means the rows fill the block exactly in order (the common case).
+    """
+    nt, nbl = shape[:2]
+    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+        data = _read_rows(t, column, rownrs)
+    if var == "FLAG":
+        data, fill = data.astype(bool, copy=False), True
+    elif var == "UVW":
+        data, fill = data.astype(np.float64, copy=False), 0.0
+    elif var == "WEIGHT":
+        data, fill = data.astype(np.float32, copy=False), 0.0
+        if data.ndim == 2:
+            data = np.repeat(data[:, None, :], shape[2], axis=1)
+    else:
+        data, fill = data.astype(np.complex64, copy=False), 0
+    if cells is None:
+        return data.reshape(shape)
+    out = np.full((nt * nbl, *shape[2:]), fill, dtype=data.dtype)
+    out[cells] = data
+    return out.reshape(shape)
+
+
+def _grid(time: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Unique times, baselines in first-appearance order, and each row's flat grid cell."""
+    times, tidx = np.unique(time, return_inverse=True)
+    m = int(max(a1.max(initial=0), a2.max(initial=0))) + 1
+    key = a1.astype(np.int64) * m + a2
+    ukey, first, bidx = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    bl_key = ukey[order]
+    cells = tidx.ravel() * bl_key.size + rank[bidx.ravel()]
+    return times, (bl_key // m).astype(np.int32), (bl_key % m).astype(np.int32), cells
+
+
+def _time_chunks(chunks: int | Mapping[str, int] | None, ntime: int) -> int:
+    if chunks is None:
+        return ntime
+    size = chunks if isinstance(chunks, int) else chunks.get("time", ntime)
+    if size is None or int(size) <= 0:
+        return ntime
+    return int(size)
+
+
+def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",), field: int = 0,
+            spw: int = 0, chunks: int | Mapping[str, int] | None = None) -> xr.Dataset:
+    """Read one field and spectral window of an MS into the visibility dataset layout.
+
+    ``columns`` are the data columns to load (DATA -> VISIBILITY, others keep their names);
+    FLAG, WEIGHT (WEIGHT_SPECTRUM, else WEIGHT broadcast over channels) and UVW always come.
+    Grid cells without a row are flagged with zero data and weight. ``chunks`` (time steps per
+    chunk, or ``{"time": n, "frequency": m}``) returns dask arrays read lazily per time chunk.
+    """
+    src = check_ms(path)
+    ddid, pol_id = data_description_id(src, spw)
+    meta = read_metadata(src, field=field, spw=spw, pol_id=pol_id)
+    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+        colnames = t.colnames()
+        wanted = [c.upper() for c in columns]
+        missing = [c for c in wanted if c not in colnames]
+        if missing:
+            raise UsageError(f"{src} has no column(s) {missing}; it has {[c for c in colnames if c.endswith('DATA')]}.")
+        sel = t.query(f"FIELD_ID=={int(field)} && DATA_DESC_ID=={ddid}", columns="TIME,ANTENNA1,ANTENNA2")
+        rownrs = np.asarray(sel.rownumbers(t), np.int64)
+        if rownrs.size == 0:
+            sel.close()
+            raise UsageError(f"{src} has no rows for field {field} and spectral window {spw}.")
+        time, a1, a2 = sel.getcol("TIME"), sel.getcol("ANTENNA1"), sel.getcol("ANTENNA2")
+        sel.close()
+        interval = float(t.getcell("INTERVAL", int(rownrs[0])))
+        weight_col = "WEIGHT"
+        if "WEIGHT_SPECTRUM" in colnames and t.iscelldefined("WEIGHT_SPECTRUM", int(rownrs[0])):
+            weight_col = "WEIGHT_SPECTRUM"
+    times, b1, b2, cells = _grid(time, a1, a2)
+    ntime, nbl = times.size, b1.size
+    nchan, ncorr = meta["frequency"].size, len(meta["polarization"])
+    order = np.argsort(cells, kind="stable")
+    cells, rownrs = cells[order], rownrs[order]
+    # keep only the last row written to a duplicated grid cell
+    keep = np.append(cells[1:] != cells[:-1], True)
+    cells, rownrs = cells[keep], rownrs[keep]
+
+    variables = [(column_variable(c), c) for c in wanted]
+    variables += [("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")]
+    step = _time_chunks(chunks, ntime)
+    bounds = np.searchsorted(cells, np.arange(0, ntime + step, step).clip(max=ntime) * nbl)
+
+    def block_args(k: int) -> tuple[np.ndarray, np.ndarray | None, int]:
+        lo, hi = bounds[k], bounds[k + 1]
+        t0 = k * step
+        nt = min(step, ntime - t0)
+        blk_cells = cells[lo:hi] - t0 * nbl
+        blk_rows = rownrs[lo:hi]
+        srt = np.argsort(blk_rows, kind="stable")
+        blk_rows, blk_cells = blk_rows[srt], blk_cells[srt]
+        exact = blk_cells.size == nt * nbl and np.array_equal(blk_cells, np.arange(blk_cells.size))
+        return blk_rows, None if exact else blk_cells, nt
+
+    nblocks = len(bounds) - 1
+    data_vars: dict[str, tuple[tuple[str, ...], Any]] = {}
+    for var, column in variables:
+        tail = (3,) if var == "UVW" else (nchan, ncorr)
+        dims = UVW_DIMS if var == "UVW" else VIS_DIMS
+        if chunks is None:
+            rows_k, cells_k, nt = block_args(0)
+            data_vars[var] = (dims, _read_variable(src, var, column, rows_k, cells_k, (nt, nbl, *tail)))
+            continue
+        import dask
+        import dask.array as da
+
+        dtype = {"FLAG": bool, "UVW": np.float64, "WEIGHT": np.float32}.get(var, np.complex64)
+        parts = []
+        for k in range(nblocks):
+            rows_k, cells_k, nt = block_args(k)
+            shape = (nt, nbl, *tail)
+            part = dask.delayed(_read_variable, pure=True)(src, var, column, rows_k, cells_k, shape)
+            parts.append(da.from_delayed(part, shape=shape, dtype=dtype))
+        arr = da.concatenate(parts, axis=0)
+        if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
+            arr = arr.rechunk({2: chunks["frequency"]})
+        data_vars[var] = (dims, arr)
+
+    ds = xr.Dataset(
+        data_vars={
+            **data_vars,
+            "ANTENNA_POSITION": (("antenna", "xyz_label"), meta["antenna_position"]),
+            "DISH_DIAMETER": (("antenna",), meta["dish_diameter"]),
+            "CHANNEL_WIDTH": (("frequency",), meta["channel_width"]),
+        },
+        coords={
+            "time": times,
+            "frequency": meta["frequency"],
+            "polarization": meta["polarization"],
+            "baseline_antenna1": (("baseline",), b1),
+            "baseline_antenna2": (("baseline",), b2),
+            "antenna_name": (("antenna",), meta["antenna_name"]),
+            "uvw_label": ["u", "v", "w"],
+            "xyz_label": ["x", "y", "z"],
+        },
+        attrs={
+            "phase_center": meta["phase_center"],
+            "field_name": meta["field_name"],
+            "telescope_name": meta["telescope_name"],
+            "integration_time": interval,
+            "site": meta["site"],
+        },
+    )
+    if "VISIBILITY" in ds:
+        check_dataset(ds, source=src)
+    return ds
+
+
+def iter_ms_chunks(path: str | os.PathLike[str], *, rows_per_chunk: int = ROWS_PER_BLOCK,
+                   columns: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream the main table in row blocks: ``{"startrow", "nrow", COLUMN: array, ...}``.
+
+    ``columns`` defaults to every column whose first cell is defined. Memory is bounded by one
+    block; the table is opened per block, so consumers may take their time between blocks.
+    """
+    src = check_ms(path)
+    if rows_per_chunk <= 0:
+        raise UsageError(f"rows_per_chunk must be positive, got {rows_per_chunk}.")
+    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+        nrow = t.nrows()
+        names = list(columns) if columns is not None else [
+            c for c in t.colnames() if nrow and t.iscelldefined(c, 0)]
+        missing = [c for c in names if c not in t.colnames()]
+    if missing:
+        raise UsageError(f"{src} has no column(s) {missing}.")
+    for start in range(0, nrow, rows_per_chunk):
+        n = min(rows_per_chunk, nrow - start)
+        with CASACORE_LOCK, ct.table(src, ack=False) as t:
+            block: dict[str, Any] = {"startrow": start, "nrow": n}
+            for c in names:
+                block[c] = t.getcol(c, startrow=start, nrow=n)
+        yield block
+
+
+def ms_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A JSON-friendly summary of an MS (sizes, frequencies, antennas, field, times, columns)."""
+    src = check_ms(path)
+    with CASACORE_LOCK:
+        with ct.table(src, ack=False) as t:
+            nrows = t.nrows()
+            colnames = t.colnames()
+            time = t.getcol("TIME") if nrows else np.zeros(0)
+            a1 = t.getcol("ANTENNA1") if nrows else np.zeros(0, int)
+            a2 = t.getcol("ANTENNA2") if nrows else np.zeros(0, int)
+            interval = float(t.getcell("INTERVAL", 0)) if nrows else 0.0
+            keywords = t.keywordnames()
+        with ct.table(f"{src}::SPECTRAL_WINDOW", ack=False) as s:
+            freqs = [np.asarray(s.getcell("CHAN_FREQ", i), np.float64) for i in range(s.nrows())]
+        with ct.table(f"{src}::ANTENNA", ack=False) as s:
+            antennas = [str(n) for n in s.getcol("NAME")] if s.nrows() else []
+        with ct.table(f"{src}::FIELD", ack=False) as s:
+            fields = [{"name": str(s.getcell("NAME", i)),
+                       "phase_center": [float(v) for v in np.asarray(s.getcell("PHASE_DIR", i)).reshape(-1, 2)[0]]}
+                      for i in range(s.nrows())]
+        ncorr = []
+        if "POLARIZATION" in keywords:
+            with ct.table(f"{src}::POLARIZATION", ack=False) as s:
+                ncorr = [int(s.getcell("NUM_CORR", i)) for i in range(s.nrows())]
+        telescope = "unknown"
+        if "OBSERVATION" in keywords:
+            with ct.table(f"{src}::OBSERVATION", ack=False) as s:
+                telescope = str(s.getcell("TELESCOPE_NAME", 0)) if s.nrows() else telescope
+    allf = np.concatenate(freqs) if freqs else np.zeros(0)
+    pairs = np.unique(np.stack([a1, a2]), axis=1).shape[1] if nrows else 0
+    return {
+        "path": src,
+        "nrows": int(nrows),
+        "ntimes": int(np.unique(time).size),
+        "nbaselines": int(pairs),
+        "nantennas": len(antennas),
+        "antennas": antennas,
+        "nspw": len(freqs),
+        "nchan": [int(f.size) for f in freqs],
+        "freq_min_hz": float(allf.min()) if allf.size else None,
+        "freq_max_hz": float(allf.max()) if allf.size else None,
+        "ncorr": ncorr,
+        "telescope": telescope,
+        "fields": fields,
+        "phase_center": fields[0]["phase_center"] if fields else None,
+        "time_range": [float(time.min() - interval / 2), float(time.max() + interval / 2)] if nrows else None,
+        "integration_time": interval,
+        "columns": colnames,
+    }
