@@ -148,7 +148,7 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
                 status.warnings.append(act.arg or line)
                 level = max(level, logging.WARNING)
             elif kind == "ERROR":
-                message = act.arg.format(**match.groupdict()) if act.arg else (
+                message = _format(act.arg, match) if act.arg else (
                     f"the cab was marked as failed because its output matched '{regex.pattern}': {line.strip()}")
                 status.declare_failure(message)
                 level = max(level, logging.ERROR)
@@ -173,6 +173,13 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
                 else:
                     status.declare_failure(f"expected a JSON dict of outputs, got {text!r}")
     return (None, level) if suppress else (line, level)
+
+
+def _format(template: str, match: re.Match) -> str:
+    try:
+        return template.format(**match.groupdict())
+    except (KeyError, IndexError, ValueError):
+        return template
 
 
 def _load(status: Status, name: str, text: str | None, loader: Callable[[str], Any]) -> None:
