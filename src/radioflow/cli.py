@@ -24,6 +24,8 @@ app.add_typer(vis_app, name="vis")
 
 # --- command registrations ---
 from .commands import science_cmds  # noqa: E402,F401  (registers simulate, image, vis info, demo)
+from .commands import k8s_cmds  # noqa: E402,F401  (registers k8s render)
+from .commands import step_cmds  # noqa: E402,F401  (registers step)
 
 
 def _report(exc: RadioflowError) -> None:

@@ -1,0 +1,107 @@
+"""CLI: ``radioflow k8s render RECIPE_OR_STEP -o DIR`` (Kubernetes manifests without a cluster)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..cli import app
+
+k8s_app = typer.Typer(help="Kubernetes: render manifests for recipes and steps.", no_args_is_help=True)
+app.add_typer(k8s_app, name="k8s")
+
+RECIPE_DIR = "/etc/radioflow/recipe"
+
+
+def _options(config: dict[str, Any], image: str | None, namespace: str | None) -> dict[str, Any]:
+    from ..backends import backend_options
+
+    opts = backend_options("kubernetes", config)
+    opts.pop("select", None)
+    if image:
+        opts["image"] = image
+    if namespace:
+        opts["namespace"] = namespace
+    opts.setdefault("pvc", {"name": "radioflow-data", "size": "10Gi", "access_modes": ["ReadWriteOnce"]})
+    if not opts.get("volumes"):
+        opts["volumes"] = [{"name": "data", "claim": opts["pvc"]["name"], "mount": "/data"}]
+        opts.setdefault("workdir", "/data")
+    return opts
+
+
+def render(source: Path, config: dict[str, Any], *, image: str | None = None, namespace: str | None = None,
+           schedule: str | None = None, backend: str = "local", dask: bool = False) -> dict[str, Any]:
+    """Manifests (file name -> manifest dict, or text for the Dockerfile) for a recipe or a step.
+
+    ``source`` is a recipe (``.yml``/``.yaml``: ConfigMap with the recipe, PVC, Job running
+    ``radioflow run``, optional CronJob and DaskCluster) or an invocation JSON (``.json``: the
+    exact ConfigMap + Job the kubernetes backend submits for that step).
+    """
+    import json
+
+    import yaml
+
+    from ..backends.base import Invocation
+    from ..errors import UsageError
+    from ..ops import deploy
+
+    if not source.is_file():
+        raise UsageError(f"{source}: no such recipe or step file.")
+    opts = _options(config, image, namespace)
+    out: dict[str, Any] = {"Dockerfile": deploy.dockerfile(opts)}
+    if source.suffix == ".json":
+        try:
+            data = json.loads(source.read_text())
+            inv = Invocation(**data)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{source} is not an invocation JSON (step, cab, params, ...): {exc}") from None
+        from ..backends.kubernetes import KubernetesBackend
+
+        cmap, job = KubernetesBackend(opts).manifests(inv, 0)
+        out.update({"configmap.yaml": cmap, "job.yaml": job, "pvc.yaml": deploy.pvc(opts)})
+        return out
+    text = source.read_text()
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source} is not valid YAML: {exc}") from None
+    name = deploy.k8s_name("rf", source.stem, limit=40)
+    cmap = deploy.config_map(f"{name}-recipe", opts, {source.name: text})
+    recipe_volume = [{"name": "recipe", "config_map": cmap["metadata"]["name"], "mount": RECIPE_DIR, "read_only": True}]
+    command = ["radioflow", "run", f"{RECIPE_DIR}/{source.name}", "-b", backend]
+    out["configmap.yaml"] = cmap
+    out["pvc.yaml"] = deploy.pvc(opts)
+    out["job.yaml"] = deploy.job(name, opts, command=command, volumes=recipe_volume)
+    if schedule:
+        out["cronjob.yaml"] = deploy.cron_job(name, opts, schedule=schedule, command=command, volumes=recipe_volume)
+    if dask or backend == "dask":
+        dask_opts = {**opts, **((config.get("backend") or {}).get("dask") or {}).get("kubernetes", {})}
+        out["daskcluster.yaml"] = deploy.dask_cluster(dask_opts, name=f"{name}-dask")
+    return out
+
+
+@k8s_app.command("render")
+def render_cmd(
+    source: Path = typer.Argument(..., help="Recipe YAML, or a step's invocation JSON."),
+    output: Path = typer.Option(..., "-o", "--output", help="Directory to write the manifests into."),
+    image: Optional[str] = typer.Option(None, "--image", help="Container image (default: backend.kubernetes.image)."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", "-n", help="Kubernetes namespace."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="Also render a CronJob with this cron schedule."),
+    backend: str = typer.Option("local", "-b", "--backend", help="Backend the in-cluster run uses."),
+    dask: bool = typer.Option(False, "--dask", help="Also render a DaskCluster (dask-kubernetes operator)."),
+) -> None:
+    """Write Kubernetes manifests (Job, ConfigMap, PVC, CronJob, DaskCluster) and a Dockerfile."""
+    from ..config import load_config
+    from ..ops import deploy
+
+    files = render(source, load_config(), image=image, namespace=namespace, schedule=schedule,
+                   backend=backend, dask=dask)
+    output.mkdir(parents=True, exist_ok=True)
+    for fname, item in files.items():
+        target = output / fname
+        if isinstance(item, str):
+            deploy.write_text(target, item)
+        else:
+            deploy.write_manifests(target, [item])
+        typer.echo(str(target))
