@@ -29,6 +29,8 @@ __all__ = [
     "CircularReferenceError",
     "is_formula",
     "evaluate",
+    "check",
+    "parse",
     "lookup",
     "LazyMapping",
 ]
@@ -92,7 +94,8 @@ def _prefix(where: str) -> str:
 # tokenizer
 # ---------------------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_DIGITS = frozenset("0123456789")
+_NUMBER = re.compile(r"(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # a dotted-name segment after the first '.': Stimela allows '-', '@' and the wildcards '*'
 # and '?' inside names; '[..]' character classes are kept when followed by more of the name
@@ -120,11 +123,14 @@ def _tokenize(text: str) -> list[Token]:
         if ch.isspace():
             pos += 1
             continue
-        if ch.isdigit() or (ch == "." and pos + 1 < n and text[pos + 1].isdigit()):
+        if ch in _DIGITS or (ch == "." and pos + 1 < n and text[pos + 1] in _DIGITS):
             m = _NUMBER.match(text, pos)
             assert m is not None
             s = m.group()
-            value: Any = float(s) if any(c in s for c in ".eE") else int(s)
+            try:
+                value: Any = float(s) if any(c in s for c in ".eE") else int(s)
+            except ValueError:
+                raise _ParseFailure(f"number {s[:20]}... is too long", pos) from None
             tokens.append(("NUM", value, pos))
             pos = m.end()
             continue
@@ -171,7 +177,8 @@ def _tokenize(text: str) -> list[Token]:
 
 # ---------------------------------------------------------------------------------------------
 # parser: tuple AST
-#   ("const", v) ("str", s) ("raw", s) ("unset",) ("self",) ("name", segments, pos)
+#   ("const", v) ("str", s) ("raw", s) ("rawname", segments, s) ("unset",) ("self",)
+#   ("name", segments, pos)
 #   ("list", items) ("index", base, idx, pos) ("unary", op, x, pos) ("not", x)
 #   ("bin", op, a, b, pos) ("cmp", operands, ops, pos) ("and", a, b) ("or", a, b)
 #   ("call", fname, args, pos)
@@ -402,7 +409,7 @@ class _Parser:
         if self.peek()[0] == "RAW":
             raw = self.next()[1]
             self.expect_op(")", f"to close {fname}(")
-            return ("call", fname, (("raw", raw),), pos)
+            return ("call", fname, (raw,), pos)
         return ("call", fname, tuple(self.arguments(")")), pos)
 
 
@@ -429,12 +436,13 @@ def _has_bare_name(node: tuple) -> bool:
     return any(_has_bare_name(child) for child in _children(node))
 
 
-def _raw_argument(text: str, start: int) -> tuple[str, int] | None:
+def _raw_argument(text: str, start: int) -> tuple[tuple, int] | None:
     """Stimela lets GLOB/EXISTS/ERROR/ABORT take unquoted text: ``GLOB(*.ms)``.
 
     ``start`` is just after the '('. The text up to the next ',' or ')' is taken literally
-    (returned with the position of its closing ')') unless it is a genuine expression, i.e.
-    one that parses without bare (undotted) names.
+    (returned as an AST node with the position of its closing ')') unless it is a genuine
+    expression, i.e. one that parses without bare (undotted) names. A lone dotted name such
+    as ``a.ms`` becomes a "rawname": a lookup if its first part is a namespace, else text.
     """
     m = _RAW_ARG.match(text, start)
     assert m is not None
@@ -446,9 +454,11 @@ def _raw_argument(text: str, start: int) -> tuple[str, int] | None:
         node = _parse_uncached(raw)
     except _ParseFailure:
         node = None
+    if node is not None and node[0] == "name":
+        return ("rawname", node[1], raw.strip()), end   # 'EXISTS(a.ms)': decided at run time
     if node is not None and not _has_bare_name(node):
         return None
-    return raw.strip(), end
+    return ("raw", raw.strip()), end
 
 
 def _parse_uncached(text: str) -> tuple:
@@ -496,7 +506,7 @@ class _Missing:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
-_INDEXED = re.compile(r"^(.+?)\[(-?\d+)\]$")
+_INDEXED = re.compile(r"^(.+?)\[([^\[\]]+)\]$")
 
 
 def _keys(container: Any) -> list[str]:
@@ -514,9 +524,9 @@ def _step(container: Any, seg: str) -> tuple[bool, Any]:
                 return True, container[names[-1]]
         m = _INDEXED.match(seg)
         if m and m.group(1) in container:   # 'x[0]' followed by more segments
-            base = container[m.group(1)]
+            base, index = container[m.group(1)], m.group(2)
             try:
-                return True, base[int(m.group(2))]
+                return True, base[int(index) if re.fullmatch(r"-?\d+", index) else index]
             except (IndexError, KeyError, TypeError):
                 return False, None
         return False, None
@@ -556,7 +566,7 @@ class _EvalFailure(Exception):
     """Internal: an evaluation problem to be reported as FormulaError with context."""
 
 
-_MAX_SEQ = 10_000_000
+_MAX_SEQ = 1_000_000
 _MAX_BITS = 1_000_000
 
 
@@ -578,6 +588,12 @@ def _safe_mul(a: Any, b: Any) -> Any:
     return a * b
 
 
+def _safe_mod(a: Any, b: Any) -> Any:
+    if isinstance(a, str) and any(len(num) > 3 for num in re.findall(r"\d+", a)):
+        raise _EvalFailure("%-format widths above 999 are not allowed")
+    return a % b
+
+
 def _safe_lshift(a: Any, b: Any) -> Any:
     if isinstance(b, int) and b > _MAX_BITS:
         raise _EvalFailure(f"shift by {b} bits is too large")
@@ -586,7 +602,7 @@ def _safe_lshift(a: Any, b: Any) -> Any:
 
 _BINARY: dict[str, Callable[[Any, Any], Any]] = {
     "+": operator.add, "-": operator.sub, "*": _safe_mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod, "**": _safe_pow,
+    "//": operator.floordiv, "%": _safe_mod, "**": _safe_pow,
     "<<": _safe_lshift, ">>": operator.rshift,
     "&": operator.and_, "|": operator.or_, "^": operator.xor,
 }
@@ -635,6 +651,10 @@ class _Evaluator:
             return self.substitute(node[1])
         if kind == "name":
             return lookup(self.ns, node[1])
+        if kind == "rawname":
+            if isinstance(self.ns, Mapping) and node[1][0] in self.ns:
+                return lookup(self.ns, node[1])
+            return node[2]
         if kind == "unset":
             return UNSET
         if kind == "self":
@@ -735,7 +755,11 @@ class _Evaluator:
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    """Type and a truncated repr of a value, for error messages (never raises)."""
+    try:
+        text = repr(value)
+    except Exception:
+        return type(value).__name__
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(value).__name__} {text}"
@@ -905,6 +929,32 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
 
 FUNCTION_NAMES: frozenset[str] = frozenset(_FUNCTIONS) | frozenset(_LAZY_FUNCTIONS)
 
+_ARITY: dict[str, tuple[int, int | None]] = {
+    **{name: (lo, hi) for name, (_, lo, hi) in _FUNCTIONS.items()},
+    "IF": (3, 4), "IFSET": (1, 3), "CASES": (2, None), "TRY": (1, None), "VALID": (1, 1),
+    "NOSUBST": (1, 1), "ERROR": (0, 1), "ABORT": (0, 1),
+}
+
+
+def check(expr: str, *, where: str = "") -> None:
+    """Prevalidate a formula without evaluating it: syntax, function names and arities.
+
+    Lets a loader report every bad formula (with file:line) before any step runs, including
+    ones in branches that would not be taken.
+    """
+    node = parse(expr, where=where)
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if current[0] == "call":
+            _, fname, args, _ = current
+            ev = _Evaluator({}, expr, where)
+            if fname not in _ARITY:
+                known = ", ".join(sorted(FUNCTION_NAMES))
+                raise ev.fail(f"unknown function {fname}() (known functions: {known})")
+            ev.check_arity(fname, args, *_ARITY[fname])
+        stack.extend(_children(current))
+
 
 def evaluate(expr: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     """Evaluate formula ``expr`` (the text after the leading '=') in namespace ``ns``.
@@ -913,6 +963,8 @@ def evaluate(expr: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     callers treat as "no value" (revert to default). Any problem raises FormulaError naming
     ``where`` (e.g. "recipe.yml:12").
     """
+    if not isinstance(expr, str):
+        raise FormulaError(f"{_prefix(where)}a formula must be a string, got {_short(expr)}")
     node = parse(expr, where=where)
     ev = _Evaluator(ns, expr, where)
     try:

@@ -14,6 +14,7 @@ from radioflow.recipe.formula import (
     UNSET,
     FormulaError,
     _Missing,
+    _short,
     evaluate,
     is_formula,
     lookup,
@@ -21,9 +22,10 @@ from radioflow.recipe.formula import (
 
 __all__ = ["substitute", "resolve_value"]
 
-_MAX_SPEC_NUMBER = 1000
 _SPEC_NUMBERS = re.compile(r"\d+")
-_FIELD_PART = re.compile(r"\.([^.\[]+)|\[([^\]]*)\]")
+_PART = re.compile(r"[^.\[\]]*(?:\[[^\[\]]+\][^.\[\]]*)*")
+_LAST_PART = re.compile(r"([^.\[\]]+)((?:\[[^\[\]]+\])*)")
+_INDEX = re.compile(r"\[([^\[\]]+)\]")
 
 
 def _fail(text: str, where: str, message: str) -> FormulaError:
@@ -50,22 +52,34 @@ def _split_field(field: str) -> tuple[str, str | None, str]:
 
 
 def _field_segments(name: str) -> list[tuple[str, str | int]] | None:
-    """'recipe.ms[0].x' -> [(".", 'recipe'), (".", 'ms'), ("[", 0), (".", 'x')]."""
-    first = re.match(r"[^.\[]+", name)
-    if not first:
+    """'recipe.ms[0]' -> [(".", 'recipe'), (".", 'ms'), ("[", 0)]; None if malformed.
+
+    Brackets inside a dotted part that is followed by more parts (``steps.s[12].out``) stay
+    in the part: a wildcard, or an index into it (``items[1].name``) resolved on lookup.
+    Brackets at the end of the field index the value, as in ``str.format``.
+    """
+    parts: list[str] = []
+    depth, start = 0, 0
+    for i, ch in enumerate(name):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif ch == "." and depth == 0:
+            parts.append(name[start:i])
+            start = i + 1
+    if depth:
         return None
-    segments: list[tuple[str, str | int]] = [(".", first.group())]
-    pos = first.end()
-    while pos < len(name):
-        m = _FIELD_PART.match(name, pos)
-        if not m:
-            return None
-        if m.group(1) is not None:
-            segments.append((".", m.group(1)))
-        else:
-            index = m.group(2)
-            segments.append(("[", int(index) if re.fullmatch(r"-?\d+", index) else index))
-        pos = m.end()
+    parts.append(name[start:])
+    last = _LAST_PART.fullmatch(parts[-1])
+    if not last or not all(p and _PART.fullmatch(p) for p in parts[:-1]):
+        return None
+    segments: list[tuple[str, str | int]] = [(".", p) for p in parts[:-1]]
+    segments.append((".", last.group(1)))
+    for index in _INDEX.findall(last.group(2)):
+        segments.append(("[", int(index) if re.fullmatch(r"-?\d+", index) else index))
     return segments
 
 
@@ -102,23 +116,22 @@ def _lookup_field(name: str, ns: Mapping[str, Any], text: str, where: str) -> An
     return value
 
 
+_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+
+
 def _format(value: Any, conv: str | None, spec: str, name: str, text: str, where: str) -> str:
-    if conv is not None:
-        if conv == "r":
-            value = repr(value)
-        elif conv == "s":
-            value = str(value)
-        elif conv == "a":
-            value = ascii(value)
-        else:
-            raise _fail(text, where, f"unknown conversion '!{conv}' in {{{name}}}")
-    if any(int(num) > _MAX_SPEC_NUMBER for num in _SPEC_NUMBERS.findall(spec)):
-        raise _fail(text, where, f"format spec {spec!r} in {{{name}}} is too large")
+    if conv is not None and conv not in _CONVERSIONS:
+        raise _fail(text, where, f"unknown conversion '!{conv}' in {{{name}}}")
+    if any(len(num) > 3 for num in _SPEC_NUMBERS.findall(spec)):
+        raise _fail(text, where, f"format spec {spec!r} in {{{name}}}: widths and precisions "
+                                 "above 999 are not allowed")
     try:
+        if conv is not None:
+            value = _CONVERSIONS[conv](value)
         return format(value, spec)
-    except (ValueError, TypeError) as exc:
-        raise _fail(text, where, f"cannot format {{{name}}} (value {value!r}) with "
-                                 f"spec {spec!r}: {exc}") from None
+    except Exception as exc:   # whatever the value's __format__ raises: report it
+        raise _fail(text, where, f"cannot format {{{name}}} ({_short(value)}) with "
+                                 f"spec {spec!r}: {type(exc).__name__}: {exc}") from None
 
 
 def _find_close(text: str, start: int) -> int:
@@ -138,10 +151,10 @@ def _find_close(text: str, start: int) -> int:
 def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     """Replace each ``{ns.key[:spec]}`` field of ``text``; ``{{``/``}}`` give literal braces.
 
-    The result is always a string (as in Stimela). A field that cannot be resolved raises
+    The result is always a string (as in Stimela); a non-string is returned unchanged. A field that cannot be resolved raises
     FormulaError ("unresolved substitution"), naming ``where``.
     """
-    if "{" not in text and "}" not in text:
+    if type(text) is not str or ("{" not in text and "}" not in text):
         return text
     out: list[str] = []
     i, n = 0, len(text)
