@@ -147,9 +147,9 @@ def write_catalogue(sky: SkyModel, path: str | os.PathLike) -> Path:
         w = csv.writer(fh)
         w.writerow(_COLUMNS)
         for i in range(len(sky)):
-            w.writerow([sky.names[i], repr(math.degrees(sky.ra[i])), repr(math.degrees(sky.dec[i])),
+            w.writerow([sky.names[i], repr(float(math.degrees(sky.ra[i]))), repr(float(math.degrees(sky.dec[i]))),
                         repr(float(sky.flux[i])), repr(float(sky.ref_freq[i])), repr(float(sky.spectral_index[i])),
-                        repr(sky.major[i] / _ARCSEC), repr(sky.minor[i] / _ARCSEC), repr(math.degrees(sky.pa[i]))])
+                        repr(float(sky.major[i] / _ARCSEC)), repr(float(sky.minor[i] / _ARCSEC)), repr(float(math.degrees(sky.pa[i])))])
     os.replace(tmp, path)
     return path
 

@@ -289,7 +289,7 @@ def builtin_layout(name: str) -> Layout:
         return _spiral_model(name, "ska-low", 224, 500.0, 3, 96, 600.0, 37_000.0, 38.0, 20240101, 40.0)
     if name == "ska-mid-model":
         diam = np.r_[np.full(64, 13.5), np.full(133, 15.0)]
-        return _spiral_model(name, "ska-mid", 97, 1000.0, 3, 33, 1200.0, 80_000.0, diam, 20240102, 20.0)
+        return _spiral_model(name, "ska-mid", 98, 1000.0, 3, 33, 1200.0, 80_000.0, diam, 20240102, 20.0)
     raise KeyError(name)
 
 
