@@ -24,14 +24,16 @@ app.add_typer(vis_app, name="vis")
 
 # --- command registrations ---
 from .commands import science_cmds  # noqa: E402,F401  (registers simulate, image, vis info, demo)
+from .commands import recipe_cmds  # noqa: E402,F401  (registers run, doc, runs)
 from .commands import k8s_cmds  # noqa: E402,F401  (registers k8s render)
 from .commands import step_cmds  # noqa: E402,F401  (registers step)
 
 
 def _report(exc: RadioflowError) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:

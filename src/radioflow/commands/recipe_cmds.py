@@ -1,0 +1,73 @@
+"""CLI: ``run`` (run a recipe), ``doc`` (describe a recipe or cab), ``runs`` (past runs)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..cli import app
+
+
+@app.command("run", context_settings={"allow_interspersed_args": True})
+def run(
+    args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...]", show_default=False),
+    step: List[str] = typer.Option([], "-s", "--step", help="Run only these steps: label, from:to, sub.from:to."),
+    skip_step: List[str] = typer.Option([], "-k", "--skip-step", help="Skip these steps."),
+    tags: List[str] = typer.Option([], "-t", "--tags", help="Run only steps with these tags."),
+    skip_tags: List[str] = typer.Option([], "--skip-tags", help="Skip steps with these tags."),
+    enable_step: List[str] = typer.Option([], "-e", "--enable-step", help="Run these steps even if marked skip/never."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Validate and print the plan; run nothing."),
+    resume: bool = typer.Option(False, "--resume", help="Skip steps already completed with the same inputs."),
+    backend: Optional[str] = typer.Option(None, "-b", "--backend", help="Backend: local, dask, lithops, kubernetes."),
+    workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory steps run in (records go to WORKDIR/.radioflow)."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
+) -> None:
+    """Run a recipe from one or more YAML files (Stimela2 syntax)."""
+    import sys
+
+    from ..run.api import prepare_run
+
+    prepared = prepare_run(args, workdir=str(workdir), steps=step, skip=skip_step, tags=tags,
+                           skip_tags=skip_tags, enable=enable_step)
+    if dry_run:
+        from ..run.runner import plan
+
+        typer.echo("\n".join(plan(prepared.rdef, prepared.options.selection)))
+        typer.echo("validation ok (dry run: nothing was executed)")
+        return
+    from ..run.progress import Progress
+
+    prepared.options.resume = resume
+    prepared.options.argv = ["radioflow", *sys.argv[1:]] if sys.argv else []
+    outcome = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet)).run()
+    if not quiet:
+        counts: dict[str, int] = {}
+        for rep in outcome.steps:
+            counts[rep.status] = counts.get(rep.status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+        typer.echo(f"run {outcome.run_id}: {outcome.status} ({summary})")
+        for key, value in outcome.outputs.items():
+            typer.echo(f"  {key} = {value!r}")
+
+
+@app.command("doc")
+def doc(
+    files: List[Path] = typer.Argument(..., help="FILE.yml... [NAME]: recipe files, then optionally a recipe or cab name."),
+) -> None:
+    """Describe a recipe or cab: inputs, outputs and steps (without NAME: list recipes and cabs)."""
+    from ..run.api import describe
+
+    typer.echo(describe([str(f) for f in files]))
+
+
+@app.command("runs")
+def runs(
+    run_id: Optional[str] = typer.Argument(None, help="Show the steps of this run."),
+    workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory holding .radioflow/runs.db."),
+    limit: int = typer.Option(20, "-n", "--limit", help="How many runs to list."),
+) -> None:
+    """List past runs (status, timing) or the steps of one run."""
+    from ..run.api import list_runs
+
+    typer.echo(list_runs(str(workdir), run_id=run_id, limit=limit))

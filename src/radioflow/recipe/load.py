@@ -1,0 +1,448 @@
+"""Load recipe YAML documents into one namespace, keeping source locations.
+
+Several files merge into one tree (later files override earlier ones). Every mapping and
+every key remembers ``file:line`` so that each error can point at the offending line.
+Directives, valid at any nesting level:
+
+* ``_include``: a file or list of files merged *under* the current mapping (the mapping's own
+  keys win). ``(package)file.yml`` is found inside an installed package, ``(.)file.yml``
+  next to the including file, a plain name next to the including file, in the working
+  directory, on ``RADIOFLOW_INCLUDE`` (``os.pathsep``-separated) and in radioflow's shipped
+  ``recipes/lib``. A ``[optional]`` suffix makes a missing file silently ignored.
+* ``_use``: a dotted path (or list) of sections defined elsewhere in the tree, deep-copied
+  under the current mapping.
+* ``_scrub``: keys (dotted paths, shell wildcards) deleted after merging.
+"""
+from __future__ import annotations
+
+import copy
+import fnmatch
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from ..errors import UsageError
+
+TOP_LEVEL_SECTIONS = ("cabs", "opts", "lib", "vars")
+_OPTIONAL = re.compile(r"\s*\[optional\]\s*$")
+_PACKAGE = re.compile(r"^\(([^()]*)\)(.+)$")
+
+
+class LocDict(dict):
+    """A dict that knows where it (``loc``) and each of its keys (``key_locs``) came from."""
+
+    loc: str = "<unknown>"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loc = "<unknown>"
+        self.key_locs: dict[Any, str] = {}
+
+    def where(self, key: Any = None) -> str:
+        """``file:line`` of ``key`` (or of the mapping itself)."""
+        if key is not None and key in self.key_locs:
+            return self.key_locs[key]
+        return self.loc
+
+
+class LocList(list):
+    """A list that knows where it came from."""
+
+    loc: str = "<unknown>"
+
+
+def where(node: Any, key: Any = None, default: str = "<unknown>") -> str:
+    """Best known ``file:line`` for ``node`` (or ``node[key]``)."""
+    if isinstance(node, LocDict):
+        return node.where(key)
+    return getattr(node, "loc", default)
+
+
+def to_plain(value: Any) -> Any:
+    """Strip location wrappers: plain dicts and lists all the way down."""
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+class _Loader(yaml.SafeLoader):
+    source: str = "<string>"
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
+    loader.flatten_mapping(node)
+    out = LocDict()
+    out.loc = f"{loader.source}:{node.start_mark.line + 1}"
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (dict, list)):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain scalar, not a list or mapping", key_node.start_mark
+            )
+        if not isinstance(key, str):
+            key = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_locs[key] = f"{loader.source}:{key_node.start_mark.line + 1}"
+    return out
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
+    out = LocList(loader.construct_object(child, deep=True) for child in node.value)
+    out.loc = f"{loader.source}:{node.start_mark.line + 1}"
+    return out
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document, turning every syntax problem into one :class:`UsageError`."""
+    loader = _Loader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"{source}:{mark.line + 1}" if mark else source
+        col = f", column {mark.column + 1}" if mark else ""
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise UsageError(f"{line}: YAML syntax error{col}: {what}.") from None
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{source}:1: YAML error: {' '.join(str(exc).split())}") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an impossible date such as 2020-13-45
+        raise UsageError(f"{source}: YAML value error: {exc}") from None
+    except RecursionError:
+        raise UsageError(f"{source}: the YAML document is nested too deeply.") from None
+    finally:
+        loader.dispose()
+
+
+def merge(base: Any, over: Any) -> Any:
+    """Deep-merge ``over`` into a copy of ``base`` (mappings merge, anything else replaces)."""
+    if not (isinstance(base, dict) and isinstance(over, dict)):
+        return copy.deepcopy(over)
+    out = copy.deepcopy(base)
+    if not isinstance(out, LocDict):
+        out = _as_locdict(out)
+    if isinstance(over, LocDict):
+        out.loc = over.loc
+    for key, value in over.items():
+        out[key] = merge(out[key], value) if key in out else copy.deepcopy(value)
+        if isinstance(over, LocDict) and key in over.key_locs:
+            out.key_locs[key] = over.key_locs[key]
+    return out
+
+
+def _as_locdict(d: dict) -> LocDict:
+    out = LocDict(d)
+    out.loc = getattr(d, "loc", "<unknown>")
+    out.key_locs = dict(getattr(d, "key_locs", {}))
+    return out
+
+
+def include_search_path(base_dir: Path | None = None) -> list[Path]:
+    """Directories searched for a plain ``_include`` name, in order."""
+    dirs: list[Path] = []
+    if base_dir is not None:
+        dirs.append(base_dir)
+    dirs.append(Path.cwd())
+    dirs.extend(Path(p) for p in os.environ.get("RADIOFLOW_INCLUDE", "").split(os.pathsep) if p)
+    dirs.append(Path(__file__).resolve().parent.parent / "recipes" / "lib")
+    dirs.append(Path(__file__).resolve().parent.parent / "recipes")
+    return dirs
+
+
+def _resolve_include(spec: str, base_dir: Path, loc: str) -> Path | None:
+    optional = bool(_OPTIONAL.search(spec))
+    name = _OPTIONAL.sub("", spec).strip()
+    if not name:
+        raise UsageError(f"{loc}: empty _include entry.")
+    m = _PACKAGE.match(name)
+    candidates: list[Path]
+    if m:
+        package, rel = m.group(1).strip(), m.group(2).strip()
+        if package in ("", "."):
+            candidates = [base_dir / rel]
+        else:
+            pkg_dir = _package_dir(package, loc, optional)
+            candidates = [pkg_dir / rel] if pkg_dir is not None else []
+    elif os.path.isabs(name):
+        candidates = [Path(name)]
+    else:
+        candidates = [d / name for d in include_search_path(base_dir)]
+    for cand in candidates:
+        if cand.is_file():
+            return cand
+    if optional:
+        return None
+    searched = ", ".join(str(c.parent) for c in candidates) or "nowhere"
+    raise UsageError(f"{loc}: included file '{name}' not found (searched {searched}).")
+
+
+def _package_dir(package: str, loc: str, optional: bool) -> Path | None:
+    import importlib.resources
+
+    try:
+        return Path(str(importlib.resources.files(package)))
+    except (ModuleNotFoundError, TypeError, ValueError):
+        if optional:
+            return None
+        raise UsageError(f"{loc}: _include names package '{package}', which cannot be imported.") from None
+
+
+@dataclass
+class _Ctx:
+    stack: list[Path] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def _read_file(path: Path, ctx: _Ctx, loc: str | None = None) -> Any:
+    path = path.resolve() if path.exists() else path
+    if path in ctx.stack:
+        chain = " -> ".join(str(p) for p in [*ctx.stack, path])
+        raise UsageError(f"{loc or path}: circular _include: {chain}.")
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        where_ = f"{loc}: " if loc else ""
+        raise UsageError(f"{where_}cannot read recipe file {path}: {exc.strerror if isinstance(exc, OSError) else exc}.") from None
+    ctx.files.append(str(path))
+    data = parse_yaml(text, _display(path))
+    if data is None:
+        data = LocDict()
+        data.loc = f"{_display(path)}:1"
+    ctx.stack.append(path)
+    try:
+        return _expand_includes(data, path.parent, ctx)
+    finally:
+        ctx.stack.pop()
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _expand_includes(node: Any, base_dir: Path, ctx: _Ctx) -> Any:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _expand_includes(item, base_dir, ctx)
+        return node
+    if not isinstance(node, LocDict):
+        return node
+    for key in list(node):
+        if key != "_include":
+            node[key] = _expand_includes(node[key], base_dir, ctx)
+    if "_include" not in node:
+        return node
+    loc = node.where("_include")
+    specs = node.pop("_include")
+    node.key_locs.pop("_include", None)
+    if isinstance(specs, str):
+        specs = [specs]
+    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+        raise UsageError(f"{loc}: _include must be a file name or a list of file names.")
+    base: Any = LocDict()
+    base.loc = node.loc
+    for spec in specs:
+        path = _resolve_include(spec, base_dir, loc)
+        if path is None:
+            continue
+        included = _read_file(path, ctx, loc)
+        if not isinstance(included, dict):
+            raise UsageError(f"{loc}: included file {path} must hold a mapping, not a {type(included).__name__}.")
+        base = merge(base, included)
+    return merge(base, node)
+
+
+def _lookup(root: LocDict, dotted: str) -> Any:
+    node: Any = root
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
+
+
+def _expand_use(node: Any, root: LocDict, active: list[int]) -> Any:
+    if isinstance(node, list):
+        for i, item in enumerate(node):
+            node[i] = _expand_use(item, root, active)
+        return node
+    if not isinstance(node, LocDict):
+        return node
+    if id(node) in active:
+        raise UsageError(f"{node.loc}: circular _use.")
+    active.append(id(node))
+    try:
+        if "_use" in node:
+            loc = node.where("_use")
+            specs = node.pop("_use")
+            node.key_locs.pop("_use", None)
+            if isinstance(specs, str):
+                specs = [specs]
+            if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+                raise UsageError(f"{loc}: _use must be a dotted section name or a list of them.")
+            base: Any = LocDict()
+            base.loc = node.loc
+            for spec in specs:
+                target = _lookup(root, spec.strip())
+                if target is _MISSING:
+                    raise UsageError(f"{loc}: _use refers to '{spec}', which is not defined.")
+                if not isinstance(target, dict):
+                    raise UsageError(f"{loc}: _use target '{spec}' is not a mapping.")
+                target = _expand_use(target, root, active)
+                base = merge(base, target)
+            merged = merge(base, node)
+            node.clear()
+            node.update(merged)
+            node.key_locs = merged.key_locs
+        for key in list(node):
+            node[key] = _expand_use(node[key], root, active)
+        if "_scrub" in node:
+            _scrub(node)
+        return node
+    finally:
+        active.pop()
+
+
+def _scrub(node: LocDict) -> None:
+    loc = node.where("_scrub")
+    specs = node.pop("_scrub")
+    node.key_locs.pop("_scrub", None)
+    if isinstance(specs, str):
+        specs = [specs]
+    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+        raise UsageError(f"{loc}: _scrub must be a key pattern or a list of key patterns.")
+    for spec in specs:
+        _scrub_path(node, spec.split("."))
+
+
+def _scrub_path(node: Any, parts: list[str]) -> None:
+    if not isinstance(node, dict):
+        return
+    matches = [k for k in node if fnmatch.fnmatchcase(str(k), parts[0])]
+    for key in matches:
+        if len(parts) == 1:
+            del node[key]
+            if isinstance(node, LocDict):
+                node.key_locs.pop(key, None)
+        else:
+            _scrub_path(node[key], parts[1:])
+
+
+@dataclass
+class Document:
+    """All loaded files merged into one namespace."""
+
+    tree: LocDict
+    files: list[str]
+
+    def section(self, name: str) -> LocDict:
+        """A top-level section (``cabs``, ``lib``, ...) or an empty mapping."""
+        value = self.tree.get(name)
+        if value is None:
+            empty = LocDict()
+            empty.loc = self.tree.loc
+            return empty
+        return value
+
+    @property
+    def cabs(self) -> LocDict:
+        return self.section("cabs")
+
+    @property
+    def lib(self) -> LocDict:
+        return self.section("lib")
+
+    @property
+    def opts(self) -> LocDict:
+        return self.section("opts")
+
+    @property
+    def vars(self) -> LocDict:
+        return self.section("vars")
+
+    @property
+    def recipes(self) -> dict[str, LocDict]:
+        """Every top-level key that is not a known section: a recipe."""
+        return {k: v for k, v in self.tree.items() if k not in TOP_LEVEL_SECTIONS and k != "DEFAULT"}
+
+    @property
+    def default(self) -> str | None:
+        value = self.tree.get("DEFAULT")
+        return value if isinstance(value, str) else None
+
+    def where(self, *keys: str) -> str:
+        """``file:line`` of a (nested) key of the tree."""
+        node: Any = self.tree
+        loc = self.tree.loc
+        for key in keys:
+            if isinstance(node, LocDict) and key in node:
+                loc = node.where(key)
+                node = node[key]
+            else:
+                break
+        return loc
+
+
+def load_documents(paths: Iterable[str | os.PathLike[str]]) -> Document:
+    """Load and merge recipe files, expanding ``_include``, ``_use`` and ``_scrub``.
+
+    Raises :class:`UsageError` (one paragraph with ``file:line``) for unreadable files, YAML
+    syntax errors, missing includes and malformed top-level sections.
+    """
+    ctx = _Ctx()
+    tree: Any = LocDict()
+    paths = list(paths)
+    if not paths:
+        raise UsageError("No recipe file given.")
+    for p in paths:
+        path = Path(p)
+        if not path.is_file():
+            raise UsageError(f"Recipe file {path} does not exist.")
+        data = _read_file(path, ctx)
+        if not isinstance(data, dict):
+            raise UsageError(
+                f"{_display(path)}:1: a recipe file must hold a mapping of sections "
+                f"(cabs, lib, opts, vars, recipes), not a {type(data).__name__}."
+            )
+        tree = merge(tree, data)
+        if not tree.loc or tree.loc == "<unknown>":
+            tree.loc = data.loc
+    tree = _expand_use(tree, tree, [])
+    _check_sections(tree)
+    return Document(tree=tree, files=ctx.files)
+
+
+def _check_sections(tree: LocDict) -> None:
+    for name in TOP_LEVEL_SECTIONS:
+        if name in tree and tree[name] is not None and not isinstance(tree[name], dict):
+            raise UsageError(f"{tree.where(name)}: top-level section '{name}' must be a mapping.")
+    lib = tree.get("lib")
+    if isinstance(lib, dict):
+        for sub in ("steps", "params", "recipes"):
+            if sub in lib and lib[sub] is not None and not isinstance(lib[sub], dict):
+                raise UsageError(f"{lib.where(sub)}: 'lib.{sub}' must be a mapping.")
+    if "DEFAULT" in tree and not isinstance(tree["DEFAULT"], str):
+        raise UsageError(f"{tree.where('DEFAULT')}: DEFAULT must name a recipe.")
+    for key, value in tree.items():
+        if key in TOP_LEVEL_SECTIONS or key == "DEFAULT":
+            continue
+        if not isinstance(value, dict):
+            raise UsageError(
+                f"{tree.where(key)}: top-level key '{key}' is taken as a recipe, so it must be a "
+                f"mapping (with steps, inputs, ...), not a {type(value).__name__}."
+            )

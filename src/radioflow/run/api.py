@@ -1,0 +1,207 @@
+"""What the ``run``/``doc``/``runs`` commands do, as plain functions (usable from Python too)."""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from ..errors import UsageError
+from ..recipe.load import Document, load_documents
+from ..recipe.validate import RecipeDef, compile_recipe
+from .progress import Progress
+from .runner import RunOptions, Runner
+from .selection import Selection
+
+_YAML_SUFFIXES = (".yml", ".yaml")
+
+
+def split_args(args: Sequence[str]) -> tuple[list[str], str | None, dict[str, Any]]:
+    """``FILE.yml... [RECIPE] [param=value ...]`` -> (files, recipe, params)."""
+    files: list[str] = []
+    recipe: str | None = None
+    params: dict[str, Any] = {}
+    for arg in args:
+        if "=" in arg and not arg.startswith("="):
+            key, raw = arg.split("=", 1)
+            key = key.strip()
+            if not key:
+                raise UsageError(f"Parameter '{arg}' must look like name=value.")
+            try:
+                params[key] = yaml.safe_load(raw) if raw.strip() else ""
+            except yaml.YAMLError:
+                params[key] = raw
+        elif not params and recipe is None and (arg.endswith(_YAML_SUFFIXES) or (files == [] and Path(arg).is_file())):
+            files.append(arg)
+        elif recipe is None and not params:
+            recipe = arg
+        else:
+            raise UsageError(f"Unexpected argument '{arg}': give FILE.yml... [RECIPE] [param=value ...].")
+    if not files:
+        raise UsageError("No recipe file given: radioflow run FILE.yml [RECIPE] [param=value ...].")
+    return files, recipe, params
+
+
+def choose_recipe(doc: Document, name: str | None) -> str:
+    """The recipe to run: the named one, ``DEFAULT``, or the only one."""
+    recipes = doc.recipes
+    if name is not None:
+        if name not in recipes:
+            known = ", ".join(recipes) or "none"
+            raise UsageError(f"No recipe named '{name}' in {', '.join(doc.files)} (recipes: {known}).")
+        return name
+    if doc.default is not None:
+        if doc.default not in recipes:
+            raise UsageError(f"{doc.where('DEFAULT')}: DEFAULT names '{doc.default}', which is not a recipe.")
+        return doc.default
+    if len(recipes) == 1:
+        return next(iter(recipes))
+    if not recipes:
+        raise UsageError(f"{', '.join(doc.files)} define no recipe (only cabs/lib/opts/vars).")
+    raise UsageError(f"Several recipes are defined ({', '.join(recipes)}); name one or set DEFAULT: name.")
+
+
+@dataclass
+class PreparedRun:
+    """A loaded, validated recipe ready to run."""
+
+    doc: Document
+    rdef: RecipeDef
+    params: dict[str, Any]
+    options: RunOptions = field(default_factory=RunOptions)
+
+    def runner(self, *, backend_name: str | None = None, backend: Any = None,
+               progress: Progress | None = None) -> Runner:
+        if backend is None and backend_name not in (None, "local"):
+            from ..backends import get_backend
+
+            backend = get_backend(backend_name, self.options.config)
+        elif backend is None and self.options.config.get("backend", {}).get("select", "local") != "local":
+            from ..backends import get_backend
+
+            backend = get_backend(self.options.config["backend"]["select"], self.options.config)
+        return Runner(self.doc, self.rdef, self.params, backend=backend, options=self.options, progress=progress)
+
+
+def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str] = (), skip: Sequence[str] = (),
+                tags: Sequence[str] = (), skip_tags: Sequence[str] = (), enable: Sequence[str] = (),
+                config: dict[str, Any] | None = None) -> PreparedRun:
+    """Load files, pick the recipe, prevalidate everything; raise on any problem."""
+    files, name, params = split_args(args)
+    doc = load_documents(files)
+    recipe = choose_recipe(doc, name)
+    rdef = compile_recipe(doc, recipe, params)
+    if config is None:
+        from ..config import load_config
+
+        config = load_config(cwd=Path(workdir))
+    selection = Selection(steps=list(steps), skip=list(skip), tags=list(tags), skip_tags=list(skip_tags),
+                          enable=list(enable))
+    from .runner import plan
+
+    plan(rdef, selection)   # checks that -s/-k/-e name existing steps
+    return PreparedRun(doc, rdef, params, RunOptions(workdir=workdir, selection=selection, config=config))
+
+
+def describe(args: Sequence[str]) -> str:
+    """Text for ``radioflow doc``: a recipe's or cab's inputs, outputs and steps, or a listing."""
+    files = [a for a in args if a.endswith(_YAML_SUFFIXES) or Path(a).is_file()]
+    names = [a for a in args if a not in files]
+    if not files:
+        raise UsageError("No recipe file given: radioflow doc FILE.yml [NAME].")
+    doc = load_documents(files)
+    if not names:
+        lines = ["recipes:"] + [f"  {k}: {_first_line(v.get('info'))}" for k, v in doc.recipes.items()]
+        lines += ["cabs:"] + [f"  {k}: {_first_line(v.get('info') if isinstance(v, dict) else '')}" for k, v in doc.cabs.items()]
+        return "\n".join(lines)
+    from ..recipe.model import Problems, build_cab
+
+    name = names[0]
+    if name in doc.recipes or name.startswith("lib.recipes."):
+        rdef = compile_recipe(doc, name) if name in doc.recipes else None
+        if rdef is None:
+            raise UsageError(f"'{name}': describe top-level recipes by name.")
+        lines = [f"recipe {name}: {rdef.model.info or ''}".rstrip(": ")]
+        lines += _params("inputs", rdef.inputs) + _params("outputs", rdef.outputs)
+        lines.append("steps:")
+        for label, sdef in rdef.steps.items():
+            what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
+            tags = f" [tags: {', '.join(sdef.step.tags)}]" if sdef.step.tags else ""
+            info = f" -- {sdef.step.info}" if sdef.step.info else ""
+            lines.append(f"  {label}: {what}{tags}{info}")
+        return "\n".join(lines)
+    if name in doc.cabs:
+        problems = Problems()
+        cab = build_cab(doc.cabs[name], name, problems)
+        problems.raise_if_any(f"cab '{name}'")
+        assert cab is not None
+        lines = [f"cab {name}: {cab.info or ''}".rstrip(": "), f"  command: {cab.command} ({cab.flavour_kind})"]
+        return "\n".join(lines + _params("inputs", cab.schema_inputs) + _params("outputs", cab.schema_outputs))
+    known = ", ".join([*doc.recipes, *doc.cabs]) or "none"
+    raise UsageError(f"No recipe or cab named '{name}' (defined: {known}).")
+
+
+def _first_line(text: Any) -> str:
+    return str(text or "").strip().splitlines()[0] if str(text or "").strip() else ""
+
+
+def _params(title: str, schema: dict) -> list[str]:
+    lines = [f"{title}:"]
+    if not schema:
+        lines.append("  (none)")
+    for pname, p in schema.items():
+        flags = []
+        if p.required:
+            flags.append("required")
+        if p.has_default:
+            flags.append(f"default={p.default!r}")
+        if p.implicit is not None:
+            flags.append(f"implicit={p.implicit!r}")
+        if p.choices:
+            flags.append(f"choices={list(p.choices)}")
+        extra = f" ({', '.join(flags)})" if flags else ""
+        info = f" -- {p.info}" if p.info else ""
+        lines.append(f"  {pname}: {p.dtype}{extra}{info}")
+    return lines
+
+
+def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20) -> str:
+    """Text for ``radioflow runs``: recent runs, or the steps of one run."""
+    db = Path(workdir, ".radioflow", "runs.db")
+    if not db.is_file():
+        return f"no runs recorded in {os.path.abspath(workdir)} (no .radioflow/runs.db)"
+    from .records import RunRecords
+
+    rec = RunRecords(db)
+    try:
+        if run_id is None:
+            rows = rec.runs(limit)
+            lines = [f"{'run id':<24} {'recipe':<20} {'status':<12} {'started (UTC)':<20} {'time':>9}  steps ok/total"]
+            for r in rows:
+                lines.append(f"{r['id']:<24} {str(r['recipe'])[:20]:<20} {r['status']:<12} {_when(r['started']):<20} "
+                             f"{_dur(r['started'], r['finished']):>9}  {r['nok']}/{r['nsteps']}")
+            return "\n".join(lines)
+        matches = [r for r in rec.runs(10_000) if r["id"].startswith(run_id)]
+        if not matches:
+            raise UsageError(f"No run '{run_id}' in {db}.")
+        run = matches[0]
+        lines = [f"run {run['id']} ({run['recipe']}): {run['status']}, {_dur(run['started'], run['finished'])}"]
+        if run.get("error"):
+            lines.append(f"  error: {run['error']}")
+        for s in rec.steps(run["id"]):
+            note = f"  ({s['error']})" if s.get("error") else (f"  (from run {s['resumed_from']})" if s.get("resumed_from") else "")
+            lines.append(f"  {s['status']:<10} {s['fqname']:<40} {_dur(s['started'], s['finished']):>9}{note}")
+        return "\n".join(lines)
+    finally:
+        rec.close()
+
+
+def _when(ts: float | None) -> str:
+    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _dur(a: float | None, b: float | None) -> str:
+    return f"{b - a:.2f} s" if a and b else "-"

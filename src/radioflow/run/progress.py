@@ -1,0 +1,94 @@
+"""Step progress for people: a rich live table on a terminal, one plain line per step otherwise."""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any, TextIO
+
+log = logging.getLogger("radioflow.run")
+
+_MARKS = {"ok": "✓", "failed": "✗", "skipped": "·", "resumed": "↺", "running": "…"}
+
+
+class Progress:
+    """Receives step events from the runner and shows them.
+
+    On a TTY a ``rich`` live display lists the steps with status and time; when the output is
+    not a terminal, each finished step is one line (``ok  recipe.step  0.01 s``) and nothing
+    animates. Every event also goes to the ``radioflow.run`` logger.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, quiet: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.quiet = quiet
+        self.live = (self.stream.isatty() if live is None else live) and not quiet
+        self._rows: dict[str, list[Any]] = {}
+        self._live: Any = None
+        self._title = ""
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, title: str) -> None:
+        self._title = title
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            self._live = Live(self._render(), console=Console(file=self.stream), refresh_per_second=8, transient=False)
+            self._live.start()
+
+    def stop(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+            self._live.stop()
+            self._live = None
+
+    def step_started(self, fqname: str, info: str = "") -> None:
+        log.debug("step %s started", fqname)
+        self._rows[fqname] = ["running", time.time(), None, info]
+        self._refresh()
+
+    def step_finished(self, fqname: str, status: str, seconds: float = 0.0, note: str = "") -> None:
+        log.info("step %s %s (%.3f s)%s", fqname, status, seconds, f": {note}" if note else "")
+        row = self._rows.setdefault(fqname, [status, time.time(), None, ""])
+        row[0], row[2] = status, seconds
+        if note:
+            row[3] = note
+        if self.live:
+            self._refresh()
+        elif not self.quiet:
+            extra = f"  ({note})" if note else ""
+            print(f"{status:<8} {fqname}  {seconds:.3f} s{extra}", file=self.stream, flush=True)
+
+    def message(self, text: str) -> None:
+        log.info(text)
+        if self.quiet:
+            return
+        if self._live is not None:
+            self._live.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        table = Table(title=self._title, show_header=True, header_style="bold", expand=False)
+        table.add_column("")
+        table.add_column("step")
+        table.add_column("status")
+        table.add_column("time", justify="right")
+        table.add_column("")
+        now = time.time()
+        for name, (status, started, seconds, note) in list(self._rows.items())[-30:]:
+            secs = seconds if seconds is not None else now - started
+            table.add_row(_MARKS.get(status, " "), name, status, f"{secs:.2f} s", str(note)[:60])
+        return table

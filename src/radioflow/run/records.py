@@ -1,0 +1,180 @@
+"""Run records in SQLite (``<workdir>/.radioflow/runs.db``): one row per run and per step.
+
+A step row holds the resolved parameters, a hash of (cab, parameters, input fingerprints)
+used by ``--resume``, the outputs, timings, status and the path of its log. Rows are
+committed as soon as they change (WAL journal), so a run killed with SIGKILL keeps the
+records of every step that finished.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, recipe TEXT, files TEXT, argv TEXT, workdir TEXT, pid INTEGER,
+    status TEXT, started REAL, finished REAL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, fqname TEXT, cab TEXT, status TEXT,
+    params TEXT, params_hash TEXT, outputs TEXT, returncode INTEGER, error TEXT,
+    started REAL, finished REAL, log_path TEXT, resumed_from TEXT
+);
+CREATE INDEX IF NOT EXISTS steps_hash ON steps (params_hash, status);
+CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
+"""
+
+_SMALL_FILE = 1 << 20
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def fingerprint(path: str, workdir: str = ".") -> list[Any]:
+    """A cheap identity of a file or directory: hash of small files, else size + mtime."""
+    full = path if os.path.isabs(path) else os.path.join(workdir, path)
+    if "://" in path:
+        return [path]
+    try:
+        st = os.stat(full)
+    except OSError:
+        return [path, "missing"]
+    if os.path.isdir(full):
+        entries = []
+        for root, dirs, files in os.walk(full):
+            dirs.sort()
+            for name in sorted(files):
+                sub = os.path.join(root, name)
+                try:
+                    s = os.stat(sub)
+                except OSError:
+                    continue
+                entries.append((os.path.relpath(sub, full), s.st_size, s.st_mtime_ns))
+        return [path, "dir", hashlib.sha1(_json(entries).encode()).hexdigest()]
+    if st.st_size <= _SMALL_FILE:
+        with open(full, "rb") as fh:
+            return [path, "sha1", hashlib.sha1(fh.read()).hexdigest()]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def params_hash(cab: Mapping[str, Any], params: Mapping[str, Any], fingerprints: Iterable[Any]) -> str:
+    """Hash identifying a step's work: cab definition, resolved params, input fingerprints."""
+    blob = _json({"cab": cab, "params": params, "inputs": list(fingerprints)})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def new_run_id() -> str:
+    """Sortable, unique run id: UTC time plus a random suffix."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+class RunRecords:
+    """Access to ``runs.db``; one connection per runner."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- runs -------------------------------------------------------------------------------
+    def start_run(self, run_id: str, recipe: str, files: list[str], argv: list[str], workdir: str) -> None:
+        self._db.execute(
+            "INSERT INTO runs (id, recipe, files, argv, workdir, pid, status, started) VALUES (?,?,?,?,?,?,?,?)",
+            (run_id, recipe, _json(files), _json(argv), workdir, os.getpid(), "running", time.time()),
+        )
+
+    def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        self._db.execute("UPDATE runs SET status=?, finished=?, error=? WHERE id=?",
+                         (status, time.time(), error, run_id))
+
+    def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Most recent runs first; a 'running' run whose process is gone shows as 'interrupted'."""
+        rows = self._db.execute(
+            "SELECT r.*, (SELECT COUNT(*) FROM steps s WHERE s.run_id=r.id) AS nsteps,"
+            " (SELECT COUNT(*) FROM steps s WHERE s.run_id=r.id AND s.status='ok') AS nok"
+            " FROM runs r ORDER BY started DESC LIMIT ?", (limit,)).fetchall()
+        out = []
+        for row in rows:
+            rec = dict(row)
+            if rec["status"] == "running" and not _alive(rec["pid"]):
+                rec["status"] = "interrupted"
+            out.append(rec)
+        return out
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        row = self._db.execute("SELECT * FROM runs WHERE id=?", (run_id,)).fetchone()
+        return dict(row) if row else None
+
+    # -- steps ------------------------------------------------------------------------------
+    def start_step(self, run_id: str, fqname: str, cab: str, params: Mapping[str, Any], phash: str,
+                   log_path: str | None) -> int:
+        cur = self._db.execute(
+            "INSERT INTO steps (run_id, fqname, cab, status, params, params_hash, started, log_path)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (run_id, fqname, cab, "running", _json(params), phash, time.time(), log_path),
+        )
+        return int(cur.lastrowid)
+
+    def finish_step(self, step_id: int, status: str, *, outputs: Mapping[str, Any] | None = None,
+                    returncode: int | None = None, error: str | None = None,
+                    resumed_from: str | None = None, started: float | None = None,
+                    finished: float | None = None) -> None:
+        self._db.execute(
+            "UPDATE steps SET status=?, outputs=?, returncode=?, error=?, resumed_from=?,"
+            " started=COALESCE(?, started), finished=? WHERE id=?",
+            (status, _json(outputs or {}), returncode, error, resumed_from, started,
+             finished if finished is not None else time.time(), step_id),
+        )
+
+    def record_step(self, run_id: str, fqname: str, cab: str, status: str, params: Mapping[str, Any],
+                    phash: str = "", **kw: Any) -> int:
+        """Insert a finished step row at once (skipped or resumed steps)."""
+        step_id = self.start_step(run_id, fqname, cab, params, phash, kw.pop("log_path", None))
+        self.finish_step(step_id, status, **kw)
+        return step_id
+
+    def completed(self, phash: str) -> dict[str, Any] | None:
+        """The latest successful step with this hash (from any run), or None."""
+        row = self._db.execute(
+            "SELECT * FROM steps WHERE params_hash=? AND status='ok' ORDER BY finished DESC LIMIT 1",
+            (phash,)).fetchone()
+        if row is None:
+            return None
+        rec = dict(row)
+        rec["outputs"] = json.loads(rec["outputs"] or "{}")
+        return rec
+
+    def steps(self, run_id: str) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM steps WHERE run_id=? ORDER BY id", (run_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child still answers kill(0); look at /proc where available
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -1,0 +1,526 @@
+"""Run a compiled recipe: steps in order, nested recipes, for-loops and scatter, records, resume.
+
+Each cab step becomes an :class:`~radioflow.backends.base.Invocation` run by the backend
+(``backend.run`` for one, ``backend.map`` for the iterations of a scatter loop, which advance
+step by step in lock-step batches). Formulas and ``{}`` substitutions are resolved with the
+namespaces ``recipe``, ``root``, ``parent``, ``current``, ``previous``, ``steps``, ``info`` and
+``config``. Every step is recorded in ``.radioflow/runs.db`` with its resolved parameters, a
+hash of (cab, parameters, input fingerprints) and its log ``.radioflow/logs/<run>/<step>.log``.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..backends.base import Backend, Invocation, Result
+from ..errors import RadioflowError, StepError, ValidationError
+from ..recipe.formula import UNSET, LazyMapping, is_formula
+from ..recipe.load import Document, to_plain, where
+from ..recipe.substitute import resolve_value
+from ..recipe.validate import RecipeDef, StepDef, prepare_outputs, validate_values
+from .progress import Progress
+from .records import RunRecords, fingerprint, new_run_id, params_hash
+from .selection import Decision, Selection, decide
+
+
+class RunInterrupted(RadioflowError):
+    """The run was interrupted (Ctrl-C)."""
+
+    exit_code = 130
+
+
+@dataclass
+class RunOptions:
+    """How to run: where, which steps, resume, dry run."""
+
+    workdir: str = "."
+    selection: Selection = field(default_factory=Selection)
+    resume: bool = False
+    dry_run: bool = False
+    config: dict[str, Any] = field(default_factory=dict)
+    argv: list[str] = field(default_factory=list)
+    record: bool = True
+
+
+@dataclass
+class StepReport:
+    fqname: str
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    """What a run did."""
+
+    run_id: str
+    status: str
+    outputs: dict[str, Any]
+    steps: list[StepReport]
+
+
+@dataclass
+class _Frame:
+    """State of one recipe (or one loop iteration of it) while it runs."""
+
+    rdef: RecipeDef
+    fqname: str
+    recipe: dict[str, Any]
+    root: Any
+    parent: Any
+    selection: Selection | None
+    steps: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Prepared:
+    frame: _Frame
+    fqname: str
+    action: str                       # run | skipped | resumed
+    params: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    inv: Invocation | None = None
+    phash: str = ""
+    record_id: int | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+    resumed_from: str | None = None
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
+
+
+class Runner:
+    """Runs one recipe of a loaded document."""
+
+    def __init__(self, doc: Document, rdef: RecipeDef, params: Mapping[str, Any] | None = None, *,
+                 backend: Backend | None = None, options: RunOptions | None = None,
+                 progress: Progress | None = None, files: list[str] | None = None) -> None:
+        self.doc = doc
+        self.rdef = rdef
+        self.params = dict(params or {})
+        self.options = options or RunOptions()
+        self.progress = progress or Progress(quiet=True)
+        self.workdir = os.path.abspath(self.options.workdir)
+        self.files = files or list(doc.files)
+        self._backend = backend
+        self.run_id = new_run_id()
+        self.reports: list[StepReport] = []
+        self.records: RunRecords | None = None
+        self.log_dir = Path(self.workdir, ".radioflow", "logs", self.run_id)
+        self.config = {
+            **copy.deepcopy(self.options.config),
+            "opts": to_plain(doc.opts), "vars": to_plain(doc.vars),
+            "run": {"env": dict(os.environ), "dir": self.workdir, "id": self.run_id},
+        }
+        self._current_record: int | None = None
+
+    @property
+    def backend(self) -> Backend:
+        if self._backend is None:
+            from ..backends.local import LocalBackend
+
+            self._backend = LocalBackend()
+        return self._backend
+
+    # -- top level -------------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
+        if self.options.record:
+            self.records = RunRecords(Path(self.workdir, ".radioflow", "runs.db"))
+            self.records.start_run(self.run_id, self.rdef.name, self.files, self.options.argv, self.workdir)
+        self.progress.start(f"radioflow run {self.rdef.name} ({self.run_id})")
+        status, error = "failed", None
+        try:
+            outputs = self._run_recipe(self.rdef, self.params, self.rdef.name, None, self.options.selection,
+                                       "command line")
+            status = "ok"
+            return RunOutcome(self.run_id, status, outputs, self.reports)
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by the user (Ctrl-C)"
+            if self.records is not None and self._current_record is not None:
+                self.records.finish_step(self._current_record, "interrupted", error=error)
+            raise RunInterrupted(f"Run {self.run_id} interrupted; rerun with --resume to continue.") from None
+        except RadioflowError as exc:
+            error = str(exc)
+            raise
+        finally:
+            self.progress.stop()
+            if self.records is not None:
+                self.records.finish_run(self.run_id, status, error)
+                self.records.close()
+            if self._backend is not None:
+                self._backend.close()
+
+    # -- recipes ---------------------------------------------------------------------------
+    def _ns(self, fr: _Frame, **extra: Any) -> dict[str, Any]:
+        ns = {"recipe": fr.recipe, "root": fr.root, "parent": fr.parent, "previous": fr.previous,
+              "steps": fr.steps, "info": fr.info, "config": self.config}
+        ns.update(extra)
+        return ns
+
+    def _run_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
+                    selection: Selection | None, given_where: str) -> dict[str, Any]:
+        raw: dict[str, Any] = {}
+        for name, p in rdef.schema.items():
+            if p.has_default:
+                raw[name] = p.default
+        raw.update(rdef.defaults)
+        raw.update({k: v for k, v in given.items() if v is not UNSET})
+        for name, p in rdef.schema.items():
+            if p.implicit is not None:
+                raw[name] = p.implicit
+        fr = _Frame(rdef=rdef, fqname=fqname, recipe={}, root=None, parent=parent.recipe if parent else {},
+                    selection=selection, info={"label": fqname.rsplit(".", 1)[-1], "fqname": fqname, "suffix": ""})
+        ns: dict[str, Any] = {}
+        defaults_raw = rdef.raw.get("defaults") or {}
+
+        def where_of(key: str) -> str:
+            if key in given:
+                return given_where
+            if key in rdef.defaults:
+                return where(defaults_raw, key)
+            p = rdef.schema.get(key)
+            return p.where if p is not None else rdef.where
+
+        lazy = LazyMapping(raw, lambda: ns, name="recipe", where=where_of)
+        fr.root = parent.root if parent else lazy
+        ns.update(self._ns(fr, recipe=lazy))
+        resolved = lazy.resolved()
+        values = validate_values(resolved, rdef.schema, what=f"recipe '{fqname}'", where_of=where_of,
+                                 workdir=self.workdir)
+        fr.recipe = values
+        if parent is None:
+            fr.root = values
+        self._assign(fr, rdef.model.assign, rdef.raw.get("assign"))
+        self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
+        loop = rdef.for_loop
+        if loop is None:
+            self._run_steps(rdef, [fr])
+        else:
+            self._run_loop(fr, loop)
+        outputs = {k: fr.recipe[k] for k in rdef.outputs if k in fr.recipe and fr.recipe[k] is not UNSET}
+        validate_values(outputs, rdef.outputs, what=f"recipe '{fqname}' outputs", outputs=True,
+                        where_of=lambda k: rdef.outputs[k].where if k in rdef.outputs else rdef.where,
+                        workdir=self.workdir)
+        return outputs
+
+    def _run_loop(self, fr: _Frame, loop: Any) -> None:
+        rdef = fr.rdef
+        if isinstance(loop.over, str):
+            over = fr.recipe.get(loop.over, UNSET)
+        else:
+            over = resolve_value(to_plain(loop.over), self._ns(fr), where=where(rdef.raw.get("for_loop"), "over"))
+        if over is UNSET or over is None:
+            over = []
+        if not isinstance(over, (list, tuple)):
+            over = [over]
+        scatter = loop.scatter
+        if scatter is True or (isinstance(scatter, int) and scatter < 0):
+            batch = max(1, len(over))
+        elif scatter:
+            batch = int(scatter)
+        else:
+            batch = 1
+        iterations: list[_Frame] = []
+        for start in range(0, len(over), batch):
+            frames = []
+            for i in range(start, min(start + batch, len(over))):
+                it = _Frame(rdef=rdef, fqname=fr.fqname, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
+                            selection=fr.selection, previous=fr.previous,
+                            info={**fr.info, "suffix": f"-{i}", "index": i, "total": len(over)})
+                it.recipe[loop.var] = over[i]
+                if fr.root is fr.recipe:
+                    it.root = it.recipe
+                if loop.display_status:
+                    note = resolve_value(loop.display_status, self._ns(it), where=where(rdef.raw.get("for_loop"), "display_status"))
+                    self.progress.message(f"{fr.fqname}: {note}")
+                frames.append(it)
+            self._run_steps(rdef, frames)
+            iterations.extend(frames)
+        gather = set(loop.output_elements or [])
+        for name in rdef.outputs:
+            if name in gather:
+                fr.recipe[name] = [it.recipe.get(name) for it in iterations]
+            elif iterations and name in iterations[-1].recipe:
+                fr.recipe[name] = iterations[-1].recipe[name]
+        if iterations:
+            fr.steps.update(iterations[-1].steps)
+            fr.previous = iterations[-1].previous
+
+    def _assign(self, fr: _Frame, assign: Mapping[str, Any], raw: Any) -> None:
+        for key, value in (assign or {}).items():
+            loc = where(raw, key, fr.rdef.where)
+            resolved = resolve_value(to_plain(value), self._ns(fr), where=loc)
+            if key.startswith("config."):
+                node = self.config
+                parts = key.split(".")[1:]
+                for part in parts[:-1]:
+                    node = node.setdefault(part, {})
+                node[parts[-1]] = resolved
+            else:
+                fr.recipe[key] = resolved
+
+    def _assign_based_on(self, fr: _Frame, table: Mapping[str, Any], raw: Any) -> None:
+        for basevar, cases in (table or {}).items():
+            loc = where(raw, basevar, fr.rdef.where)
+            if not isinstance(cases, Mapping):
+                raise ValidationError(f"{loc}: assign_based_on.{basevar} must map values to assignments.")
+            value = fr.recipe.get(basevar, UNSET)
+            if value is UNSET and basevar.startswith("config."):
+                node: Any = self.config
+                for part in basevar.split(".")[1:]:
+                    node = node.get(part, UNSET) if isinstance(node, Mapping) else UNSET
+                value = node
+            keys = [str(value), str(value).lower()] if value is not UNSET else []
+            match = next((k for k in keys if k in cases), "DEFAULT" if "DEFAULT" in cases else None)
+            if match is None:
+                raise ValidationError(
+                    f"{loc}: assign_based_on.{basevar}: value {value!r} matches none of "
+                    f"{', '.join(map(str, cases))} and there is no DEFAULT.")
+            if not isinstance(cases[match], Mapping):
+                raise ValidationError(f"{where(cases, match, loc)}: assign_based_on.{basevar}.{match} must be a mapping of assignments.")
+            self._assign(fr, cases[match], cases[match])
+
+    # -- steps -----------------------------------------------------------------------------
+    def _run_steps(self, rdef: RecipeDef, frames: list[_Frame]) -> None:
+        tags = {lb: list(s.step.tags) for lb, s in rdef.steps.items()}
+        sel = frames[0].selection
+        decisions = decide(list(rdef.steps), tags, sel, where=f" in recipe '{frames[0].fqname}'")
+        for label, sdef in rdef.steps.items():
+            preps = [self._prepare(fr, label, sdef, decisions[label]) for fr in frames]
+            todo = [p for p in preps if p.action == "run"]
+            failures: list[str] = []
+            if sdef.cab is not None and todo:
+                invs = [p.inv for p in todo]
+                for p in todo:
+                    self.progress.step_started(p.fqname)
+                results = self.backend.map(invs) if len(invs) > 1 else [self.backend.run(invs[0])]
+                for p, res in zip(todo, results):
+                    err = self._finish_cab(p, sdef, res)
+                    if err:
+                        failures.append(err)
+            elif sdef.recipe is not None:
+                for p in todo:
+                    self.progress.step_started(p.fqname)
+                    t0 = time.time()
+                    outputs = self._run_recipe(sdef.recipe, p.params, p.fqname, p.frame,
+                                               decisions[label].sub, sdef.where)
+                    p.outputs = outputs
+                    self._done(p, sdef, "ok", time.time() - t0, outputs=outputs)
+            for p in preps:
+                if p.action != "run":
+                    self._done(p, sdef, p.action, 0.0, note=p.note, outputs=p.outputs)
+            if failures:
+                raise StepError(failures[0] if len(failures) == 1 else
+                                f"{len(failures)} scatter iterations failed:\n" + "\n".join(f"  - {f}" for f in failures))
+
+    def _step_fqname(self, fr: _Frame, label: str) -> str:
+        return f"{fr.fqname}.{label}{fr.info.get('suffix', '')}"
+
+    def _resolve_params(self, fr: _Frame, label: str, sdef: StepDef) -> tuple[dict[str, Any], dict[str, Any]]:
+        schema = sdef.schema
+        raw: dict[str, Any] = {}
+        for name, p in schema.items():
+            if p.has_default:
+                raw[name] = p.default
+        raw.update(fr.rdef.step_defaults.get(label, {}))
+        raw.update(to_plain(sdef.step.params))
+        aliased = fr.rdef.alias_targets(label)
+        for step_param, recipe_param in aliased.items():
+            value = fr.recipe.get(recipe_param, UNSET)
+            if value is not UNSET and value is not None:
+                raw[step_param] = value
+        for name, p in schema.items():
+            if p.implicit is not None:
+                raw[name] = p.implicit
+        info = {**fr.info, "label": label, "fqname": self._step_fqname(fr, label)}
+        ns: dict[str, Any] = {}
+        lazy = LazyMapping(raw, lambda: ns, name="current", where=sdef.param_where)
+        ns.update(self._ns(fr, current=lazy, info=info))
+        params = {k: v for k, v in lazy.resolved().items() if v is not UNSET}
+        for step_param, recipe_param in aliased.items():
+            if fr.recipe.get(recipe_param, UNSET) in (UNSET, None) and step_param in params:
+                fr.recipe[recipe_param] = params[step_param]
+        return params, ns
+
+    def _prepare(self, fr: _Frame, label: str, sdef: StepDef, decision: Decision) -> _Prepared:
+        fq = self._step_fqname(fr, label)
+        step = sdef.step
+        if not decision.run:
+            params = self._try_params(fr, label, sdef)
+            return _Prepared(fr, fq, "skipped", params=params, note=decision.reason)
+        self._assign(fr, step.assign, sdef.raw.get("assign"))
+        self._assign_based_on(fr, step.assign_based_on, sdef.raw.get("assign_based_on"))
+        params, ns = self._resolve_params(fr, label, sdef)
+        if step.skip is not None and not decision.enabled:
+            skip = step.skip
+            if isinstance(skip, str):
+                skip = resolve_value(skip, ns, where=where(sdef.raw, "skip", sdef.where))
+            if skip and skip is not UNSET:
+                return _Prepared(fr, fq, "skipped", params=params, note="skip")
+        values = validate_values(params, sdef.schema, what=f"step '{fq}'", where_of=sdef.param_where,
+                                 workdir=self.workdir)
+        self._assertions(step.preamble, ns, sdef, "preamble")
+        if step.skip_if_outputs and self._outputs_ready(values, sdef, step.skip_if_outputs):
+            return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
+        prep = _Prepared(fr, fq, "run", params=values)
+        if sdef.cab is None:
+            return prep
+        prepare_outputs(values, sdef.schema, self.workdir)
+        cab_plain = sdef.cab.plain()
+        fps = [fingerprint(path, self.workdir) for name, path in self._file_values(values, sdef, inputs=True)]
+        prep.phash = params_hash(cab_plain, values, fps)
+        log_path = str(self.log_dir / f"{_SAFE.sub('_', fq)}.log")
+        prep.inv = Invocation(step=fq, cab=cab_plain, params=values, workdir=self.workdir, log_path=log_path)
+        if self.options.resume and self.records is not None:
+            rec = self.records.completed(prep.phash)
+            if rec is not None and self._outputs_ready(values, sdef, "exist"):
+                prep.action, prep.note = "resumed", f"resumed from run {rec['run_id']}"
+                prep.outputs, prep.resumed_from = rec["outputs"], rec["run_id"]
+                return prep
+        if self.records is not None:
+            prep.record_id = self.records.start_step(self.run_id, fq, sdef.cab_name, values, prep.phash, log_path)
+            self._current_record = prep.record_id
+        return prep
+
+    def _try_params(self, fr: _Frame, label: str, sdef: StepDef) -> dict[str, Any]:
+        """Parameters of a deselected step (for ``previous``); unresolvable ones are left out."""
+        try:
+            return self._resolve_params(fr, label, sdef)[0]
+        except RadioflowError:
+            return {}
+
+    def _assertions(self, items: Any, ns: Mapping[str, Any], sdef: StepDef, kind: str) -> None:
+        if not items:
+            return
+        raw = sdef.raw.get(kind)
+        for i, expr in enumerate(items if isinstance(items, list) else [items]):
+            loc = getattr(raw, "loc", sdef.where) if isinstance(raw, list) else where(sdef.raw, kind, sdef.where)
+            value = resolve_value(expr, ns, where=loc)
+            if not value or value is UNSET:
+                raise ValidationError(f"{loc}: step '{sdef.label}': {kind} assertion {expr!r} is false.")
+
+    def _file_values(self, values: Mapping[str, Any], sdef: StepDef, *, inputs: bool) -> list[tuple[str, str]]:
+        out = []
+        for name, value in values.items():
+            p = sdef.schema.get(name)
+            if p is None or p.is_output == inputs:
+                continue
+            if p.type.is_file and isinstance(value, str):
+                out.append((name, value))
+            elif p.type.is_file_list and isinstance(value, list):
+                out.extend((name, v) for v in value if isinstance(v, str))
+        return out
+
+    def _outputs_ready(self, values: Mapping[str, Any], sdef: StepDef, mode: str) -> bool:
+        outs = [path for _, path in self._file_values(values, sdef, inputs=False) if "://" not in path]
+        if not outs:
+            return False
+        full = [p if os.path.isabs(p) else os.path.join(self.workdir, p) for p in outs]
+        if not all(os.path.exists(p) for p in full):
+            return False
+        if mode == "fresh":
+            ins = [p if os.path.isabs(p) else os.path.join(self.workdir, p)
+                   for _, p in self._file_values(values, sdef, inputs=True) if "://" not in p]
+            newest_in = max((os.path.getmtime(p) for p in ins if os.path.exists(p)), default=0.0)
+            return min(os.path.getmtime(p) for p in full) >= newest_in
+        return True
+
+    def _finish_cab(self, p: _Prepared, sdef: StepDef, res: Result) -> str | None:
+        seconds = max(0.0, res.finished - res.started)
+        outputs = dict(res.outputs)
+        error = res.error
+        if res.ok:
+            try:
+                outputs = validate_values(outputs, sdef.outputs, what=f"step '{p.fqname}' outputs", outputs=True,
+                                          where_of=lambda k: sdef.where, workdir=self.workdir)
+            except ValidationError as exc:
+                error = str(exc)
+        ok = res.ok and error is None
+        if p.inv is not None and p.inv.log_path:
+            _append_footer(p.inv.log_path, p.params, outputs, ok, res.returncode, seconds)
+        if self.records is not None and p.record_id is not None:
+            self.records.finish_step(p.record_id, "ok" if ok else "failed", outputs=outputs,
+                                     returncode=res.returncode, error=error, started=res.started,
+                                     finished=res.finished)
+            self._current_record = None
+        p.outputs = outputs
+        self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
+        if ok:
+            return None
+        log = f" (log: {p.inv.log_path})" if p.inv is not None and p.inv.log_path else ""
+        return f"step '{p.fqname}' failed: {error or 'unknown error'}{log}"
+
+    def _done(self, p: _Prepared, sdef: StepDef, status: str, seconds: float, *, note: str = "",
+              outputs: Mapping[str, Any] | None = None, recorded: bool = False) -> None:
+        fr = p.frame
+        merged = {**p.params, **(outputs or {})}
+        fr.steps[sdef.label] = merged
+        fr.previous = merged
+        if status in ("ok", "resumed"):
+            for step_param, recipe_param in fr.rdef.alias_targets(sdef.label).items():
+                if step_param in (outputs or {}):
+                    fr.recipe[recipe_param] = outputs[step_param]
+                elif step_param in sdef.outputs and step_param in p.params:
+                    fr.recipe[recipe_param] = p.params[step_param]
+            if status == "ok" and sdef.step.epilogue:
+                self._assertions(sdef.step.epilogue, self._ns(fr, current=merged), sdef, "epilogue")
+        if self.records is not None and not recorded:
+            cab = sdef.cab_name if sdef.cab is not None else f"recipe:{sdef.recipe.name if sdef.recipe else ''}"
+            self.records.record_step(self.run_id, p.fqname, cab, status, p.params, p.phash, outputs=outputs,
+                                     error=note if status == "failed" else None, resumed_from=p.resumed_from,
+                                     finished=time.time())
+        self.reports.append(StepReport(p.fqname, status, seconds, note if status == "failed" else None))
+        self.progress.step_finished(p.fqname, status, seconds, note if status != "failed" else "")
+
+
+def _append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, Any], ok: bool,
+                   returncode: int, seconds: float) -> None:
+    from ..run.execute import is_secret
+
+    def show(d: Mapping[str, Any]) -> str:
+        return "\n".join(f"#   {k} = {'***' if is_secret(k) else repr(v)}" for k, v in d.items()) or "#   (none)"
+
+    try:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"# resolved parameters:\n{show(params)}\n# outputs:\n{show(outputs)}\n"
+                     f"# status: {'ok' if ok else 'failed'}, exit status {returncode}, {seconds:.3f} s\n")
+    except OSError:
+        pass
+
+
+def plan(rdef: RecipeDef, selection: Selection | None = None, indent: str = "") -> list[str]:
+    """Human-readable plan of a recipe: its steps, what each runs and whether it is selected."""
+    lines: list[str] = []
+    if not indent:
+        lines.append(f"recipe {rdef.name}: {rdef.model.info or ''}".rstrip(": "))
+        if rdef.for_loop is not None:
+            fl = rdef.for_loop
+            lines.append(f"  for {fl.var} in {fl.over}" + (f" (scatter {fl.scatter})" if fl.scatter else ""))
+    decisions = decide(list(rdef.steps), {lb: list(s.step.tags) for lb, s in rdef.steps.items()}, selection)
+    for label, sdef in rdef.steps.items():
+        d = decisions[label]
+        what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
+        flag = "run " if d.run else "skip"
+        extra = []
+        if sdef.step.skip is not None and not d.enabled:
+            extra.append(f"skip: {sdef.step.skip}")
+        if sdef.step.tags:
+            extra.append("tags: " + ",".join(sdef.step.tags))
+        if not d.run:
+            extra.append(d.reason)
+        lines.append(f"{indent}  [{flag}] {label}: {what}" + (f"  ({'; '.join(extra)})" if extra else ""))
+        if sdef.recipe is not None and d.run:
+            lines.extend(plan(sdef.recipe, d.sub, indent + "    "))
+    return lines
+
+
+__all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport", "plan", "is_formula"]

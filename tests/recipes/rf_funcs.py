@@ -1,0 +1,45 @@
+"""Small python cab functions used by the recipe tests (importable: tests/recipes is on sys.path)."""
+from __future__ import annotations
+
+import os
+import time
+
+
+def write_text(path: str, text: str, repeat: int = 1) -> dict:
+    """Write ``text`` ``repeat`` times into ``path``; return its length."""
+    with open(path, "w") as fh:
+        fh.write(text * repeat)
+    return {"length": len(text) * repeat}
+
+
+def concat(inputs: list, output: str) -> dict:
+    """Concatenate files."""
+    with open(output, "w") as fh:
+        for path in inputs:
+            with open(path) as src:
+                fh.write(src.read())
+    return {"nfiles": len(inputs)}
+
+
+def add(a: float, b: float) -> dict:
+    return {"total": a + b}
+
+
+def square(x: int, out: str) -> dict:
+    with open(out, "w") as fh:
+        fh.write(str(x * x))
+    return {"value": x * x, "pid": os.getpid()}
+
+
+def sleepy(seconds: float, path: str, marker: str = "") -> dict:
+    """Touch ``marker`` (if given), sleep, then write ``path``."""
+    if marker:
+        open(marker, "w").close()
+    time.sleep(seconds)
+    with open(path, "w") as fh:
+        fh.write("done")
+    return {}
+
+
+def fail(message: str = "boom") -> dict:
+    raise RuntimeError(message)
