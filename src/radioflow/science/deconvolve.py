@@ -1,0 +1,327 @@
+"""CLEAN deconvolution: Hogbom and multi-scale minor cycles, Cotton–Schwab major cycles.
+
+Minor cycles work on arrays ``[y, x]`` in Jy/beam with a peak-normalised PSF centred at
+``(N/2, N/2)`` (it may be the same size as the image: patches are clipped at the edges).
+They return a model in Jy/pixel. The major cycle (:func:`clean`) subtracts the model from
+the visibilities through ducc0 (``radioflow.science.imaging``) and re-images the residual,
+like WSClean's ``-mgain`` Cotton–Schwab loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import numpy as np
+from numba import njit
+from scipy import signal
+
+from ..errors import UsageError
+
+#: Scales whose PSF response (K_s * PSF)(0) is below this fraction of the delta's are dropped.
+MIN_SCALE_RESPONSE = 0.05
+
+# --------------------------------------------------------------------------------------------
+# numba kernels
+
+
+@njit(cache=True)
+def _row_absmax(img, allowed, r0, r1, rowmax, rowarg):
+    """Per-row max |img| over allowed pixels, for rows r0..r1-1 (-1 if none allowed)."""
+    nx = img.shape[1]
+    for y in range(r0, r1):
+        best = -1.0
+        arg = 0
+        for x in range(nx):
+            if allowed[y, x]:
+                a = abs(img[y, x])
+                if a > best:
+                    best = a
+                    arg = x
+        rowmax[y] = best
+        rowarg[y] = arg
+
+
+@njit(cache=True)
+def _subtract_patch(img, patch, py, px, amp):
+    """img[py+dy, px+dx] -= amp·patch[h+dy, h+dx] for the (2h+1)² patch, clipped to img.
+
+    Returns the affected row range (r0, r1).
+    """
+    ny, nx = img.shape
+    hy = patch.shape[0] // 2
+    hx = patch.shape[1] // 2
+    y0 = max(-hy, -py)
+    y1 = min(hy, ny - 1 - py)
+    x0 = max(-hx, -px)
+    x1 = min(hx, nx - 1 - px)
+    for dy in range(y0, y1 + 1):
+        for dx in range(x0, x1 + 1):
+            img[py + dy, px + dx] -= amp * patch[hy + dy, hx + dx]
+    return py + y0, py + y1 + 1
+
+
+@njit(cache=True)
+def _hogbom_loop(res, patch, allowed, model, gain, niter, threshold):
+    ny = res.shape[0]
+    rowmax = np.empty(ny)
+    rowarg = np.zeros(ny, dtype=np.int64)
+    _row_absmax(res, allowed, 0, ny, rowmax, rowarg)
+    peak_norm = patch[patch.shape[0] // 2, patch.shape[1] // 2]
+    n = 0
+    while n < niter:
+        y = np.argmax(rowmax)
+        if rowmax[y] < 0 or rowmax[y] <= threshold:
+            break
+        x = rowarg[y]
+        amp = gain * res[y, x] / peak_norm
+        model[y, x] += amp
+        r0, r1 = _subtract_patch(res, patch, y, x, amp)
+        _row_absmax(res, allowed, r0, r1, rowmax, rowarg)
+        n += 1
+    return n, max(rowmax.max(), 0.0)
+
+
+@njit(cache=True)
+def _add_patch(img, patch, py, px, amp):
+    _subtract_patch(img, patch, py, px, -amp)
+
+
+@njit(cache=True)
+def _multiscale_loop(tracked, cross, kernels, track_of, bias, psf_peak, allowed, model,
+                     gain, niter, threshold):
+    """Multi-scale CLEAN on tracked images (0: residual, then smoothed residuals).
+
+    ``cross[s, t]`` is the PSF patch a unit component of scale ``s`` leaves in tracked image
+    ``t``; ``track_of[s]`` is the tracked image on which scale ``s`` is searched, within
+    ``allowed[t]`` (the mask, shrunk so that the scale's kernel stays inside the image).
+    """
+    ntrack, ny, nx = tracked.shape
+    nscale = track_of.shape[0]
+    rowmax = np.empty((ntrack, ny))
+    rowarg = np.zeros((ntrack, ny), dtype=np.int64)
+    for t in range(ntrack):
+        _row_absmax(tracked[t], allowed[t], 0, ny, rowmax[t], rowarg[t])
+    counts = np.zeros(nscale, dtype=np.int64)
+    n = 0
+    while n < niter:
+        y0 = np.argmax(rowmax[0])
+        if rowmax[0, y0] < 0 or rowmax[0, y0] <= threshold:
+            break
+        best = -1.0
+        bs = 0
+        by = 0
+        for s in range(nscale):
+            t = track_of[s]
+            y = np.argmax(rowmax[t])
+            v = rowmax[t, y] * bias[s]
+            if v > best:
+                best = v
+                bs = s
+                by = y
+        t = track_of[bs]
+        bx = rowarg[t, by]
+        amp = gain * tracked[t, by, bx] / psf_peak[bs]
+        _add_patch(model, kernels[bs], by, bx, amp)
+        for u in range(ntrack):
+            r0, r1 = _subtract_patch(tracked[u], cross[bs, u], by, bx, amp)
+            _row_absmax(tracked[u], allowed[u], r0, r1, rowmax[u], rowarg[u])
+        counts[bs] += 1
+        n += 1
+    return n, max(rowmax[0].max(), 0.0), counts
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _check_images(dirty: np.ndarray, psf: np.ndarray, mask: np.ndarray | None):
+    dirty = np.ascontiguousarray(dirty, dtype=np.float64)
+    psf = np.asarray(psf, dtype=np.float64)
+    if dirty.ndim != 2 or psf.ndim != 2:
+        raise UsageError(f"Dirty image and PSF must be 2-D [y, x]; got {dirty.shape} and {psf.shape}.")
+    cy, cx = psf.shape[0] // 2, psf.shape[1] // 2
+    if not psf[cy, cx] > 0:
+        raise UsageError("The PSF must peak (positively) at its centre pixel (N/2, N/2).")
+    if mask is None:
+        allowed = np.ones(dirty.shape, dtype=np.bool_)
+    else:
+        allowed = np.ascontiguousarray(mask, dtype=np.bool_)
+        if allowed.shape != dirty.shape:
+            raise UsageError(f"The clean mask has shape {allowed.shape}, the image {dirty.shape}.")
+    return dirty, psf, allowed
+
+
+def psf_support(psf: np.ndarray, cutoff: float) -> int:
+    """Smallest half-width h of a box about the PSF centre outside which |psf| ≤ cutoff·peak."""
+    ny, nx = psf.shape
+    cy, cx = ny // 2, nx // 2
+    y, x = np.indices(psf.shape)
+    dist = np.maximum(np.abs(y - cy), np.abs(x - cx)).ravel()
+    level = np.abs(psf).ravel() / psf[cy, cx]
+    dmax = int(dist.max())
+    ring_max = np.zeros(dmax + 1)
+    np.maximum.at(ring_max, dist, level)
+    # outside[h] = max level over rings > h
+    outside = np.concatenate([np.maximum.accumulate(ring_max[::-1])[::-1][1:], [0.0]])
+    return int(np.argmax(outside <= cutoff))
+
+
+def _psf_patch(psf: np.ndarray, half: int, ny: int, nx: int) -> np.ndarray:
+    """(2h+1)² cut-out about the PSF centre, zero-padded where the PSF ends.
+
+    h never needs to exceed the image size: a component can affect at most N-1 pixels away.
+    """
+    hy = min(half, ny - 1)
+    hx = min(half, nx - 1)
+    pny, pnx = psf.shape
+    cy, cx = pny // 2, pnx // 2
+    patch = np.zeros((2 * hy + 1, 2 * hx + 1))
+    sy0, sy1 = max(cy - hy, 0), min(cy + hy + 1, pny)
+    sx0, sx1 = max(cx - hx, 0), min(cx + hx + 1, pnx)
+    patch[sy0 - (cy - hy):sy1 - (cy - hy), sx0 - (cx - hx):sx1 - (cx - hx)] = psf[sy0:sy1, sx0:sx1]
+    return patch
+
+
+def _window(psf: np.ndarray, psf_cutoff: float, ny: int, nx: int) -> int:
+    full = max(psf.shape[0], psf.shape[1])
+    return psf_support(psf, psf_cutoff) if psf_cutoff > 0 else full
+
+
+def scale_kernel(scale: float) -> np.ndarray:
+    """Unit-sum multi-scale kernel of radius ``scale`` pixels (WSClean's tapered quadratic).
+
+    ``(1 - (r/scale)²)`` times a Hann window over ``n = 2⌈scale⌉ + 1`` pixels; scale 0 is a delta.
+    """
+    if scale <= 0:
+        return np.ones((1, 1))
+    half = int(np.ceil(scale))
+    n = 2 * half + 1
+    y, x = np.indices((n, n), dtype=np.float64) - half
+    r = np.hypot(x, y)
+    hann = np.where(2 * r <= n + 1, 0.5 * (1.0 + np.cos(2.0 * np.pi * r / (n + 1))), 0.0)
+    shape = np.where(r < scale, 1.0 - (r / scale) ** 2, 0.0)
+    kernel = hann * shape
+    return kernel / kernel.sum()
+
+
+def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    if kernel.shape == (1, 1):
+        return image * kernel[0, 0]
+    return signal.fftconvolve(image, kernel, mode="same")
+
+
+def _stats(n: int, peak: float, start_peak: float, **extra) -> dict:
+    return {"niter": int(n), "peak": float(peak), "start_peak": float(start_peak), **extra}
+
+
+# --------------------------------------------------------------------------------------------
+# minor cycles
+
+
+def hogbom(
+    dirty: np.ndarray,
+    psf: np.ndarray,
+    *,
+    gain: float = 0.1,
+    niter: int = 1000,
+    threshold: float = 0.0,
+    mask: np.ndarray | None = None,
+    psf_cutoff: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Hogbom CLEAN: repeatedly subtract ``gain`` × the PSF at the peak |residual|.
+
+    Stops after ``niter`` components or when the peak |residual| (within ``mask``) is at most
+    ``threshold`` (Jy/beam). ``psf_cutoff`` > 0 subtracts only the PSF box outside which the
+    sidelobes are below that fraction of the peak (faster; the major cycle fixes the rest).
+    Returns ``(model Jy/pixel, residual Jy/beam, stats)``.
+    """
+    _check_params(gain, niter, threshold)
+    res, psf, allowed = _check_images(dirty, psf, mask)
+    res = res.copy()
+    ny, nx = res.shape
+    patch = _psf_patch(psf, _window(psf, psf_cutoff, ny, nx), ny, nx)
+    model = np.zeros_like(res)
+    start = float(np.max(np.abs(res[allowed]))) if allowed.any() else 0.0
+    n, peak = _hogbom_loop(res, patch, allowed, model, float(gain), int(niter), float(threshold))
+    return model, res, _stats(n, peak, start)
+
+
+def multiscale(
+    dirty: np.ndarray,
+    psf: np.ndarray,
+    *,
+    scales: Sequence[float] = (0, 4, 8, 16),
+    gain: float = 0.1,
+    niter: int = 1000,
+    threshold: float = 0.0,
+    scale_bias: float = 0.6,
+    mask: np.ndarray | None = None,
+    psf_cutoff: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Multi-scale CLEAN (Cornwell 2008, with WSClean's kernels and scale bias).
+
+    Each scale (kernel radius in pixels, 0 = delta) has its own smoothed residual ``K_s * R``.
+    The component goes to the scale and position with the largest ``|K_s * R| · bias_s``, where
+    ``bias_s = scale_bias^-log2(s / first non-zero scale)`` (1 for the delta and first scale);
+    its flux is ``gain · (K_s * R)(p) / (K_s * PSF)(0)``. Every smoothed residual is updated
+    with the cross PSF ``K_s * K_t * PSF``. Stops on ``niter`` or when the peak |residual| is at
+    most ``threshold``. Returns ``(model Jy/pixel, residual Jy/beam, stats)``.
+    """
+    _check_params(gain, niter, threshold)
+    res, psf, allowed = _check_images(dirty, psf, mask)
+    scales = sorted({float(s) for s in scales})
+    if not scales or scales[0] < 0:
+        raise UsageError(f"multiscale scales must be non-negative pixel radii, e.g. [0, 4, 8, 16]; got {scales}.")
+    if not 0 < scale_bias <= 1:
+        raise UsageError(f"multiscale scale_bias must be in (0, 1]; got {scale_bias}.")
+    ny, nx = res.shape
+    half = _window(psf, psf_cutoff, ny, nx) + 2 * int(np.ceil(scales[-1]))
+    hy, hx = min(half, ny - 1), min(half, nx - 1)
+    big = _psf_patch(psf, half, ny, nx)
+    kernels = [scale_kernel(s) for s in scales]
+    kpsf = [_convolve(big, k) for k in kernels]
+    psf_peak = np.array([kp[hy, hx] for kp in kpsf])
+    # A scale the array does not sample (smoothed PSF peak ~ 0) would get unbounded fluxes.
+    usable = psf_peak > MIN_SCALE_RESPONSE * big[hy, hx]
+    dropped = [s for s, ok in zip(scales, usable) if not ok]
+    scales = [s for s, ok in zip(scales, usable) if ok]
+    kernels = [k for k, ok in zip(kernels, usable) if ok]
+    kpsf = [k for k, ok in zip(kpsf, usable) if ok]
+    psf_peak = psf_peak[usable]
+    nonzero = [s for s in scales if s > 0]
+    bias = np.array([scale_bias ** -(np.log2(s / nonzero[0]) if s > 0 else 0.0) for s in scales])
+    # Tracked images: 0 = residual; one smoothed residual per non-zero scale.
+    track_kernels = [np.ones((1, 1))] + [k for s, k in zip(scales, kernels) if s > 0]
+    track_of = np.array([0 if s == 0 else 1 + nonzero.index(s) for s in scales], dtype=np.int64)
+    cross = np.zeros((len(scales), len(track_kernels), 2 * hy + 1, 2 * hx + 1))
+    for s, kp in enumerate(kpsf):
+        for t, tk in enumerate(track_kernels):
+            cross[s, t] = _convolve(kp, tk)
+    side = max(k.shape[0] for k in kernels)
+    kstack = np.zeros((len(scales), side, side))
+    for s, k in enumerate(kernels):
+        o = (side - k.shape[0]) // 2
+        kstack[s, o:o + k.shape[0], o:o + k.shape[1]] = k
+    tracked = np.stack([_convolve(res, tk) for tk in track_kernels])
+    # A component whose kernel crosses the edge would be clipped in the model but not in the
+    # residual update: keep each scale's components a kernel radius inside the image.
+    allowed_t = np.zeros(tracked.shape, dtype=np.bool_)
+    for t, tk in enumerate(track_kernels):
+        r = tk.shape[0] // 2
+        allowed_t[t, r:ny - r, r:nx - r] = allowed[r:ny - r, r:nx - r]
+    model = np.zeros_like(res)
+    start = float(np.max(np.abs(res[allowed]))) if allowed.any() else 0.0
+    n, peak, counts = _multiscale_loop(tracked, cross, kstack, track_of, bias, psf_peak, allowed_t, model,
+                                       float(gain), int(niter), float(threshold))
+    stats = _stats(n, peak, start, components_per_scale=dict(zip(scales, (int(c) for c in counts))),
+                   dropped_scales=dropped)
+    return model, np.ascontiguousarray(tracked[0]), stats
+
+
+def _check_params(gain: float, niter: int, threshold: float) -> None:
+    if not 0 < gain <= 1:
+        raise UsageError(f"CLEAN gain must be in (0, 1]; got {gain}.")
+    if niter < 0:
+        raise UsageError(f"CLEAN niter must be >= 0; got {niter}.")
+    if threshold < 0:
+        raise UsageError(f"CLEAN threshold must be >= 0 Jy; got {threshold}.")

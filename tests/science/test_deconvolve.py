@@ -1,0 +1,199 @@
+"""CLEAN minor cycles, restoring beam and Cotton–Schwab major cycles on noise-free simulations."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from radioflow.errors import UsageError
+from radioflow.science.beam import FWHM_PER_SIGMA, fit_restoring_beam, gaussian_image, restore
+from radioflow.science.deconvolve import hogbom, multiscale, scale_kernel
+from radioflow.science.imaging import psf_image
+
+C = 299_792_458.0
+N = 256
+FREQ = np.array([1.0e8, 1.1e8, 1.2e8])
+SOURCES = [(100, 120, 2.0), (50, 200, 0.5), (128, 128, 1.0), (180, 60, 0.3)]  # (x, y, Jy)
+
+
+def simulate_uvw(nant: int = 40, radius: float = 2000.0, ntime: int = 16, ha_span_deg: float = 60.0,
+                 dec_deg: float = -30.0, lat_deg: float = -26.7, seed: int = 1) -> np.ndarray:
+    """(nrow, 3) UVW in metres, ANTENNA2 − ANTENNA1, of a random array tracking ``dec_deg``."""
+    rng = np.random.default_rng(seed)
+    r = radius * np.sqrt(rng.uniform(0, 1, nant))
+    theta = rng.uniform(0, 2 * np.pi, nant)
+    east, north, up = r * np.cos(theta), r * np.sin(theta), rng.normal(0, 5, nant)
+    lat = np.radians(lat_deg)
+    x = -np.sin(lat) * north + np.cos(lat) * up
+    y = east
+    z = np.cos(lat) * north + np.sin(lat) * up
+    a1, a2 = np.triu_indices(nant, 1)
+    bx, by, bz = x[a2] - x[a1], y[a2] - y[a1], z[a2] - z[a1]
+    h = np.radians(np.linspace(-ha_span_deg / 2, ha_span_deg / 2, ntime))[:, None]
+    d = np.radians(dec_deg)
+    u = np.sin(h) * bx + np.cos(h) * by
+    v = -np.sin(d) * np.cos(h) * bx + np.sin(d) * np.sin(h) * by + np.cos(d) * bz
+    w = np.cos(d) * np.cos(h) * bx - np.cos(d) * np.sin(h) * by + np.sin(d) * bz
+    return np.stack([u, v, w], -1).reshape(-1, 3)
+
+
+def point_vis(uvw: np.ndarray, freq: np.ndarray, sources, npix: int, cell: float) -> np.ndarray:
+    """Direct Fourier sum (CONVENTIONS.md sign) of point sources (x, y, flux) on pixel centres."""
+    vis = np.zeros((uvw.shape[0], freq.size), complex)
+    for x, y, flux in sources:
+        l, m = -(x - npix // 2) * cell, (y - npix // 2) * cell
+        n = np.sqrt(1 - l * l - m * m)
+        phase = (uvw[:, 0:1] * l + uvw[:, 1:2] * m + uvw[:, 2:3] * (n - 1)) * (freq[None, :] / C)
+        vis += flux * np.exp(2j * np.pi * phase)
+    return vis
+
+
+def cell_for(uvw: np.ndarray, freq: np.ndarray, oversample: float = 4.0) -> float:
+    return 1.0 / (np.hypot(uvw[:, 0], uvw[:, 1]).max() * freq.max() / C) / oversample
+
+
+@pytest.fixture(scope="module")
+def array_psf():
+    """A 2N × 2N PSF (so shifted copies cover the whole N × N image) and the cell size."""
+    uvw = simulate_uvw()
+    cell = cell_for(uvw, FREQ)
+    wgt = np.ones((uvw.shape[0], FREQ.size))
+    return psf_image(uvw, FREQ, wgt, 2 * N, 2 * N, cell, cell), cell
+
+
+def convolve_exact(sky: np.ndarray, psf2: np.ndarray) -> np.ndarray:
+    """Dirty image of an N × N sky with a 2N × 2N PSF centred at (N, N): exact, no wrap."""
+    return signal.fftconvolve(sky, psf2, mode="full")[N:2 * N, N:2 * N]
+
+
+def point_sky(sources=SOURCES) -> np.ndarray:
+    sky = np.zeros((N, N))
+    for x, y, flux in sources:
+        sky[y, x] += flux
+    return sky
+
+
+# ---------------------------------------------------------------------------- minor cycles
+
+
+def test_hogbom_recovers_point_fluxes(array_psf):
+    psf2, _ = array_psf
+    dirty = convolve_exact(point_sky(), psf2)
+    model, residual, stats = hogbom(dirty, psf2, gain=0.1, niter=5000, threshold=1e-4)
+    got = np.array([model[y, x] for x, y, _ in SOURCES])
+    truth = np.array([f for *_, f in SOURCES])
+    np.testing.assert_allclose(got, truth, rtol=1e-3)
+    assert stats["peak"] <= 1e-4 < stats["start_peak"]
+    assert np.abs(residual).max() <= 1e-4
+    # Every component sits on a true source: the model is exactly the sky to 0.1 %.
+    assert np.abs(model - point_sky()).sum() < 1e-3 * truth.sum()
+    # The residual returned is the true residual.
+    np.testing.assert_allclose(residual, dirty - convolve_exact(model, psf2), atol=1e-12)
+
+
+def test_hogbom_same_size_psf_subtracts_clipped_patches(array_psf):
+    """A PSF the size of the image: patches near the edges are clipped, not wrapped."""
+    psf2, _ = array_psf
+    psf = psf2[N // 2:N // 2 + N, N // 2:N // 2 + N]
+    sky = point_sky([(3, 250, 1.0), (128, 128, 0.5)])
+    dirty = convolve_exact(sky, psf2)
+    model, residual, stats = hogbom(dirty, psf, niter=200, threshold=0.05)
+    assert model[250, 3] == pytest.approx(1.0, rel=0.06)
+    assert model[128, 128] == pytest.approx(0.5, rel=0.12)
+    assert stats["niter"] < 200
+
+
+def test_hogbom_respects_mask_niter_and_psf_cutoff(array_psf):
+    psf2, _ = array_psf
+    dirty = convolve_exact(point_sky(), psf2)
+    mask = np.zeros((N, N), bool)
+    mask[110:131, 90:111] = True  # only around the 2 Jy source at (100, 120)
+    model, _, _ = hogbom(dirty, psf2, niter=2000, threshold=1e-3, mask=mask)
+    assert not model[~mask].any()
+    assert model[120, 100] == pytest.approx(2.0, rel=0.01)
+    _, _, stats = hogbom(dirty, psf2, niter=7)
+    assert stats["niter"] == 7
+    fast, _, _ = hogbom(dirty, psf2, niter=5000, threshold=0.02, psf_cutoff=0.05)
+    assert fast[120, 100] == pytest.approx(2.0, rel=0.03)
+
+
+def test_minor_cycle_rejects_bad_parameters(array_psf):
+    psf2, _ = array_psf
+    with pytest.raises(UsageError, match="gain"):
+        hogbom(np.zeros((N, N)), psf2, gain=1.5)
+    with pytest.raises(UsageError, match="scales"):
+        multiscale(np.zeros((N, N)), psf2, scales=[-1, 4])
+
+
+def test_scale_kernel_unit_sum_and_support():
+    assert scale_kernel(0).shape == (1, 1)
+    for s in (2, 4.5, 8):
+        k = scale_kernel(s)
+        assert k.sum() == pytest.approx(1.0)
+        assert k.shape == (2 * int(np.ceil(s)) + 1,) * 2
+        assert k[k.shape[0] // 2, k.shape[1] // 2] == k.max()
+
+
+def test_multiscale_recovers_gaussian_integrated_flux(array_psf):
+    psf2, _ = array_psf
+    y, x = np.indices((N, N))
+    blob = np.exp(-0.5 * ((x - 140) ** 2 + (y - 110) ** 2) / 4.0**2)
+    sky = 5.0 * blob / blob.sum()
+    sky[60, 60] += 1.0
+    dirty = convolve_exact(sky, psf2)
+    model, residual, stats = multiscale(dirty, psf2, scales=[0, 4, 8], niter=5000, threshold=1e-3)
+    assert model[90:131, 120:161].sum() == pytest.approx(5.0, rel=0.02)
+    assert model[55:66, 55:66].sum() == pytest.approx(1.0, rel=0.01)
+    assert stats["components_per_scale"][8.0] > 0  # the blob took large-scale components
+    assert stats["niter"] < 5000 and np.abs(residual).max() <= 1e-3
+    np.testing.assert_allclose(residual, dirty - convolve_exact(model, psf2), atol=1e-9)
+    # Hogbom needs more components for the same blob (multi-scale is the point).
+    _, _, hstats = hogbom(dirty, psf2, niter=20000, threshold=1e-3)
+    assert stats["niter"] < hstats["niter"]
+
+
+# ---------------------------------------------------------------------------- beam
+
+
+@pytest.mark.parametrize("bpa_deg", [0.0, 30.0, -60.0, 89.0])
+def test_fit_restoring_beam_on_gaussian_psf(bpa_deg):
+    cell = 2e-5
+    beam = (6.0 * cell, 3.5 * cell, np.radians(bpa_deg))
+    psf = gaussian_image((128, 128), beam, cell, cell)
+    bmaj, bmin, bpa = fit_restoring_beam(psf, cell, cell)
+    assert bmaj == pytest.approx(beam[0], rel=0.01)
+    assert bmin == pytest.approx(beam[1], rel=0.01)
+    assert np.degrees(bpa) == pytest.approx(bpa_deg, abs=0.5)
+
+
+def test_beam_position_angle_is_north_through_east():
+    """bpa = +45°: the major axis runs to the north-east, i.e. towards +y and −x (RA left)."""
+    cell = 1e-5
+    y, x = np.indices((64, 64)) - 32.0
+    along, across = (-x + y) / np.sqrt(2), (x + y) / np.sqrt(2)
+    smaj, smin = 5.0, 2.0
+    psf = np.exp(-0.5 * (along**2 / smaj**2 + across**2 / smin**2))
+    bmaj, bmin, bpa = fit_restoring_beam(psf, cell, cell)
+    assert np.degrees(bpa) == pytest.approx(45.0, abs=0.2)
+    assert bmaj / cell == pytest.approx(smaj * FWHM_PER_SIGMA, rel=0.01)
+    assert bmin / cell == pytest.approx(smin * FWHM_PER_SIGMA, rel=0.01)
+
+
+def test_fit_restoring_beam_on_array_psf(array_psf):
+    psf2, cell = array_psf
+    bmaj, bmin, _ = fit_restoring_beam(psf2, cell, cell)
+    # Main lobe is a few pixels wide (cell = 1/4 of the resolution), and elongated at Dec −30.
+    assert 2.5 < bmin / cell <= bmaj / cell < 8.0
+
+
+def test_restore_point_peak_and_integral():
+    cell = 1e-5
+    beam = (5.0 * cell, 3.0 * cell, np.radians(20.0))
+    model = np.zeros((128, 128))
+    model[40, 70] = 1.5
+    residual = np.full((128, 128), 0.01)
+    restored = restore(model, residual, beam, cell, cell)
+    assert restored[40, 70] == pytest.approx(1.51, rel=1e-9)
+    beam_area_px = np.pi * beam[0] * beam[1] / (4 * np.log(2)) / cell**2
+    assert (restored - residual).sum() == pytest.approx(1.5 * beam_area_px, rel=1e-3)
+    assert np.unravel_index(np.argmax(restored), restored.shape) == (40, 70)
