@@ -64,14 +64,17 @@ def test_map_eight_ordered_and_parallel(tmp_path, backend):
     assert all((tmp_path / f"s{i}.log").read_text() == results[i].log for i in range(8))
 
 
-def test_worker_killed_with_os_exit_becomes_failed_result(backend):
-    invs = [Invocation(f"c{i}", CRASHY, {"x": i, "crash_on": 2}) for i in range(5)]
+def test_worker_killed_with_os_exit_becomes_failed_result(tmp_path, backend):
+    invs = [Invocation(f"c{i}", CRASHY, {"x": i, "crash_on": 2}, log_path=str(tmp_path / f"c{i}.log"))
+            for i in range(5)]
     results = backend.map(invs)
     assert [r.ok for r in results] == [True, True, False, True, True]
     assert [r.outputs.get("y") for r in results] == [100, 101, None, 103, 104]
     bad = results[2]
     assert bad.returncode == 7 and "exited abruptly with code 7" in bad.error and "c2" in bad.error
     assert "Traceback" not in bad.error
+    assert bad.log.startswith("# step c2: cab crashy") and bad.log.rstrip().endswith(bad.error)
+    assert (tmp_path / "c2.log").read_text() == bad.log
     again = backend.map([Invocation(f"d{i}", SLEEPY, {"x": i}) for i in range(3)])  # pool rebuilt
     assert [r.outputs["square"] for r in again] == [0, 1, 4]
 

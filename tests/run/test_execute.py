@@ -194,3 +194,12 @@ def test_on_line_callback_and_threaded_capture_isolation():
     for n, res in results.items():
         body = [ln for ln in res.log.splitlines() if not ln.startswith("#")]
         assert body == [f"thread {n} line {i}" for i in range(20)]
+
+
+def test_sys_exit_in_a_python_cab_ends_the_cab_not_the_runner():
+    cab = {"name": "ex", "flavour": "python-code", "command": "import sys\nprint('bye')\nsys.exit(code)\n",
+           "inputs": {"code": {}}}
+    bad = execute(Invocation("x", cab, {"code": 3}))
+    assert not bad.ok and bad.returncode == 3 and "sys.exit(3)" in bad.error and "bye" in bad.log
+    good = execute(Invocation("x", cab, {"code": 0}))
+    assert good.ok and good.returncode == 0

@@ -16,10 +16,21 @@ import signal
 import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, Sequence
 
 from ..run.execute import execute
 from .base import Invocation, Result
+
+
+def _partial_log(inv: Invocation) -> str:
+    """What the crashed item managed to write to its log file (already scrubbed of secrets)."""
+    if not inv.log_path:
+        return ""
+    try:
+        return Path(inv.log_path).read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def _crash_result(inv: Invocation, exitcode: int | None, started: float) -> Result:
@@ -34,8 +45,12 @@ def _crash_result(inv: Invocation, exitcode: int | None, started: float) -> Resu
         how = "died abruptly"
     error = (f"step '{inv.step}': the worker process running it {how} before returning a result "
              "(the cab crashed the interpreter, called os._exit, or was killed, e.g. out of memory)")
+    line = f"# error: {error}\n"
+    if inv.log_path:
+        with open(inv.log_path, "a") as fh:
+            fh.write(line)
     return Result(step=inv.step, ok=False, returncode=exitcode if exitcode is not None else -1,
-                  log=f"# error: {error}\n", started=started, finished=time.time(), error=error)
+                  log=_partial_log(inv) or line, started=started, finished=time.time(), error=error)
 
 
 def _child(inv: Invocation, conn: Any) -> None:
@@ -88,11 +103,15 @@ class LocalBackend:
             self._discard_pool()
         results: list[Result | None] = [None] * len(invocations)
         broken: list[int] = []
-        for i, fut in enumerate(futures):
-            try:
-                results[i] = fut.result()
-            except BrokenProcessPool:
-                broken.append(i)
+        try:
+            for i, fut in enumerate(futures):
+                try:
+                    results[i] = fut.result()
+                except BrokenProcessPool:
+                    broken.append(i)
+        except BaseException:  # Ctrl-C: stop the workers now, not after their current items
+            self._kill_pool()
+            raise
         broken += list(range(len(futures), len(invocations)))
         if broken:
             self._discard_pool()
@@ -129,6 +148,15 @@ class LocalBackend:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
+
+    def _kill_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            if proc.is_alive():
+                proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Shut the worker pool down (idempotent)."""

@@ -347,6 +347,11 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
             _check_outputs(inv, cab, params, status)
     except RadioflowError as exc:
         returncode, error = returncode or 1, str(exc)
+    except SystemExit as exc:  # sys.exit() in a python cab ends the cab, not the runner
+        code = exc.code
+        returncode = code if isinstance(code, int) else (0 if code is None else 1)
+        if returncode:
+            error = f"step '{inv.step}': cab '{cab_name}' called sys.exit({code!r})"
     except Exception as exc:  # the cab's own code failed: one-line error, traceback to the log
         returncode = returncode or 1
         error = f"step '{inv.step}': cab '{cab_name}' raised {type(exc).__name__}: {exc}"
