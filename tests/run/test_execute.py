@@ -203,3 +203,14 @@ def test_sys_exit_in_a_python_cab_ends_the_cab_not_the_runner():
     assert not bad.ok and bad.returncode == 3 and "sys.exit(3)" in bad.error and "bye" in bad.log
     good = execute(Invocation("x", cab, {"code": 0}))
     assert good.ok and good.returncode == 0
+
+
+def test_cab_level_defaults_and_implicits_fill_missing_params():
+    cab = {"name": "echo", "command": "echo", "defaults": {"b": "cabdef"},
+           "inputs": {"a": {"dtype": "str", "default": "pdef"}, "b": {"dtype": "str", "default": "lost"},
+                      "c": {"dtype": "str", "default": "=recipe.x"},
+                      "i": {"dtype": "str", "implicit": "imp.txt"}}}
+    res = execute(Invocation("d", cab, {}))
+    assert "echo --a pdef --b cabdef --i imp.txt" in res.log
+    res = execute(Invocation("d", cab, {"a": "given"}))
+    assert "echo --a given --b cabdef --i imp.txt" in res.log

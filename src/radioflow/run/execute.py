@@ -123,17 +123,18 @@ def _flavour(cab: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def effective_params(cab: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters with UNSET values removed and literal defaults / implicits filled in.
+    """Parameters with UNSET values removed and literal implicits / cab defaults / defaults filled in.
 
     Formula-valued (``=...``) defaults or implicits are left to the recipe layer.
     """
     out = {k: v for k, v in params.items() if not _is_unset(v)}
     inputs, outputs = policies.cab_schemas(cab)
+    cab_defaults = cab.get("defaults") or {}
     for name, schema in {**inputs, **outputs}.items():
         if name in out:
             continue
-        for key in ("implicit", "default"):
-            value = schema.get(key)
+        for key in ("implicit", "cab-default", "default"):
+            value = cab_defaults.get(name) if key == "cab-default" else schema.get(key)
             if value is None or (isinstance(value, str) and (value.startswith("=") or "{" in value)):
                 continue
             out[name] = value

@@ -20,7 +20,8 @@ PARAM_FIELDS = frozenset({
     "info", "writable", "dtype", "implicit", "tags", "required", "choices", "element_choices",
     "default", "aliases", "mkdir", "must_exist", "nom_de_guerre", "policies", "category",
     "metavar", "abbreviation", "metadata", "suffix", "access_parent_dir", "write_parent_dir",
-    "remote_access",
+    "remote_access", "suppress_cli_default", "path_policies", "skip_freshness_checks",
+    "remove_if_exists",
 })
 
 POLICY_FIELDS = frozenset({
@@ -62,7 +63,9 @@ def _flatten(section: Mapping[str, Any] | None, prefix: str = "") -> Iterator[tu
             yield full, {}
         elif isinstance(value, str):
             yield full, _shorthand(value)
-        elif isinstance(value, Mapping) and set(value) - PARAM_FIELDS:
+        elif isinstance(value, Mapping) and set(value) - PARAM_FIELDS and all(
+            v is None or isinstance(v, (str, Mapping)) for v in value.values()
+        ):
             yield from _flatten(value, f"{full}.")
         elif isinstance(value, Mapping):
             yield full, dict(value)
