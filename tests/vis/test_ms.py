@@ -302,3 +302,28 @@ def test_no_leftovers_after_copy_of_directory(ms_path: Path, tmp_path: Path) -> 
     """A moved MS stays readable: subtable references are relative."""
     moved = shutil.move(str(ms_path), str(tmp_path / "elsewhere.ms"))
     assert ms_summary(moved)["nantennas"] == NANT
+
+
+def test_second_field_selected_with_taql(ds: xr.Dataset, ms_path: Path) -> None:
+    with ct.table(f"{ms_path}::FIELD", readonly=False, ack=False) as t:
+        t.addrows(1)
+        for col in ("PHASE_DIR", "DELAY_DIR", "REFERENCE_DIR"):
+            t.putcell(col, 1, np.array([[0.5, 0.25]]))
+        t.putcell("NAME", 1, "calibrator")
+    with ct.table(str(ms_path), readonly=False, ack=False) as t:
+        t.putcol("FIELD_ID", np.repeat(np.array([0, 1, 0, 1, 1], np.int32), 21))
+    cal = read_ms(ms_path, field=1)
+    assert cal.attrs["phase_center"] == [0.5, 0.25] and cal.attrs["field_name"] == "calibrator"
+    assert np.array_equal(cal.time.values, ds.time.values[[1, 3, 4]])
+    for name in ("VISIBILITY", "FLAG", "WEIGHT", "UVW"):
+        assert np.array_equal(cal[name].values, ds[name].values[[1, 3, 4]]), name
+    target = read_ms(ms_path, field=0, chunks=1)
+    assert np.array_equal(target.VISIBILITY.values, ds.VISIBILITY.values[[0, 2]])
+
+
+@pytest.mark.skipif(shutil.which("readms") is None, reason="casacore-tools readms not installed")
+def test_casacore_measurementset_class_opens_it(ms_path: Path) -> None:
+    """readms opens the MS with casacore's MeasurementSet class and CASA baseline selection."""
+    out = subprocess.run(["readms", f"msname={ms_path}", "baselines=0&2", "weightspectrum=true"],
+                         capture_output=True, text=True, check=True).stdout
+    assert f"{NTIME} rows out of {NTIME * 21} have been read" in out

@@ -271,15 +271,19 @@ def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
 
 
 def _read_rows(t: ct.table, column: str, rownrs: np.ndarray) -> np.ndarray:
-    """getcol for table rows ``rownrs`` (sorted), one contiguous read when possible."""
-    if rownrs.size == 0:
-        return t.getcol(column, startrow=0, nrow=0)
+    """getcol for table rows ``rownrs`` (sorted): one contiguous read, else through a row selection.
+
+    Rows outside the selection are never read: they may belong to another spectral window
+    whose cells have a different shape.
+    """
     lo, hi = int(rownrs[0]), int(rownrs[-1]) + 1
     if hi - lo == rownrs.size:
         return t.getcol(column, startrow=lo, nrow=hi - lo)
-    if hi - lo <= 2 * rownrs.size:
-        return t.getcol(column, startrow=lo, nrow=hi - lo)[rownrs - lo]
-    return t.selectrows(rownrs).getcol(column)
+    sel = t.selectrows(rownrs)
+    try:
+        return sel.getcol(column)
+    finally:
+        sel.close()
 
 
 def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: np.ndarray | None,
