@@ -240,6 +240,9 @@ def test_glob_and_exists(ns: dict, tmp_path, monkeypatch) -> None:
         evaluate("EXISTS(recipe.nodir)", ns)
     assert evaluate("EXISTS({recipe.dir}/nothing)", ns) is False
     assert evaluate("LEN(GLOB(*))", ns) == 3
+    assert evaluate("EXISTS(STRIPEXT(recipe.dir + '/a.ms') + '.ms')", ns) is True
+    assert evaluate("GLOB(IF(recipe.dir, '*.txt', '*'))", ns) == ["c.txt"]
+    assert evaluate("EXISTS('a.ms)')", ns) is False
 
 
 def test_error_and_abort(ns: dict) -> None:
@@ -247,6 +250,8 @@ def test_error_and_abort(ns: dict) -> None:
         evaluate("ERROR('bad value {recipe.d.n}' + '3'[0])", ns, where="r.yml:9")
     with pytest.raises(FormulaAbort, match="ERROR: something went wrong"):
         evaluate("ERROR(something went wrong)", ns)             # unquoted, Stimela-style
+    with pytest.raises(FormulaAbort, match="ERROR: don't use band L"):
+        evaluate("IF(parent.band == 'L', ERROR(don't use band L), 1)", ns)
     with pytest.raises(FormulaAbort, match="ABORT: stop"):
         evaluate("ABORT('stop')", ns)
     # TRY/VALID never swallow a deliberate ERROR()

@@ -436,23 +436,48 @@ def _has_bare_name(node: tuple) -> bool:
     return any(_has_bare_name(child) for child in _children(node))
 
 
+def _argument_end(text: str, start: int) -> int:
+    """End of the argument starting at ``start``: the first ',' or ')' outside parentheses,
+    brackets and quotes; without a balanced one, the first ',' or ')' at all (Stimela)."""
+    depth, i, n = 0, start, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"":
+            close = text.find(ch, i + 1)
+            if close < 0:
+                break
+            i = close
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            if depth == 0:
+                return i if ch == ")" else -1
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return i
+        i += 1
+    m = _RAW_ARG.match(text, start)
+    assert m is not None
+    return m.end()
+
+
 def _raw_argument(text: str, start: int) -> tuple[tuple, int] | None:
     """Stimela lets GLOB/EXISTS/ERROR/ABORT take unquoted text: ``GLOB(*.ms)``.
 
-    ``start`` is just after the '('. The text up to the next ',' or ')' is taken literally
-    (returned as an AST node with the position of its closing ')') unless it is a genuine
-    expression, i.e. one that parses without bare (undotted) names. A lone dotted name such
-    as ``a.ms`` becomes a "rawname": a lookup if its first part is a namespace, else text.
+    ``start`` is just after the '('. The single argument is taken literally (returned as an
+    AST node with the position of its closing ')') unless it is a genuine expression, i.e.
+    one that parses without bare (undotted) names. A lone dotted name such as ``a.ms``
+    becomes a "rawname": a lookup if its first part is a namespace, else text.
     """
-    m = _RAW_ARG.match(text, start)
-    assert m is not None
-    end = m.end()
+    end = _argument_end(text, start)
+    if end < 0 or end >= len(text) or text[end] != ")":
+        return None
     raw = text[start:end]
-    if end >= len(text) or text[end] != ")" or not raw.strip():
+    if not raw.strip():
         return None
     try:
         node = _parse_uncached(raw)
-    except _ParseFailure:
+    except (_ParseFailure, RecursionError):
         node = None
     if node is not None and node[0] == "name":
         return ("rawname", node[1], raw.strip()), end   # 'EXISTS(a.ms)': decided at run time

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from radioflow.recipe.formula import (
@@ -25,6 +26,7 @@ __all__ = ["substitute", "resolve_value"]
 _SPEC_NUMBERS = re.compile(r"\d+")
 _PART = re.compile(r"[^.\[\]]*(?:\[[^\[\]]+\][^.\[\]]*)*")
 _LAST_PART = re.compile(r"([^.\[\]]+)((?:\[[^\[\]]+\])*)")
+_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 _INDEX = re.compile(r"\[([^\[\]]+)\]")
 
 
@@ -46,7 +48,7 @@ def _split_field(field: str) -> tuple[str, str | None, str]:
             if ch == ":":
                 return name, None, field[i + 1:]
             rest = field[i + 1:]
-            conv, sep, spec = rest.partition(":")
+            conv, _, spec = rest.partition(":")
             return name, conv, spec
     return field, None, ""
 
@@ -83,11 +85,9 @@ def _field_segments(name: str) -> list[tuple[str, str | int]] | None:
     return segments
 
 
-def _lookup_field(name: str, ns: Mapping[str, Any], text: str, where: str) -> Any:
+def _lookup_field(name: str, segments: tuple, ns: Mapping[str, Any], text: str,
+                  where: str) -> Any:
     """Look a field up: dotted parts through the formula namespaces, then [index] parts."""
-    segments = _field_segments(name.strip())
-    if segments is None:
-        raise _fail(text, where, f"malformed field {{{name}}}")
     value: Any = ns
     pending: list[str] = []
 
@@ -102,7 +102,7 @@ def _lookup_field(name: str, ns: Mapping[str, Any], text: str, where: str) -> An
 
     for kind, seg in segments:
         if kind == ".":
-            pending.append(str(seg))
+            pending.append(seg)
             continue
         value = flush(value)
         try:
@@ -116,12 +116,7 @@ def _lookup_field(name: str, ns: Mapping[str, Any], text: str, where: str) -> An
     return value
 
 
-_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
-
-
 def _format(value: Any, conv: str | None, spec: str, name: str, text: str, where: str) -> str:
-    if conv is not None and conv not in _CONVERSIONS:
-        raise _fail(text, where, f"unknown conversion '!{conv}' in {{{name}}}")
     if any(len(num) > 3 for num in _SPEC_NUMBERS.findall(spec)):
         raise _fail(text, where, f"format spec {spec!r} in {{{name}}}: widths and precisions "
                                  "above 999 are not allowed")
@@ -148,58 +143,82 @@ def _find_close(text: str, start: int) -> int:
     return -1
 
 
-def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
-    """Replace each ``{ns.key[:spec]}`` field of ``text``; ``{{``/``}}`` give literal braces.
+@lru_cache(maxsize=8192)
+def _parse_template(text: str) -> tuple:
+    """Split ``text`` into literal strings and fields ``(name, segments, conv, spec)``.
 
-    The result is always a string (as in Stimela); a non-string is returned unchanged. A field that cannot be resolved raises
-    FormulaError ("unresolved substitution"), naming ``where``.
+    Cached per string; a malformed template is cached as ``("error", message)``.
     """
-    if type(text) is not str or ("{" not in text and "}" not in text):
-        return text
-    out: list[str] = []
+    pieces: list[Any] = []
+    literal: list[str] = []
     i, n = 0, len(text)
     while i < n:
         ch = text[i]
         if ch == "{":
             if text.startswith("{{", i):
-                out.append("{")
+                literal.append("{")
                 i += 2
                 continue
             close = _find_close(text, i + 1)
             if close < 0:
-                raise _fail(text, where, f"unmatched '{{' at column {i + 1}")
+                return ("error", f"unmatched '{{' at column {i + 1}")
             field = text[i + 1:close]
             name, conv, spec = _split_field(field)
-            if not name.strip():
-                raise _fail(text, where, f"empty field '{{{field}}}' at column {i + 1}")
-            if "{" in name or "}" in name:
-                raise _fail(text, where, f"malformed field '{{{field}}}' at column {i + 1}")
-            if "{" in spec or "}" in spec:
-                spec = _substitute_spec(spec, ns, text, where)
-            value = _lookup_field(name, ns, text, where)
-            out.append(_format(value, conv, spec, name, text, where))
+            name = name.strip()
+            if not name:
+                return ("error", f"empty field '{{{field}}}' at column {i + 1}")
+            segments = None if "{" in name or "}" in name else _field_segments(name)
+            if segments is None:
+                return ("error", f"malformed field '{{{field}}}' at column {i + 1}")
+            if conv is not None and conv not in _CONVERSIONS:
+                return ("error", f"unknown conversion '!{conv}' in {{{name}}}")
+            if re.search(r"\{[^{}]*\{", spec):
+                return ("error", f"format spec {spec!r} in {{{name}}} is nested too deeply")
+            if literal:
+                pieces.append("".join(literal))
+                literal = []
+            pieces.append((name, tuple(segments), conv, spec))
             i = close + 1
         elif ch == "}":
             if text.startswith("}}", i):
-                out.append("}")
+                literal.append("}")
                 i += 2
                 continue
-            raise _fail(text, where, f"single '}}' at column {i + 1} (write '}}}}' for a "
-                                     "literal brace)")
+            return ("error", f"single '}}' at column {i + 1} (write '}}}}' for a literal brace)")
         else:
             j = i
             while j < n and text[j] not in "{}":
                 j += 1
-            out.append(text[i:j])
+            literal.append(text[i:j])
             i = j
+    if literal:
+        pieces.append("".join(literal))
+    return ("ok", tuple(pieces))
+
+
+def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
+    """Replace each ``{ns.key[:spec]}`` field of ``text``; ``{{``/``}}`` give literal braces.
+
+    The result is always a string (as in Stimela); a non-string is returned unchanged. A
+    field that cannot be resolved raises FormulaError ("unresolved substitution") naming
+    ``where``.
+    """
+    if type(text) is not str or ("{" not in text and "}" not in text):
+        return text
+    status, pieces = _parse_template(text)
+    if status == "error":
+        raise _fail(text, where, pieces)
+    out: list[str] = []
+    for piece in pieces:
+        if type(piece) is str:
+            out.append(piece)
+            continue
+        name, segments, conv, spec = piece
+        if "{" in spec or "}" in spec:
+            spec = substitute(spec, ns, where=where)
+        value = _lookup_field(name, segments, ns, text, where)
+        out.append(_format(value, conv, spec, name, text, where))
     return "".join(out)
-
-
-def _substitute_spec(spec: str, ns: Mapping[str, Any], text: str, where: str) -> str:
-    """A format spec may itself hold fields, e.g. ``{x:{width}d}`` (one level, as in Python)."""
-    if re.search(r"\{[^{}]*\{", spec):
-        raise _fail(text, where, f"format spec {spec!r} is nested too deeply")
-    return substitute(spec, ns, where=where)
 
 
 def resolve_value(value: Any, ns: Mapping[str, Any], *, where: str = "") -> Any:
