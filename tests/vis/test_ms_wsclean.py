@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from radioflow.vis.ms import write_ms
+from radioflow.vis.ms import read_ms, write_ms
 from radioflow.vis.schema import baseline_pairs, make_dataset
 
 pytestmark = [pytest.mark.wsclean,
@@ -72,3 +72,26 @@ def test_wsclean_images_point_source(tmp_path: Path, dx: int, dy: int) -> None:
     y, x = np.unravel_index(np.argmax(image), image.shape)
     assert (y, x) == (N // 2 + dy, N // 2 + dx)
     assert image[y, x] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_wsclean_cleans_corrected_data_and_writes_model_data(tmp_path: Path) -> None:
+    """WSClean images CORRECTED_DATA, cleans, and adds a MODEL_DATA column that read_ms returns."""
+    ms = point_source_ms(tmp_path / "point.ms", 0, 0)
+    ds = read_ms(ms)
+    ds = ds.assign(CORRECTED_DATA=ds.VISIBILITY, VISIBILITY=ds.VISIBILITY * 0)
+    write_ms(ds, ms, overwrite=True)
+    proc = subprocess.run(
+        ["wsclean", "-size", str(N), str(N), "-scale", "10asec", "-weight", "natural", "-use-wgridder",
+         "-no-small-inversion", "-j", "2", "-data-column", "CORRECTED_DATA", "-niter", "200", "-mgain", "0.8",
+         "-name", str(tmp_path / "X"), str(ms)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    dirty = fits.getdata(tmp_path / "X-dirty.fits")[0, 0]
+    assert dirty[N // 2, N // 2] == pytest.approx(1.0, abs=1e-3) and dirty.argmax() == N // 2 * N + N // 2
+    back = read_ms(ms, columns=("DATA", "MODEL_DATA", "CORRECTED_DATA"))
+    assert not back.VISIBILITY.values.any()
+    assert np.array_equal(back.CORRECTED_DATA.values, ds.CORRECTED_DATA.values)
+    model = back.MODEL_DATA.values
+    np.testing.assert_allclose(model[..., [0, 3]], 1.0, atol=2e-3)
+    assert np.abs(model[..., [1, 2]]).max() < 1e-3
