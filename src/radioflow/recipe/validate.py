@@ -94,7 +94,7 @@ class RecipeDef:
 
 
 def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = None,
-                   *, params_where: str = "command line") -> RecipeDef:
+                   *, params_where: str = "command line", check_params: bool = True) -> RecipeDef:
     """Build and prevalidate recipe ``name`` of ``doc``; raise one ValidationError listing all problems."""
     problems = Problems()
     recipes = doc.recipes
@@ -102,7 +102,7 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
         known = ", ".join(sorted(recipes)) or "none"
         raise ValidationError(f"{doc.tree.loc}: no recipe named '{name}' (recipes defined: {known}).")
     rdef = _compile(doc, recipes[name], name, problems, stack=[])
-    if rdef is not None:
+    if rdef is not None and check_params:
         _check_root_params(rdef, dict(params or {}), params_where, problems)
     problems.raise_if_any(f"recipe '{name}' failed validation")
     assert rdef is not None
@@ -435,11 +435,11 @@ def validate_values(values: Mapping[str, Any], schema: Mapping[str, Parameter], 
         try:
             value = coerce(value, param.type)
         except CoercionError as exc:
-            problems.add(loc(name), f"{what}: parameter '{name}' (dtype {param.dtype}): {exc}")
+            problems.add(loc(name), f"parameter '{name}' (dtype {param.dtype}): {exc}")
             continue
         msg = _choice_problem(value, param)
         if msg:
-            problems.add(loc(name), f"{what}: parameter '{name}': {msg}")
+            problems.add(loc(name), f"parameter '{name}': {msg}")
             continue
         out[name] = value
     for name, param in schema.items():
@@ -449,10 +449,10 @@ def validate_values(values: Mapping[str, Any], schema: Mapping[str, Parameter], 
         if value is None:
             if check_required and param.required:
                 side = "output" if outputs else "parameter"
-                problems.add(loc(name), f"{what}: required {side} '{name}' is not set")
+                problems.add(loc(name), f"required {side} '{name}' is not set")
             continue
         if not outputs:
-            _check_paths(name, value, param, what, loc(name), problems, workdir)
+            _check_paths(name, value, param, loc(name), problems, workdir)
     problems.raise_if_any(what)
     return out
 
@@ -465,14 +465,14 @@ def _paths(value: Any, param: Parameter) -> list[str]:
     return []
 
 
-def _check_paths(name: str, value: Any, param: Parameter, what: str, loc: str, problems: Problems, workdir: str) -> None:
+def _check_paths(name: str, value: Any, param: Parameter, loc: str, problems: Problems, workdir: str) -> None:
     must_exist = param.must_exist if param.must_exist is not None else not param.is_output
     for path in _paths(value, param):
         full = path if os.path.isabs(path) else os.path.join(workdir, path)
         if "://" in path:
             continue
         if must_exist and not os.path.exists(full) and not param.is_output:
-            problems.add(loc, f"{what}: input '{name}' = {path!r} does not exist")
+            problems.add(loc, f"input '{name}' = {path!r} does not exist")
 
 
 def prepare_outputs(values: Mapping[str, Any], schema: Mapping[str, Parameter], workdir: str = ".") -> None:

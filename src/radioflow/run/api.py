@@ -92,6 +92,7 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
     """Load files, pick the recipe, prevalidate everything; raise on any problem."""
     files, name, params = split_args(args)
     doc = load_documents(files)
+    _add_python_paths(files)
     recipe = choose_recipe(doc, name)
     rdef = compile_recipe(doc, recipe, params)
     if config is None:
@@ -104,6 +105,16 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
 
     plan(rdef, selection)   # checks that -s/-k/-e name existing steps
     return PreparedRun(doc, rdef, params, RunOptions(workdir=workdir, selection=selection, config=config))
+
+
+def _add_python_paths(files: Sequence[str]) -> None:
+    """Like Stimela, python cabs may live in modules next to the recipe files."""
+    import sys
+
+    for f in files:
+        d = os.path.dirname(os.path.abspath(f))
+        if d not in sys.path:
+            sys.path.append(d)
 
 
 def describe(args: Sequence[str]) -> str:
@@ -121,7 +132,7 @@ def describe(args: Sequence[str]) -> str:
 
     name = names[0]
     if name in doc.recipes or name.startswith("lib.recipes."):
-        rdef = compile_recipe(doc, name) if name in doc.recipes else None
+        rdef = compile_recipe(doc, name, check_params=False) if name in doc.recipes else None
         if rdef is None:
             raise UsageError(f"'{name}': describe top-level recipes by name.")
         lines = [f"recipe {name}: {rdef.model.info or ''}".rstrip(": ")]

@@ -477,7 +477,7 @@ class Runner:
             cab = sdef.cab_name if sdef.cab is not None else f"recipe:{sdef.recipe.name if sdef.recipe else ''}"
             self.records.record_step(self.run_id, p.fqname, cab, status, p.params, p.phash, outputs=outputs,
                                      error=note if status == "failed" else None, resumed_from=p.resumed_from,
-                                     finished=time.time())
+                                     started=time.time() - seconds, finished=time.time())
         self.reports.append(StepReport(p.fqname, status, seconds, note if status == "failed" else None))
         self.progress.step_finished(p.fqname, status, seconds, note if status != "failed" else "")
 

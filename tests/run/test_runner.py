@@ -1,0 +1,171 @@
+"""The recipe runner on real recipes (python-function, echo and cat cabs): values, records, logs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from recipe_helpers import cli, recipe, run_rows, step_rows
+
+FEATURES = recipe("features.yml")
+BASIC = recipe("basic.yml")
+
+
+def test_basic_run_values_records_and_logs(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", BASIC, "n=3", "name=abc", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "out" / "abc.txt").read_text() == "abc-" * 3
+    assert (tmp_path / "out" / "abc-2.txt").read_text() == "24"          # previous.length * 2
+    assert "result = 14.0" in out                                      # 12 + len("24")
+    steps = step_rows(tmp_path)
+    assert [s["fqname"] for s in steps] == ["basic.w1", "basic.w2", "basic.sum", "basic.show"]
+    assert all(s["status"] == "ok" for s in steps)
+    assert json.loads(steps[0]["params"]) == {"text": "abc-", "repeat": 3, "path": "out/abc.txt"}
+    assert json.loads(steps[2]["outputs"])["total"] == 14.0
+    assert len({s["params_hash"] for s in steps}) == 4
+    runs = run_rows(tmp_path)
+    assert len(runs) == 1 and runs[0]["status"] == "ok" and runs[0]["recipe"] == "basic"
+    log = (tmp_path / steps[3]["log_path"]).read_text() if not steps[3]["log_path"].startswith("/") else \
+        open(steps[3]["log_path"]).read()
+    assert "# command: cat out/abc.txt out/abc-2.txt" in log
+    assert "abc-abc-abc-24" in log
+    assert "files = ['out/abc.txt', 'out/abc-2.txt']" in log
+    assert "status: ok, exit status 0" in log
+    assert steps[3]["log_path"].endswith(f".radioflow/logs/{runs[0]['id']}/basic.show.log")
+
+
+def test_failed_step_is_recorded_and_exit_1(tmp_path, capsys):
+    (tmp_path / "fail.yml").write_text(
+        "cabs:\n  boom: {flavour: python, command: rf_funcs.fail, inputs: {message: str}}\n"
+        "r:\n  steps:\n    ok1: {cab: boom, skip: true}\n    bad: {cab: boom, params: {message: kaputt}}\n"
+        "    never: {cab: boom}\n")
+    import sys
+    sys.path.append(str(recipe("")))
+    code, out, err = cli(capsys, "run", str(tmp_path / "fail.yml"), "-C", str(tmp_path))
+    assert code == 1
+    assert "kaputt" in err and "Traceback" not in err
+    steps = step_rows(tmp_path)
+    assert [(s["fqname"], s["status"]) for s in steps] == [("r.ok1", "skipped"), ("r.bad", "failed")]
+    assert run_rows(tmp_path)[0]["status"] == "failed"
+    assert "RuntimeError: kaputt" in open(steps[1]["log_path"]).read()
+
+
+def test_for_loop_gathers_output_elements(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "loop", "values=[2, 5, 7]", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "squares = [4, 25, 49]" in out
+    assert (tmp_path / "loop-5-1.txt").read_text() == "25"      # info.suffix is -<iteration>
+    assert [s["fqname"] for s in step_rows(tmp_path)] == ["loop.sq-0", "loop.sq-1", "loop.sq-2"]
+
+
+def test_scatter_runs_in_worker_processes(tmp_path, capsys):
+    import os
+
+    code, out, err = cli(capsys, "run", FEATURES, "scatter", "values=[3, 4, 5, 6]", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "squares = [9, 16, 25, 36]" in out
+    pids = json.loads(out.split("pids = ")[1].splitlines()[0])
+    assert os.getpid() not in pids                                 # map() went to the process pool
+    for x in (3, 4, 5, 6):
+        assert (tmp_path / f"scatter-{x}.txt").read_text() == str(x * x)
+        assert (tmp_path / f"scatter-tag-{x}.txt").read_text() == str(x * x)   # previous.value per iteration
+    names = [s["fqname"] for s in step_rows(tmp_path)]
+    assert names[:4] == [f"scatter.sq-{i}" for i in range(4)]
+
+
+def test_nested_recipes_parent_root_and_outputs(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "nested", "tag=Z", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "sq-3.txt").read_text() == "9"
+    assert (tmp_path / "nested-inline.txt").read_text() == "sq-3.txt|Z|Z"
+    rows = {s["fqname"]: s for s in step_rows(tmp_path)}
+    assert json.loads(rows["nested.first"]["outputs"]) == {"out": "sq-3.txt"}
+    assert "9sq-3.txt|Z|Z" in open(rows["nested.third"]["log_path"]).read()
+
+
+def test_aliases_wildcards_and_cab_names(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "aliased", "n=3", "a=2.5", "text=xy", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "al-1.txt").read_text() == "xyxyxy"          # w[12].text and (write).repeat
+    assert (tmp_path / "al-2.txt").read_text() == "xyxyxy"
+    assert "total = 4.0" in out                                     # *.a -> add.a, output alias
+
+
+def test_assign_and_assign_based_on(tmp_path, capsys):
+    for mode, reps in (("fast", 1), ("slow", 3), ("other", 7)):
+        code, out, err = cli(capsys, "run", FEATURES, "assigning", f"mode={mode}", "-C", str(tmp_path))
+        assert code == 0, err
+        assert (tmp_path / f"{mode}-run.txt").read_text() == f"hi/{reps}/assigning.w"
+        assert (tmp_path / f"{mode}-run-2.txt").read_text() == "xx"   # lib.steps via _use, lib.params
+
+
+def test_skips_tags_and_previous(tmp_path, capsys):
+    (tmp_path / "sk-a.txt").write_text("old")
+    code, out, err = cli(capsys, "run", FEATURES, "skipping", "-C", str(tmp_path))
+    assert code == 0, err
+    status = {s["fqname"].split(".")[-1]: s["status"] for s in step_rows(tmp_path)}
+    assert status == {"a": "ok", "b": "skipped", "c": "ok", "d": "ok", "e": "skipped", "f": "skipped",
+                      "g": "ok", "h": "ok"}
+    assert (tmp_path / "sk-c.txt").read_text() == "BC"             # skipped b still is 'previous'
+    assert not (tmp_path / "sk-b.txt").exists() and not (tmp_path / "sk-f.txt").exists()
+
+
+@pytest.mark.parametrize("args, ran", [
+    (["-s", "c"], {"c", "g"}),                       # always-tagged g runs too
+    (["-s", "b:d"], {"c", "d", "g"}),               # b is skip: true
+    (["-s", "b:d", "-e", "b"], {"b", "c", "d", "g"}),
+    (["-t", "extra"], {"g", "h"}),
+    (["-t", "never"], {"f", "g"}),
+    (["-s", ":c", "-k", "g"], {"a", "c"}),
+    (["--skip-tags", "extra", "flag=true"], {"a", "c"}),    # e: its output exists
+    (["-e", "f", "-k", "a"], {"c", "d", "e", "f", "g", "h"}),
+])
+def test_step_selection(tmp_path, capsys, args, ran):
+    code, out, err = cli(capsys, "run", FEATURES, "skipping", *args, "-C", str(tmp_path))
+    assert code == 0, err
+    got = {s["fqname"].split(".")[-1] for s in step_rows(tmp_path) if s["status"] == "ok"}
+    assert got == ran
+
+
+def test_sub_recipe_selection(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "second.w", "-C", str(tmp_path))
+    # first is not selected: steps.first.out is unset, so second's required text is missing
+    assert code == 1 and "features.yml:98: required parameter 'text' is not set" in err
+    code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "first.sq:", "-s", "second", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "nested-inline.txt").read_text() == "sq-3.txt|T|T"
+    ok = [s["fqname"] for s in step_rows(tmp_path) if s["status"] == "ok"]
+    assert ok == ["nested.first.sq", "nested.first", "nested.second.w", "nested.second"]
+
+
+def test_dry_run_prints_plan_and_runs_nothing(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "skipping", "--dry-run", "-k", "a", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "[skip] a: cab write  (deselected with -k)" in out
+    assert "[run ] c: cab write" in out
+    assert "[skip] f: cab write  (tags: never; tagged 'never')" in out
+    assert not (tmp_path / ".radioflow").exists() and not list(tmp_path.glob("*.txt"))
+
+
+def test_doc_and_runs_commands(tmp_path, capsys):
+    code, out, err = cli(capsys, "doc", FEATURES, "loop")
+    assert code == 0 and "values: List[int] (required)" in out and "sq: cab square" in out
+    code, out, err = cli(capsys, "doc", FEATURES, "write")
+    assert code == 0 and "text: str (required) -- text to write" in out and "repeat: int (default=1)" in out
+    code, out, err = cli(capsys, "doc", FEATURES)
+    assert code == 0 and "scatter: parallel loop" in out and "square" in out
+    cli(capsys, "run", FEATURES, "loop", "values=[1]", "-C", str(tmp_path))
+    code, out, err = cli(capsys, "runs", "-C", str(tmp_path))
+    assert code == 0 and "loop" in out and " ok " in out and "1/1" in out
+    run_id = run_rows(tmp_path)[0]["id"]
+    code, out, err = cli(capsys, "runs", run_id[:15], "-C", str(tmp_path))
+    assert code == 0 and "loop.sq-0" in out
+
+
+def test_python_api_outcome(tmp_path):
+    from radioflow.run.api import prepare_run
+    from radioflow.backends.local import LocalBackend
+
+    prepared = prepare_run([FEATURES, "loop", "values=[4]"], workdir=str(tmp_path))
+    outcome = prepared.runner(backend=LocalBackend(max_workers=1)).run()
+    assert outcome.status == "ok" and outcome.outputs == {"squares": [16]}
+    assert [r.status for r in outcome.steps] == ["ok"]
