@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -231,11 +232,16 @@ def _run_python(inv: Invocation, cab: Mapping, params: dict, options: dict, log:
     return 0
 
 
+@lru_cache(maxsize=128)
+def _compile_code(code: str, name: str) -> Any:
+    return compile(code, f"<cab {name}>", "exec")
+
+
 def _run_python_code(inv: Invocation, cab: Mapping, params: dict, options: dict, log: _Log, status) -> int:
     name = cab.get("name") or "python-code"
     code = str(cab.get("command", ""))
     try:
-        compiled = compile(code, f"<cab {name}>", "exec")
+        compiled = _compile_code(code, str(name))
     except SyntaxError as exc:
         raise CabFailure(f"cab '{name}': the inline python code has a syntax error at line {exc.lineno}: {exc.msg}.") from None
     passed = _call_params(cab, params)
@@ -322,6 +328,7 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
     returncode, error = 0, None
     try:
         kind, options = _flavour(cab)
+        cab = policies.flat_cab(cab)
         log.line(f"# step {inv.step}: cab {cab_name} ({kind}) started {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}Z")
         compiled = wranglers.compile_wranglers(cab)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..errors import ValidationError
 
@@ -73,9 +74,21 @@ def _flatten(section: Mapping[str, Any] | None, prefix: str = "") -> Iterator[tu
             yield full, {}
 
 
+class FlatCab(dict):
+    """A cab (plain dict) whose ``inputs``/``outputs`` are already flattened schema dicts."""
+
+
+def flat_cab(cab: Mapping[str, Any]) -> FlatCab:
+    """Flatten a cab's schemas once, so repeated lookups during one call are cheap."""
+    if isinstance(cab, FlatCab):
+        return cab
+    return FlatCab(cab, inputs=dict(_flatten(cab.get("inputs"))), outputs=dict(_flatten(cab.get("outputs"))))
+
+
 def cab_schemas(cab: Mapping[str, Any]) -> tuple[dict[str, dict], dict[str, dict]]:
     """Return the cab's flattened ``(inputs, outputs)`` schemas (nested sections as ``a.b``)."""
-    return dict(_flatten(cab.get("inputs"))), dict(_flatten(cab.get("outputs")))
+    flat = flat_cab(cab)
+    return flat["inputs"], flat["outputs"]
 
 
 def is_named_output(schema: Mapping[str, Any]) -> bool:
