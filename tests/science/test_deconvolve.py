@@ -7,8 +7,8 @@ from scipy import signal
 
 from radioflow.errors import UsageError
 from radioflow.science.beam import FWHM_PER_SIGMA, fit_restoring_beam, gaussian_image, restore
-from radioflow.science.deconvolve import hogbom, multiscale, scale_kernel
-from radioflow.science.imaging import psf_image
+from radioflow.science.deconvolve import clean, hogbom, multiscale, scale_kernel, write_clean_images
+from radioflow.science.imaging import image_to_vis, psf_image
 
 C = 299_792_458.0
 N = 256
@@ -197,3 +197,95 @@ def test_restore_point_peak_and_integral():
     beam_area_px = np.pi * beam[0] * beam[1] / (4 * np.log(2)) / cell**2
     assert (restored - residual).sum() == pytest.approx(1.5 * beam_area_px, rel=1e-3)
     assert np.unravel_index(np.argmax(restored), restored.shape) == (40, 70)
+
+
+# ---------------------------------------------------------------------------- major cycles
+
+
+@pytest.fixture(scope="module")
+def observation():
+    uvw = simulate_uvw()
+    cell = cell_for(uvw, FREQ)
+    vis = point_vis(uvw, FREQ, SOURCES, N, cell)
+    return uvw, cell, vis, np.ones(vis.shape)
+
+
+def test_clean_point_sources_recovers_fluxes(observation):
+    uvw, cell, vis, wgt = observation
+    res = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=5000, threshold=1e-3)
+    truth = np.array([f for *_, f in SOURCES])
+    model = np.array([res.model[y - 1:y + 2, x - 1:x + 2].sum() for x, y, _ in SOURCES])
+    restored = np.array([res.restored[y, x] for x, y, _ in SOURCES])
+    np.testing.assert_allclose(model, truth, rtol=0.01)
+    np.testing.assert_allclose(restored, truth, rtol=0.02)
+    assert res.stop_reason == "threshold" and res.stats[-1]["peak"] <= 1e-3
+    assert 2 <= res.nmajor <= 10
+    rms = [s["rms"] for s in res.stats]
+    assert all(b < a for a, b in zip(rms, rms[1:])), rms
+    assert rms[-1] < 0.01 * rms[0]
+    # Each minor cycle stopped at (1 - mgain) of its starting peak (or the final threshold).
+    for s in res.stats[:-1]:
+        assert s["minor_threshold"] == pytest.approx(max(1e-3, 0.2 * s["peak"]))
+    assert res.psf[N // 2, N // 2] == pytest.approx(1.0, abs=1e-5)
+    # The restored image is model ⊛ beam + residual.
+    np.testing.assert_allclose(res.restored, restore(res.model, res.residual, res.beam, cell, cell))
+
+
+def test_clean_multiscale_gaussian_source():
+    uvw = simulate_uvw(radius=1200.0, seed=5)
+    cell = cell_for(uvw, FREQ)
+    y, x = np.indices((N, N))
+    blob = np.exp(-0.5 * ((x - 150) ** 2 + (y - 100) ** 2) / 5.0**2)
+    sky = 4.0 * blob / blob.sum()
+    sky[170, 80] += 1.0
+    vis = image_to_vis(sky, uvw, FREQ, N, N, cell, cell)
+    res = clean(uvw, FREQ, vis, np.ones(vis.shape), N, N, cell, cell, algorithm="multiscale",
+                niter=3000, threshold=2e-3)
+    assert res.model[70:131, 120:181].sum() == pytest.approx(4.0, rel=0.03)
+    assert res.model[167:174, 77:84].sum() == pytest.approx(1.0, rel=0.01)
+    assert res.stats[-1]["peak"] <= 2e-3
+    used = [s for s in res.stats if "niter" in s]
+    assert used and sum(s["niter"] for s in used) == res.niter
+
+
+def test_clean_auto_threshold_and_niter(observation):
+    uvw, cell, vis, wgt = observation
+    rng = np.random.default_rng(7)
+    noisy = vis + (rng.normal(0, 1.0, vis.shape) + 1j * rng.normal(0, 1.0, vis.shape))
+    res = clean(uvw, FREQ, noisy, wgt, N, N, cell, cell, niter=5000, auto_threshold=3.0)
+    last = res.stats[-1]
+    assert res.stop_reason == "threshold"
+    assert last["stop_threshold"] == pytest.approx(3.0 * last["sigma"])
+    # Image noise of natural weighting: sigma_vis / sqrt(N_vis) per real part.
+    expected_sigma = 1.0 / np.sqrt(vis.size)
+    assert last["sigma"] == pytest.approx(expected_sigma, rel=0.25)
+    assert res.model[120, 100] == pytest.approx(2.0, rel=0.05)
+    capped = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=40, threshold=0.0)
+    assert capped.niter == 40 and capped.stop_reason == "niter"
+
+
+def test_clean_rejects_bad_input(observation):
+    uvw, cell, vis, wgt = observation
+    with pytest.raises(UsageError, match="algorithm"):
+        clean(uvw, FREQ, vis, wgt, N, N, cell, cell, algorithm="clark")
+    with pytest.raises(UsageError, match="mgain"):
+        clean(uvw, FREQ, vis, wgt, N, N, cell, cell, mgain=0.0)
+    with pytest.raises(UsageError, match="nrow"):
+        clean(uvw[:10], FREQ, vis, wgt, N, N, cell, cell)
+
+
+def test_write_clean_images(observation, tmp_path):
+    from astropy.io import fits
+
+    uvw, cell, vis, wgt = observation
+    res = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=200, threshold=0.01)
+    paths = write_clean_images(res, str(tmp_path / "img"), ra=0.1, dec=-0.5, cell_x=cell, cell_y=cell,
+                               freq=1.1e8, bandwidth=3e7)
+    assert sorted(paths) == ["model", "psf", "residual", "restored"]
+    with fits.open(paths["restored"]) as hdul:
+        hdr, data = hdul[0].header, hdul[0].data
+        assert hdr["BUNIT"] == "JY/BEAM"
+        assert hdr["BMAJ"] == pytest.approx(np.degrees(res.beam[0]))
+        np.testing.assert_allclose(data[0, 0], res.restored, rtol=1e-6)
+    with fits.open(paths["model"]) as hdul:
+        assert hdul[0].header["BUNIT"] == "JY/PIXEL"

@@ -325,3 +325,155 @@ def _check_params(gain: float, niter: int, threshold: float) -> None:
         raise UsageError(f"CLEAN niter must be >= 0; got {niter}.")
     if threshold < 0:
         raise UsageError(f"CLEAN threshold must be >= 0 Jy; got {threshold}.")
+
+
+# --------------------------------------------------------------------------------------------
+# major cycles
+
+
+@dataclass
+class CleanResult:
+    """Outcome of :func:`clean`. Images are ``[y, x]``; ``beam`` is (bmaj, bmin, bpa) radians."""
+
+    model: np.ndarray  # Jy/pixel
+    residual: np.ndarray  # Jy/beam
+    psf: np.ndarray  # peak 1
+    beam: tuple[float, float, float]
+    restored: np.ndarray  # Jy/beam
+    stats: list[dict] = field(default_factory=list)  # one entry per major cycle, then the final one
+    niter: int = 0
+    nmajor: int = 0
+    stop_reason: str = ""
+
+
+def auto_scales(beam_px: float, npix: int, nscales: int = 4) -> list[float]:
+    """Multi-scale radii: the delta, then the beam width doubling, up to 1/8 of the image."""
+    first = max(2.0, float(np.round(beam_px)))
+    out = [0.0]
+    s = first
+    while len(out) <= nscales - 1 and s <= npix / 8:
+        out.append(s)
+        s *= 2
+    return out
+
+
+def clean(
+    uvw: np.ndarray,
+    freq: np.ndarray,
+    vis: np.ndarray,
+    wgt: np.ndarray,
+    npix_x: int,
+    npix_y: int,
+    cell_x: float,
+    cell_y: float,
+    *,
+    algorithm: Literal["hogbom", "multiscale"] = "hogbom",
+    scales: Sequence[float] | None = None,
+    scale_bias: float = 0.6,
+    niter: int = 1000,
+    gain: float = 0.1,
+    mgain: float = 0.8,
+    threshold: float = 0.0,
+    fthreshold: float | None = None,
+    auto_threshold: float | None = None,
+    nmajor: int = 10,
+    mask: np.ndarray | None = None,
+    psf_cutoff: float | None = None,
+    epsilon: float = 1e-5,
+    nthreads: int = 0,
+) -> CleanResult:
+    """Cotton–Schwab CLEAN of ``vis`` (nrow, nchan) with imaging weights ``wgt``.
+
+    Each major cycle images the residual visibilities ``vis − predict(model)`` with ducc0, then
+    a minor cycle (Hogbom or multi-scale) cleans until the peak falls to ``(1 − mgain)`` × its
+    start (WSClean's ``-mgain``) or to the stopping threshold, the largest of ``threshold``
+    (Jy/beam), ``fthreshold`` × the first dirty peak and ``auto_threshold`` × the robust (MAD)
+    noise of the residual (WSClean's ``-auto-threshold``). It stops when the residual peak is
+    below that threshold, after ``niter`` components in all, or after ``nmajor`` major cycles;
+    the residual returned always comes from the visibilities. ``psf_cutoff`` (default
+    ``(1 − mgain)/2``) limits the PSF patch the minor cycle subtracts to where its sidelobes
+    exceed that fraction of the peak.
+    """
+    from .beam import fit_restoring_beam, restore
+    from .imaging import image_to_vis, psf_image, vis_to_image
+    from .quality import mad_sigma
+
+    if algorithm not in ("hogbom", "multiscale"):
+        raise UsageError(f"Unknown CLEAN algorithm '{algorithm}': use 'hogbom' or 'multiscale'.")
+    if not 0 < mgain <= 1:
+        raise UsageError(f"CLEAN mgain must be in (0, 1]; got {mgain}.")
+    if nmajor < 1:
+        raise UsageError(f"CLEAN nmajor must be at least 1; got {nmajor}.")
+    _check_params(gain, niter, threshold)
+    vis = np.asarray(vis)
+    wgt = np.asarray(wgt)
+    if vis.shape != wgt.shape or vis.ndim != 2 or np.shape(uvw) != (vis.shape[0], 3) or vis.shape[1] != np.size(freq):
+        raise UsageError(f"clean needs vis and wgt (nrow, nchan) with uvw (nrow, 3) and nchan frequencies; "
+                         f"got vis {vis.shape}, wgt {wgt.shape}, uvw {np.shape(uvw)}, {np.size(freq)} frequencies.")
+    good = np.isfinite(vis) & (wgt > 0)
+    if not good.all():
+        vis = np.where(good, vis, 0)
+        wgt = np.where(good, wgt, 0)
+    grid = dict(npix_x=npix_x, npix_y=npix_y, cell_x=cell_x, cell_y=cell_y, epsilon=epsilon, nthreads=nthreads)
+    psf = psf_image(uvw, freq, wgt, **grid)
+    beam = fit_restoring_beam(psf, cell_x, cell_y)
+    if psf_cutoff is None:
+        psf_cutoff = 0.5 * (1.0 - mgain)
+    if algorithm == "multiscale" and scales is None:
+        scales = auto_scales(beam[1] / max(cell_x, cell_y), min(npix_x, npix_y))
+    residual = vis_to_image(uvw, freq, vis, wgt, **grid)
+    allowed = np.ones(residual.shape, bool) if mask is None else np.asarray(mask, bool)
+    model = np.zeros_like(residual)
+    first_peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
+    stop_floor = max(threshold, (fthreshold or 0.0) * first_peak)
+    stats: list[dict] = []
+    total = 0
+    reason = "nmajor"
+    for major in range(nmajor + 1):
+        peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
+        sigma = mad_sigma(residual)
+        stop = max(stop_floor, (auto_threshold or 0.0) * sigma)
+        entry = {"major": major, "peak": peak, "rms": float(np.sqrt(np.mean(residual**2))), "sigma": sigma,
+                 "stop_threshold": stop, "total_niter": total}
+        stats.append(entry)
+        if peak <= stop:
+            reason = "threshold"
+            break
+        if total >= niter:
+            reason = "niter"
+            break
+        if major == nmajor:
+            break
+        minor_threshold = max(stop, (1.0 - mgain) * peak)
+        kwargs = dict(gain=gain, niter=niter - total, threshold=minor_threshold, mask=mask, psf_cutoff=psf_cutoff)
+        if algorithm == "hogbom":
+            delta, _, minor = hogbom(residual, psf, **kwargs)
+        else:
+            delta, _, minor = multiscale(residual, psf, scales=scales, scale_bias=scale_bias, **kwargs)
+        entry.update(niter=minor["niter"], minor_threshold=minor_threshold, minor_end_peak=minor["peak"])
+        if minor["niter"] == 0:
+            reason = "stalled"
+            break
+        total += minor["niter"]
+        model += delta
+        resid_vis = image_to_vis(model, uvw, freq, **grid)
+        np.subtract(vis, resid_vis, out=resid_vis)
+        residual = vis_to_image(uvw, freq, resid_vis, wgt, **grid)
+        del resid_vis
+    restored = restore(model, residual, beam, cell_x, cell_y)
+    nmaj = sum(1 for s in stats if "niter" in s)
+    return CleanResult(model=model, residual=residual, psf=psf, beam=beam, restored=restored, stats=stats,
+                       niter=total, nmajor=nmaj, stop_reason=reason)
+
+
+def write_clean_images(result: CleanResult, prefix: str, *, ra: float, dec: float, cell_x: float,
+                       cell_y: float, freq: float, bandwidth: float, history: Sequence[str] = ()) -> dict:
+    """Write ``<prefix>-model/-residual/-restored/-psf.fits`` (WSClean's names); returns the paths."""
+    from .fits import write_fits_image
+
+    common = dict(ra=ra, dec=dec, cell_x=cell_x, cell_y=cell_y, freq=freq, bandwidth=bandwidth,
+                  history=list(history))
+    images = {"model": (result.model, "JY/PIXEL"), "residual": (result.residual, "JY/BEAM"),
+              "restored": (result.restored, "JY/BEAM"), "psf": (result.psf, "JY/BEAM")}
+    return {name: str(write_fits_image(f"{prefix}-{name}.fits", image, bunit=unit, beam=result.beam, **common))
+            for name, (image, unit) in images.items()}
