@@ -214,3 +214,9 @@ def test_cab_level_defaults_and_implicits_fill_missing_params():
     assert "echo --a pdef --b cabdef --i imp.txt" in res.log
     res = execute(Invocation("d", cab, {"a": "given"}))
     assert "echo --a given --b cabdef --i imp.txt" in res.log
+
+
+def test_inherited_secret_environment_is_scrubbed(monkeypatch):
+    monkeypatch.setenv("RF_TEST_API_TOKEN", "tok-0123456789")
+    res = execute(Invocation("s", {"name": "sh", "command": "sh -c 'echo using $RF_TEST_API_TOKEN'"}, {}))
+    assert res.ok and "tok-0123456789" not in res.log and "using ***" in res.log

@@ -144,8 +144,10 @@ def effective_params(cab: Mapping[str, Any], params: Mapping[str, Any]) -> dict[
 
 
 def _secrets(inv: Invocation) -> list[str]:
+    """Values to scrub: secret-named params and env vars (inherited ones only if 8+ chars)."""
     found = [str(v) for k, v in inv.params.items() if is_secret(k) and isinstance(v, (str, int, float))]
-    found += [v for k, v in inv.env.items() if is_secret(k) and isinstance(v, str)]
+    found += [str(v) for k, v in inv.env.items() if is_secret(k)]
+    found += [v for k, v in os.environ.items() if len(v) >= 8 and is_secret(k)]
     return found
 
 
@@ -162,7 +164,7 @@ def _in_process(workdir: str, env: Mapping[str, str]) -> Iterator[None]:
         return
     with _in_process_lock:
         cwd, saved = os.getcwd(), {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        os.environ.update({k: str(v) for k, v in env.items()})
         os.chdir(workdir)
         try:
             yield
