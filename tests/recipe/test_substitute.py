@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from radioflow.recipe.formula import UNSET, CircularReferenceError, FormulaError, LazyMapping
-from radioflow.recipe.substitute import resolve_value, substitute
+from radioflow.recipe.substitute import check_substitution, resolve_value, substitute
 
 NS = {
     "recipe": {"ms": "obs/data.ms", "n": 7, "f": 3.14159, "lst": [1, 2, 3], "d": {"k": "v"},
@@ -107,6 +107,24 @@ def test_substitution_errors(text: str, fragment: str) -> None:
 ])
 def test_resolve_value(value: object, expected: object) -> None:
     assert resolve_value(value, NS) == expected
+
+
+def test_check_substitution() -> None:
+    check_substitution("{anything.at.all:>4} {{x}} {a[0]!r}")
+    check_substitution(5)   # type: ignore[arg-type]
+    for bad, fragment in [("{a", "unmatched"), ("a}", "single '}'"), ("{a!q}", "'!q'"),
+                          ("{}", "empty field")]:
+        with pytest.raises(FormulaError, match=fragment):
+            check_substitution(bad, where="r.yml:1")
+
+
+def test_string_subclasses_are_resolved() -> None:
+    class Located(str):
+        pass
+
+    assert resolve_value(Located("=recipe.n + 1"), NS) == 8
+    assert substitute(Located("{recipe.n}"), NS) == "7"
+    assert type(substitute(Located("{recipe.n}"), NS)) is str
 
 
 def test_resolve_value_errors_carry_location() -> None:

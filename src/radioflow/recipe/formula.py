@@ -83,7 +83,7 @@ _UNCATCHABLE = (FormulaSyntaxError, FormulaAbort, CircularReferenceError)
 
 def is_formula(value: Any) -> bool:
     """True for a string formula ``=...`` (``==...`` is the escape for a literal ``=...``)."""
-    return type(value) is str and value.startswith("=") and not value.startswith("==")
+    return isinstance(value, str) and value.startswith("=") and not value.startswith("==")
 
 
 def _prefix(where: str) -> str:
@@ -878,7 +878,7 @@ _LAZY_FUNCTIONS: dict[str, Callable[[_Evaluator, tuple], Any]] = {
 
 # eager functions: receive evaluated values --------------------------------------------------
 
-def _need_str(fname: str, value: Any) -> str:
+def _need_str(value: Any) -> str:
     if not isinstance(value, str):
         raise _EvalFailure(f"expects a string, got {_short(value)}")
     return value
@@ -910,9 +910,9 @@ def _fn_minmax(fn: Callable[..., Any]) -> Callable[..., Any]:
     return apply
 
 
-def _path_fn(name: str, fn: Callable[[str], Any]) -> Callable[[Any], Any]:
+def _path_fn(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
     def apply(value: Any) -> Any:
-        return fn(_need_str(name, value))
+        return fn(_need_str(value))
     return apply
 
 
@@ -938,12 +938,12 @@ _FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
     "RSORT": (lambda x: sorted(_need_list(x), reverse=True), 1, 1),
     "IS_STR": (lambda x: type(x) is str, 1, 1),
     "IS_NUM": (_is_num, 1, 1),
-    "GLOB": (_path_fn("GLOB", lambda p: sorted(glob.glob(p))), 1, 1),
-    "EXISTS": (_path_fn("EXISTS", lambda p: bool(glob.glob(p))), 1, 1),
-    "DIRNAME": (_path_fn("DIRNAME", os.path.dirname), 1, 1),
-    "BASENAME": (_path_fn("BASENAME", os.path.basename), 1, 1),
-    "EXTENSION": (_path_fn("EXTENSION", lambda p: os.path.splitext(p)[1]), 1, 1),
-    "STRIPEXT": (_path_fn("STRIPEXT", lambda p: os.path.splitext(p)[0]), 1, 1),
+    "GLOB": (_path_fn(lambda p: sorted(glob.glob(p))), 1, 1),
+    "EXISTS": (_path_fn(lambda p: bool(glob.glob(p))), 1, 1),
+    "DIRNAME": (_path_fn(os.path.dirname), 1, 1),
+    "BASENAME": (_path_fn(os.path.basename), 1, 1),
+    "EXTENSION": (_path_fn(lambda p: os.path.splitext(p)[1]), 1, 1),
+    "STRIPEXT": (_path_fn(lambda p: os.path.splitext(p)[0]), 1, 1),
     "LOG": (_make_log(logging.INFO), 0, None),
     "LOGINFO": (_make_log(logging.INFO), 0, None),
     "LOGDEBUG": (_make_log(logging.DEBUG), 0, None),
@@ -1018,7 +1018,7 @@ def _active() -> list[tuple[int, str, str, str]]:
 
 
 def _needs_resolving(value: Any) -> bool:
-    if type(value) is str:
+    if isinstance(value, str):
         return value.startswith("=") or "{" in value or "}" in value
     if isinstance(value, (list, tuple)):
         return any(_needs_resolving(v) for v in value)

@@ -21,7 +21,7 @@ from radioflow.recipe.formula import (
     lookup,
 )
 
-__all__ = ["substitute", "resolve_value"]
+__all__ = ["substitute", "resolve_value", "check_substitution"]
 
 _SPEC_NUMBERS = re.compile(r"\d+")
 _PART = re.compile(r"[^.\[\]]*(?:\[[^\[\]]+\][^.\[\]]*)*")
@@ -203,9 +203,9 @@ def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     field that cannot be resolved raises FormulaError ("unresolved substitution") naming
     ``where``.
     """
-    if type(text) is not str or ("{" not in text and "}" not in text):
+    if not isinstance(text, str) or ("{" not in text and "}" not in text):
         return text
-    status, pieces = _parse_template(text)
+    status, pieces = _parse_template(str(text))
     if status == "error":
         raise _fail(text, where, pieces)
     out: list[str] = []
@@ -221,12 +221,22 @@ def substitute(text: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     return "".join(out)
 
 
+def check_substitution(text: str, *, where: str = "") -> None:
+    """Prevalidate the ``{}`` syntax of ``text`` (braces, field names, conversions) without
+    looking anything up, so a loader can report malformed templates before a run."""
+    if isinstance(text, str) and ("{" in text or "}" in text):
+        status, message = _parse_template(str(text))
+        if status == "error":
+            raise _fail(text, where, message)
+
+
 def resolve_value(value: Any, ns: Mapping[str, Any], *, where: str = "") -> Any:
     """Resolve a raw parameter value: ``=formula`` is evaluated, ``==x`` is the literal
     ``=x`` (with ``{}`` substitution, like Stimela), strings with braces are substituted,
     lists and dicts are resolved element by element; anything else is returned as is.
     """
-    if type(value) is str:
+    if isinstance(value, str):
+        value = str(value)
         if value.startswith("=="):
             return substitute(value[1:], ns, where=where)
         if is_formula(value):
