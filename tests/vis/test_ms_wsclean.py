@@ -45,10 +45,10 @@ def point_source_ms(path: Path, dx: int, dy: int):
     ha = np.deg2rad(np.linspace(-15, 15, ntime))
     uvw = simple_uvw(enu, a1, a2, ha)
     freq = 150e6 + np.arange(4) * 1e6
-    l, m = -dx * CELL, dy * CELL
-    n = np.sqrt(1 - l * l - m * m)
+    ll, mm = -dx * CELL, dy * CELL
+    nn = np.sqrt(1 - ll * ll - mm * mm)
     uvw_lambda = uvw[:, :, None, :] * (freq / C)[None, None, :, None]
-    phase = 2j * np.pi * (uvw_lambda[..., 0] * l + uvw_lambda[..., 1] * m + uvw_lambda[..., 2] * (n - 1))
+    phase = 2j * np.pi * (uvw_lambda[..., 0] * ll + uvw_lambda[..., 1] * mm + uvw_lambda[..., 2] * (nn - 1))
     vis = np.zeros((ntime, a1.size, freq.size, 4), np.complex64)
     vis[..., 0] = vis[..., 3] = np.exp(phase)
     ecef = np.array([-2.5592e6, 5.0954e6, -2.8489e6]) + rng.normal(size=(nant, 3)) * 100

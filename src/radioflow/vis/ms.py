@@ -123,7 +123,8 @@ class MSWriter:
         self.data_vars = _data_variables(template, columns, source)
         for col, var in self.data_vars:
             if not np.issubdtype(template[var].dtype, np.number):
-                raise UsageError(f"{source}: variable {var} has dtype {template[var].dtype}; {col} needs complex numbers.")
+                raise UsageError(f"{source}: variable {var} has dtype {template[var].dtype}; "
+                                 f"{col} needs complex numbers.")
         if self.path.exists() and not overwrite:
             raise UsageError(f"{self.path} already exists; pass overwrite=True (--overwrite) to replace it.")
         if self.path.exists() and not _is_ms(self.path):

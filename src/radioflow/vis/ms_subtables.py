@@ -175,7 +175,8 @@ def read_metadata(ms_path: str, *, field: int, spw: int, pol_id: int) -> dict[st
         names = list(t.getcol("NAME")) if t.nrows() else []
         pos = t.getcol("POSITION") if t.nrows() else np.zeros((0, 3))
         dish = t.getcol("DISH_DIAMETER") if t.nrows() else np.zeros(0)
-        site = list(np.asarray(t.getkeyword(SITE_KEYWORD), np.float64).tolist()) if SITE_KEYWORD in t.keywordnames() else []
+        has_site = SITE_KEYWORD in t.keywordnames()
+        site = np.asarray(t.getkeyword(SITE_KEYWORD), np.float64).tolist() if has_site else []
     with ct.table(f"{src}::FIELD", ack=False) as t:
         phase_dir = np.asarray(_cell(t, "PHASE_DIR", field, src), np.float64).reshape(-1, 2)[0]
         field_name = str(t.getcell("NAME", field))
