@@ -43,3 +43,15 @@ def sleepy(seconds: float, path: str, marker: str = "") -> dict:
 
 def fail(message: str = "boom") -> dict:
     raise RuntimeError(message)
+
+
+def chain(label: str, path: str, prev: str = "", seconds: float = 0.0, marker: str = "") -> dict:
+    """Append ``label`` to the content of ``prev`` into ``path`` (touching ``marker``, sleeping first)."""
+    if marker:
+        open(marker, "w").close()
+    if seconds:
+        time.sleep(seconds)
+    text = open(prev).read() if prev else ""
+    with open(path, "w") as fh:
+        fh.write(text + label)
+    return {"size": len(text) + len(label)}

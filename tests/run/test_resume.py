@@ -1,0 +1,70 @@
+"""--resume: a run killed with SIGKILL mid-recipe continues exactly where it stopped."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from recipe_helpers import RECIPES, cli, recipe, run_rows, step_rows
+
+TEN = recipe("ten_steps.yml")
+
+
+def _radioflow(*args: str, cwd) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(RECIPES)}
+    exe = os.path.join(os.path.dirname(sys.executable), "radioflow")
+    return subprocess.Popen([exe, *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigkill_then_resume_skips_exactly_the_finished_steps(tmp_path):
+    proc = _radioflow("run", TEN, "slow=60", "-q", cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "s5.marker").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "step 5 never started"
+        time.sleep(0.02)
+    proc.kill()                                    # SIGKILL: no cleanup, no chance to record anything
+    proc.wait()
+    assert proc.returncode == -9
+    first = step_rows(tmp_path)
+    assert [(s["fqname"], s["status"]) for s in first] == (
+        [(f"ten.s{i}", "ok") for i in range(1, 5)] + [("ten.s5", "running")])
+    assert not (tmp_path / "s5.txt").exists()
+
+    runs = _radioflow("runs", cwd=tmp_path)
+    out, _ = runs.communicate(timeout=60)
+    assert " interrupted " in out                  # the killed run's process is gone
+
+    proc = _radioflow("run", TEN, "--resume", "-q", cwd=tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    second_id = run_rows(tmp_path)[-1]["id"]
+    second = [s for s in step_rows(tmp_path) if s["run_id"] == second_id]
+    assert [(s["fqname"], s["status"]) for s in second] == (
+        [(f"ten.s{i}", "resumed") for i in range(1, 5)] + [(f"ten.s{i}", "ok") for i in range(5, 11)])
+    first_id = run_rows(tmp_path)[0]["id"]
+    assert {s["resumed_from"] for s in second[:4]} == {first_id}
+    assert (tmp_path / "s10.txt").read_text() == "".join(f"{i}," for i in range(1, 11))
+    assert run_rows(tmp_path)[-1]["status"] == "ok"
+
+
+def test_resume_reruns_steps_whose_inputs_or_params_changed(tmp_path, capsys):
+    wd = str(tmp_path)
+    assert cli(capsys, "run", TEN, "-C", wd)[0] == 0
+    code, out, err = cli(capsys, "run", TEN, "--resume", "-C", wd)
+    assert code == 0, err
+    assert "10 resumed" in out
+    (tmp_path / "s3.txt").write_text("changed,")           # s4 reads it: s4..s10 must rerun
+    code, out, err = cli(capsys, "run", TEN, "--resume", "-C", wd)
+    assert code == 0, err
+    last = [s for s in step_rows(tmp_path) if s["run_id"] == run_rows(tmp_path)[-1]["id"]]
+    assert [s["status"] for s in last] == ["resumed"] * 3 + ["ok"] * 7
+    assert (tmp_path / "s10.txt").read_text() == "changed," + "".join(f"{i}," for i in range(4, 11))
+    os.remove(tmp_path / "s9.txt")                          # a missing output: that step reruns
+    code, out, err = cli(capsys, "run", TEN, "--resume", "slow=0.01", "-C", wd)  # s5's params changed
+    last = [s for s in step_rows(tmp_path) if s["run_id"] == run_rows(tmp_path)[-1]["id"]]
+    # reruns write identical content, so the steps after them find unchanged inputs again
+    assert [s["status"] for s in last] == ["resumed"] * 4 + ["ok"] + ["resumed"] * 3 + ["ok", "resumed"]
+    assert (tmp_path / "s9.txt").read_text() == "changed," + "".join(f"{i}," for i in range(4, 10))
