@@ -187,6 +187,15 @@ def test_missing_and_reordered_rows(ds: xr.Dataset, ms_path: Path) -> None:
         assert np.array_equal(back[name].values[mask], ds[name].values[mask]), name
 
 
+def test_flag_row_flags_the_whole_row(ds: xr.Dataset, ms_path: Path) -> None:
+    with ct.table(str(ms_path), readonly=False, ack=False) as t:
+        t.putcell("FLAG_ROW", 30, True)  # time 1, baseline 9
+    flag = read_ms(ms_path).FLAG.values
+    assert flag[1, 9].all()
+    flag[1, 9] = ds.FLAG.values[1, 9]
+    assert np.array_equal(flag, ds.FLAG.values)
+
+
 def test_weight_without_weight_spectrum(ds: xr.Dataset, ms_path: Path) -> None:
     with ct.table(str(ms_path), readonly=False, ack=False) as t:
         t.removecols("WEIGHT_SPECTRUM")

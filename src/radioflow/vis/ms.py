@@ -28,7 +28,7 @@ CASACORE_LOCK = threading.RLock()
 
 #: Rows per putcol/getcol block and bytes per block of one column (whichever is smaller).
 ROWS_PER_BLOCK = 100_000
-BYTES_PER_BLOCK = 256 * 2**20
+BYTES_PER_BLOCK = 128 * 2**20
 #: Target size of one casacore tile of a data column.
 TILE_BYTES = 2**20
 
@@ -291,13 +291,17 @@ def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: n
                    shape: tuple[int, ...]) -> np.ndarray:
     """One variable for a block of the grid: rows ``rownrs`` land on flat cells ``cells``.
 
-    ``cells=None`` means the rows fill the block exactly in order (the common case).
+    ``cells=None`` means the rows fill the block exactly in order (the common case). FLAG
+    includes FLAG_ROW (a flagged row flags all its cells).
     """
     nt, nbl = shape[:2]
     with CASACORE_LOCK, ct.table(src, ack=False) as t:
         data = _read_rows(t, column, rownrs)
+        flag_row = _read_rows(t, "FLAG_ROW", rownrs) if var == "FLAG" and "FLAG_ROW" in t.colnames() else None
     if var == "FLAG":
         data, fill = data.astype(bool, copy=False), True
+        if flag_row is not None and flag_row.any():
+            data[flag_row] = True
     elif var == "UVW":
         data, fill = data.astype(np.float64, copy=False), 0.0
     elif var == "WEIGHT":
