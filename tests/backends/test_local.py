@@ -23,7 +23,7 @@ CRASHY = {
 }
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def backend():
     b = LocalBackend(max_workers=2)
     yield b
@@ -109,3 +109,17 @@ def test_get_backend_local_and_options():
 def test_get_backend_unknown_name_is_usage_error():
     with pytest.raises(UsageError, match="Unknown backend 'slurm'.*local, dask, lithops, kubernetes"):
         get_backend("slurm", {})
+
+
+def test_sigkilled_worker_reports_the_signal(backend):
+    cab = {"name": "kill", "flavour": "python-code",
+           "command": "import os, signal\nif x == 1:\n    os.kill(os.getpid(), signal.SIGKILL)\ny = x\n",
+           "inputs": {"x": {}}, "outputs": {"y": {}}}
+    results = backend.map([Invocation(f"k{i}", cab, {"x": i}) for i in range(3)])
+    assert [r.outputs.get("y") for r in results] == [0, None, 2]
+    assert results[1].returncode == -9 and "killed by signal SIGKILL" in results[1].error
+
+
+def test_get_backend_imports_remote_backends_lazily():
+    k8s = get_backend("kubernetes", {"backend": {"select": "kubernetes", "kubernetes": {"namespace": "rf-test"}}})
+    assert k8s.name == "kubernetes" and k8s.namespace == "rf-test"
