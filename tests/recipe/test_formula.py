@@ -512,3 +512,45 @@ def _assert_only_formula_error(text: str, ns: dict) -> None:
         check(text)
     except FormulaError:
         pass
+
+
+_KEYS = "abcdef"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(_KEYS), st.lists(st.sampled_from(_KEYS), max_size=3),
+                       min_size=1))
+def test_lazy_mapping_random_reference_graphs(graph: dict[str, list[str]]) -> None:
+    """Each key is 1 + the sum of the keys it refers to; cycles must be reported, not hang."""
+    raw = {key: ("=" + " + ".join(["1"] + [f"recipe.{r}" for r in refs])) if refs else 1
+           for key, refs in graph.items()}
+
+    def expected(key: str, path: tuple[str, ...]) -> int | None:
+        if key not in graph:
+            return None
+        if key in path:
+            raise RecursionError
+        total = 1
+        for ref in graph[key]:   # left to right, stopping at the first failure, like '+'
+            value = expected(ref, path + (key,))
+            if value is None:
+                return None
+            total += value
+        return total
+
+    for key in graph:
+        rec, _, _ = _recipe(raw)
+        try:
+            want = expected(key, ())
+        except RecursionError:
+            with pytest.raises(CircularReferenceError) as info:
+                rec[key]
+            chain = str(info.value).split("circular reference: ", 1)[1].split(" -> ")
+            assert chain[0] == chain[-1]
+            assert len(set(chain)) == len(chain) - 1
+            continue
+        if want is None:   # refers to an unset key
+            with pytest.raises(FormulaError, match="is not set"):
+                rec[key]
+        else:
+            assert rec[key] == want

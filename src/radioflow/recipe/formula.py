@@ -558,9 +558,10 @@ def _step(container: Any, seg: str) -> tuple[bool, Any]:
     if seg.startswith("_") or isinstance(container, (str, bytes, int, float, list, tuple)):
         return False, None
     try:
-        return True, getattr(container, seg)
+        value = getattr(container, seg)
     except AttributeError:
         return False, None
+    return (False, None) if callable(value) else (True, value)   # data, never methods
 
 
 def lookup(ns: Mapping[str, Any], segments: tuple[str, ...] | list[str]) -> Any:
@@ -579,7 +580,7 @@ def lookup(ns: Mapping[str, Any], segments: tuple[str, ...] | list[str]) -> Any:
                            " to subtract or multiply)")
             return _Missing(path, detail)
         if value is UNSET:
-            return _Missing(".".join(segments), f"'{'.'.join(segments)}' is UNSET")
+            return _Missing(".".join(segments), f"'{'.'.join(segments[:i + 1])}' is UNSET")
     return value
 
 
