@@ -41,11 +41,12 @@ def test_run_is_in_process(tmp_path, backend):
     assert (tmp_path / "one.log").read_text() == res.log
 
 
-def test_single_item_map_runs_in_process(backend):
-    [res] = backend.map([Invocation("one", SLEEPY, {"x": 2})])
-    assert res.outputs["pid"] == os.getpid()
-    assert backend._pool is None
-    assert backend.map([]) == []
+def test_single_item_map_runs_in_process():
+    with LocalBackend(max_workers=2) as fresh:
+        [res] = fresh.map([Invocation("one", SLEEPY, {"x": 2})])
+        assert res.outputs["pid"] == os.getpid()
+        assert fresh._pool is None
+        assert fresh.map([]) == []
 
 
 def test_map_eight_ordered_and_parallel(tmp_path, backend):
