@@ -220,3 +220,10 @@ def test_inherited_secret_environment_is_scrubbed(monkeypatch):
     monkeypatch.setenv("RF_TEST_API_TOKEN", "tok-0123456789")
     res = execute(Invocation("s", {"name": "sh", "command": "sh -c 'echo using $RF_TEST_API_TOKEN'"}, {}))
     assert res.ok and "tok-0123456789" not in res.log and "using ***" in res.log
+
+
+def test_unwritable_log_path_is_a_failed_result(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    res = execute(Invocation("l", {"name": "echo", "command": "echo"}, {}, log_path=str(blocker / "x.log")))
+    assert not res.ok and "cannot write the log file" in res.error

@@ -325,10 +325,16 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
     started = time.time()
     cab = inv.cab or {}
     cab_name = cab.get("name") or cab.get("command") or "?"
-    log = _Log(inv.log_path, _secrets(inv), on_line)
     status = wranglers.Status()
     returncode, error = 0, None
     try:
+        log = _Log(inv.log_path, _secrets(inv), on_line)
+    except OSError as exc:
+        log = _Log(None, _secrets(inv), on_line)
+        error = f"step '{inv.step}': cannot write the log file {inv.log_path}: {exc.strerror or exc}"
+    try:
+        if error:
+            raise CabFailure(error)
         kind, options = _flavour(cab)
         cab = policies.flat_cab(cab)
         log.line(f"# step {inv.step}: cab {cab_name} ({kind}) started {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}Z")
