@@ -124,3 +124,11 @@ def test_sigkilled_worker_reports_the_signal(backend):
 def test_get_backend_imports_remote_backends_lazily():
     k8s = get_backend("kubernetes", {"backend": {"select": "kubernetes", "kubernetes": {"namespace": "rf-test"}}})
     assert k8s.name == "kubernetes" and k8s.namespace == "rf-test"
+
+
+def test_unpicklable_output_is_a_failed_item_not_a_crash(backend):
+    cab = {"name": "lam", "flavour": "python-code", "command": "y = (lambda: 1) if x else 5\n",
+           "inputs": {"x": {}}, "outputs": {"y": {}}}
+    results = backend.map([Invocation(f"p{i}", cab, {"x": i}) for i in range(2)])
+    assert results[0].ok and results[0].outputs == {"y": 5}
+    assert not results[1].ok and "picklable" in results[1].error

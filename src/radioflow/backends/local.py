@@ -53,6 +53,13 @@ def _crash_result(inv: Invocation, exitcode: int | None, started: float) -> Resu
                   log=_partial_log(inv) or line, started=started, finished=time.time(), error=error)
 
 
+def _transfer_failure(inv: Invocation, exc: Exception, started: float) -> Result:
+    error = (f"step '{inv.step}': could not pass the invocation to or its result from a worker process "
+             f"({type(exc).__name__}: {exc}); parameters and outputs must be picklable plain data")
+    return Result(step=inv.step, ok=False, returncode=-1, log=f"# error: {error}\n", started=started,
+                  finished=time.time(), error=error)
+
+
 def _child(inv: Invocation, conn: Any) -> None:
     conn.send(execute(inv))
     conn.close()
@@ -109,6 +116,8 @@ class LocalBackend:
                     results[i] = fut.result()
                 except BrokenProcessPool:
                     broken.append(i)
+                except Exception as exc:  # e.g. a value that cannot be pickled to or from the worker
+                    results[i] = _transfer_failure(invocations[i], exc, started)
         except BaseException:  # Ctrl-C: stop the workers now, not after their current items
             self._kill_pool()
             raise
