@@ -259,13 +259,23 @@ def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
 
     ``columns`` limits the data columns written (default: DATA plus MODEL_DATA /
     CORRECTED_DATA when the dataset has them). Dask-backed datasets are computed one block of
-    time steps at a time, so memory stays bounded.
+    time steps at a time (a whole number of their time chunks, so no chunk is read twice), so
+    memory stays bounded.
     """
     with MSWriter(path, ds, overwrite=overwrite, columns=columns) as writer:
         step = writer.times_per_block()
+        chunk = _time_chunk(ds)
+        if chunk:
+            step = chunk * max(1, step // chunk)
         for t0 in range(0, writer.ntime, step):
-            writer.write_block(ds.isel(time=slice(t0, t0 + step)), t0)
+            writer.write_block(ds.isel(time=slice(t0, t0 + step)).compute(), t0)
     return writer.path
+
+
+def _time_chunk(ds: xr.Dataset) -> int:
+    """Time-chunk size of the dataset's dask-backed visibility (0 when in memory)."""
+    chunks = ds["VISIBILITY"].chunks
+    return int(chunks[0][0]) if chunks else 0
 
 
 # --------------------------------------------------------------------------- reading
