@@ -68,3 +68,20 @@ def test_resume_reruns_steps_whose_inputs_or_params_changed(tmp_path, capsys):
     # reruns write identical content, so the steps after them find unchanged inputs again
     assert [s["status"] for s in last] == ["resumed"] * 4 + ["ok"] + ["resumed"] * 3 + ["ok", "resumed"]
     assert (tmp_path / "s9.txt").read_text() == "changed," + "".join(f"{i}," for i in range(4, 10))
+
+
+def test_ctrl_c_marks_run_and_step_interrupted(tmp_path):
+    import signal
+
+    proc = _radioflow("run", TEN, "slow=60", "-q", cwd=tmp_path)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "s5.marker").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    assert run_rows(tmp_path)[0]["status"] == "interrupted"
+    assert [s["status"] for s in step_rows(tmp_path)] == ["ok"] * 4 + ["interrupted"]
