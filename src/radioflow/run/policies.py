@@ -202,10 +202,10 @@ def build_arguments(cab: Mapping[str, Any], params: Mapping[str, Any]) -> list[s
     options: list[str] = []
     for name, value in values.items():
         schema = schemas[name]
-        if isinstance(value, bool) and not value and get_policy(cab, schema, "explicit_false") is None:
-            continue
         first = get_policy(cab, schema, "positional_head")
         if get_policy(cab, schema, "positional") or first:
+            if value is False and get_policy(cab, schema, "explicit_false") is None:
+                continue
             if isinstance(value, bool):
                 explicit = get_policy(cab, schema, f"explicit_{str(value).lower()}")
                 value = value if explicit is None else explicit
