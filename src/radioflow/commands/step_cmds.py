@@ -37,6 +37,8 @@ def step(
 
     res = execute(inv, on_line=None if quiet else echo)
     target = result or invocation.with_name(invocation.name.removesuffix(".json") + ".result.json")
+    if max_bytes is None and str(target) == "/dev/termination-log":
+        max_bytes = 4096  # Kubernetes keeps at most 4 KiB of a termination message
     write_json(target, result_to_dict(res, include_log=with_log, max_bytes=max_bytes))
     if not res.ok:
         raise StepError(res.error or f"step '{res.step}' failed with exit code {res.returncode}.")
