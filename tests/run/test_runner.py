@@ -169,3 +169,50 @@ def test_python_api_outcome(tmp_path):
     outcome = prepared.runner(backend=LocalBackend(max_workers=1)).run()
     assert outcome.status == "ok" and outcome.outputs == {"squares": [16]}
     assert [r.status for r in outcome.steps] == ["ok"]
+
+
+def test_extras_env_python_code_escape_assertions(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RF_TEST_VALUE", "from-env")
+    code, out, err = cli(capsys, "run", FEATURES, "extras", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "extras-alpha.txt").read_text() == "=from-env:env"          # == escape
+    assert "words = ['ALPHA!', 'BETA!']" in out
+    assert "extras: word alpha" in out and "extras: word beta" in out      # display_status
+    code, out, err = cli(capsys, "run", FEATURES, "failing_assertion", "-C", str(tmp_path))
+    assert code == 1 and "preamble assertion '=1 > 2' is false" in err and "features.yml:" in err
+
+
+def test_skip_if_outputs_fresh(tmp_path, capsys):
+    import os
+    import time
+
+    code, out, err = cli(capsys, "run", FEATURES, "freshness", "-C", str(tmp_path))
+    assert code == 0 and "2 ok" in out
+    code, out, err = cli(capsys, "run", FEATURES, "freshness", "-C", str(tmp_path))
+    assert code == 0 and "2 skipped" in out                     # outputs exist and are newer
+    (tmp_path / "fresh-out.txt").write_text("changed")
+    future = time.time() + 100
+    os.utime(tmp_path / "fresh-out.txt", (future, future))      # input newer than h's output
+    code, out, err = cli(capsys, "run", FEATURES, "freshness", "-C", str(tmp_path))
+    assert code == 0 and "1 skipped, 1 ok" in out
+    assert (tmp_path / "fresh-cat.txt").read_text() == "changed"
+
+
+def test_progress_live_display_renders_steps():
+    import io
+
+    from radioflow.run.progress import Progress
+
+    buf = io.StringIO()
+    p = Progress(buf, live=True)
+    p.start("demo")
+    p.step_started("r.a")
+    p.step_finished("r.a", "ok", 0.25)
+    p.step_finished("r.b", "skipped", 0.0, "tagged 'never'")
+    p.stop()
+    text = buf.getvalue()
+    assert "r.a" in text and "0.25 s" in text and "skipped" in text and "tagged 'never'" in text
+    buf2 = io.StringIO()
+    q = Progress(buf2)                                          # StringIO is not a TTY: plain lines
+    q.step_finished("r.a", "ok", 0.5)
+    assert buf2.getvalue() == "ok       r.a  0.500 s\n"
