@@ -187,6 +187,15 @@ def test_missing_and_reordered_rows(ds: xr.Dataset, ms_path: Path) -> None:
         assert np.array_equal(back[name].values[mask], ds[name].values[mask]), name
 
 
+def test_duplicate_rows_keep_the_last(ds: xr.Dataset, ms_path: Path) -> None:
+    with ct.table(str(ms_path), readonly=False, ack=False) as t:
+        t.putcell("TIME", 30, ds.time.values[0])  # row of (time 1, baseline 9) now duplicates row 9
+    back = read_ms(ms_path, chunks=2)
+    assert np.array_equal(back.VISIBILITY.values[0, 9], ds.VISIBILITY.values[1, 9])
+    assert back.FLAG.values[1, 9].all() and not back.VISIBILITY.values[1, 9].any()
+    assert np.array_equal(back.VISIBILITY.values[2:], ds.VISIBILITY.values[2:])
+
+
 def test_flag_row_flags_the_whole_row(ds: xr.Dataset, ms_path: Path) -> None:
     with ct.table(str(ms_path), readonly=False, ack=False) as t:
         t.putcell("FLAG_ROW", 30, True)  # time 1, baseline 9

@@ -350,6 +350,45 @@ def _time_chunks(chunks: int | Mapping[str, int] | None, ntime: int) -> int:
     return int(size)
 
 
+def _blocks(cells: np.ndarray, rownrs: np.ndarray, ntime: int, nbl: int,
+            step: int) -> list[tuple[np.ndarray, np.ndarray | None, int]]:
+    """Split the rows into time blocks of ``step``: (sorted row numbers, cells or None, ntimes).
+
+    A duplicated grid cell keeps the row with the highest row number (the last one written).
+    """
+    order = np.lexsort((rownrs, cells))
+    cells, rownrs = cells[order], rownrs[order]
+    keep = np.append(cells[1:] != cells[:-1], True)
+    cells, rownrs = cells[keep], rownrs[keep]
+    bounds = np.searchsorted(cells, np.arange(0, ntime + step, step).clip(max=ntime) * nbl)
+    blocks = []
+    for k in range(len(bounds) - 1):
+        t0 = k * step
+        nt = min(step, ntime - t0)
+        blk_cells = cells[bounds[k]:bounds[k + 1]] - t0 * nbl
+        blk_rows = rownrs[bounds[k]:bounds[k + 1]]
+        srt = np.argsort(blk_rows, kind="stable")
+        blk_rows, blk_cells = blk_rows[srt], blk_cells[srt]
+        exact = blk_cells.size == nt * nbl and np.array_equal(blk_cells, np.arange(blk_cells.size))
+        blocks.append((blk_rows, None if exact else blk_cells, nt))
+    return blocks
+
+
+def _lazy_variable(src: str, var: str, column: str, blocks: list[tuple[np.ndarray, np.ndarray | None, int]],
+                   tail: tuple[int, ...]) -> Any:
+    """A dask array of ``var`` with one lazily-read chunk per time block."""
+    import dask
+    import dask.array as da
+
+    dtype = {"FLAG": bool, "UVW": np.float64, "WEIGHT": np.float32}.get(var, np.complex64)
+    parts = []
+    for rows_k, cells_k, nt in blocks:
+        shape = (nt, *tail)
+        part = dask.delayed(_read_variable, pure=True)(src, var, column, rows_k, cells_k, shape)
+        parts.append(da.from_delayed(part, shape=shape, dtype=dtype))
+    return da.concatenate(parts, axis=0)
+
+
 def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",), field: int = 0,
             spw: int = 0, chunks: int | Mapping[str, int] | None = None) -> xr.Dataset:
     """Read one field and spectral window of an MS into the visibility dataset layout.
@@ -382,48 +421,19 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
     times, b1, b2, cells = _grid(time, a1, a2)
     ntime, nbl = times.size, b1.size
     nchan, ncorr = meta["frequency"].size, len(meta["polarization"])
-    order = np.argsort(cells, kind="stable")
-    cells, rownrs = cells[order], rownrs[order]
-    # keep only the last row written to a duplicated grid cell
-    keep = np.append(cells[1:] != cells[:-1], True)
-    cells, rownrs = cells[keep], rownrs[keep]
+    blocks = _blocks(cells, rownrs, ntime, nbl, _time_chunks(chunks, ntime))
 
     variables = [(column_variable(c), c) for c in wanted]
     variables += [("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")]
-    step = _time_chunks(chunks, ntime)
-    bounds = np.searchsorted(cells, np.arange(0, ntime + step, step).clip(max=ntime) * nbl)
-
-    def block_args(k: int) -> tuple[np.ndarray, np.ndarray | None, int]:
-        lo, hi = bounds[k], bounds[k + 1]
-        t0 = k * step
-        nt = min(step, ntime - t0)
-        blk_cells = cells[lo:hi] - t0 * nbl
-        blk_rows = rownrs[lo:hi]
-        srt = np.argsort(blk_rows, kind="stable")
-        blk_rows, blk_cells = blk_rows[srt], blk_cells[srt]
-        exact = blk_cells.size == nt * nbl and np.array_equal(blk_cells, np.arange(blk_cells.size))
-        return blk_rows, None if exact else blk_cells, nt
-
-    nblocks = len(bounds) - 1
     data_vars: dict[str, tuple[tuple[str, ...], Any]] = {}
     for var, column in variables:
         tail = (3,) if var == "UVW" else (nchan, ncorr)
         dims = UVW_DIMS if var == "UVW" else VIS_DIMS
         if chunks is None:
-            rows_k, cells_k, nt = block_args(0)
+            rows_k, cells_k, nt = blocks[0]
             data_vars[var] = (dims, _read_variable(src, var, column, rows_k, cells_k, (nt, nbl, *tail)))
             continue
-        import dask
-        import dask.array as da
-
-        dtype = {"FLAG": bool, "UVW": np.float64, "WEIGHT": np.float32}.get(var, np.complex64)
-        parts = []
-        for k in range(nblocks):
-            rows_k, cells_k, nt = block_args(k)
-            shape = (nt, nbl, *tail)
-            part = dask.delayed(_read_variable, pure=True)(src, var, column, rows_k, cells_k, shape)
-            parts.append(da.from_delayed(part, shape=shape, dtype=dtype))
-        arr = da.concatenate(parts, axis=0)
+        arr = _lazy_variable(src, var, column, blocks, (nbl, *tail))
         if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
             arr = arr.rechunk({2: chunks["frequency"]})
         data_vars[var] = (dims, arr)
