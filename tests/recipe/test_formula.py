@@ -137,7 +137,8 @@ def test_wildcard_index_fallback(ns: dict) -> None:
 
 
 def test_object_attributes(ns: dict) -> None:
-    ns["obj"] = SimpleNamespace(value=3, _private=4)
+    ns["obj"] = SimpleNamespace(value=3, _private=4, method=lambda: 5)
+    assert evaluate("obj.method", ns) is UNSET         # methods are not data
     assert evaluate("obj.value * 2", ns) == 6
     assert evaluate("obj._private", ns) is UNSET   # private attributes are never reachable
     with pytest.raises(FormulaError, match="obj._private"):
@@ -296,6 +297,10 @@ def test_log_functions_use_logging(ns: dict, caplog: pytest.LogCaptureFixture) -
 def test_unknown_function_names_function_and_location(ns: dict) -> None:
     with pytest.raises(FormulaError, match=r"^steps\.yml:17: .*unknown function FROB\(\)"):
         evaluate("FROB(recipe.a)", ns, where="steps.yml:17")
+    with pytest.raises(FormulaError, match=r"unknown function IFSTE\(\) \(did you mean IFSET\(\)\?"):
+        evaluate("IFSTE(recipe.a)", ns)
+    with pytest.raises(FormulaError, match=r"unknown function glob\(\) \(did you mean GLOB\(\)\?"):
+        check("glob('*')")
 
 
 @pytest.mark.parametrize("expr, column, fragment", [

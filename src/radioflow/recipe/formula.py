@@ -7,6 +7,7 @@ mappings (``recipe``, ``steps``, ``info``, ``config``...). Nothing is ever hande
 """
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import glob
 import logging
@@ -754,8 +755,7 @@ class _Evaluator:
             return lazy(self, args)
         spec = _FUNCTIONS.get(fname)
         if spec is None:
-            known = ", ".join(sorted(set(_FUNCTIONS) | set(_LAZY_FUNCTIONS)))
-            raise self.fail(f"unknown function {fname}() (known functions: {known})")
+            raise self.fail(_unknown_function(fname))
         fn, lo, hi = spec
         self.check_arity(fname, args, lo, hi)
         values = [self.strict(a) for a in args]
@@ -962,6 +962,13 @@ _ARITY: dict[str, tuple[int, int | None]] = {
 }
 
 
+def _unknown_function(fname: str) -> str:
+    close = difflib.get_close_matches(fname.upper(), FUNCTION_NAMES, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}()? " if close else ""
+    known = ", ".join(sorted(FUNCTION_NAMES))
+    return f"unknown function {fname}() ({hint}known functions: {known})"
+
+
 def check(expr: str, *, where: str = "") -> None:
     """Prevalidate a formula without evaluating it: syntax, function names and arities.
 
@@ -976,8 +983,7 @@ def check(expr: str, *, where: str = "") -> None:
             _, fname, args, _ = current
             ev = _Evaluator({}, expr, where)
             if fname not in _ARITY:
-                known = ", ".join(sorted(FUNCTION_NAMES))
-                raise ev.fail(f"unknown function {fname}() (known functions: {known})")
+                raise ev.fail(_unknown_function(fname))
             ev.check_arity(fname, args, *_ARITY[fname])
         stack.extend(_children(current))
 
