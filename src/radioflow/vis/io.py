@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ..errors import UsageError
@@ -59,6 +60,33 @@ def local_ms_path(url: str, **storage_options: Any) -> Path:
     return target
 
 
+def ms_data_columns(path: str | Path) -> list[str]:
+    """The data columns (DATA, MODEL_DATA, CORRECTED_DATA) an MS has, DATA first."""
+    from casacore import tables as ct
+
+    from .ms import CASACORE_LOCK
+    from .schema import DATA_COLUMNS
+
+    with CASACORE_LOCK, ct.table(str(path), ack=False) as t:
+        names = t.colnames()
+    return [c for c in DATA_COLUMNS if c in names]
+
+
+def ms_time_chunk(path: str | Path, target_bytes: int = 64 * 2**20) -> int:
+    """Time steps per dask chunk so that one chunk of a data column holds ~``target_bytes``."""
+    from casacore import tables as ct
+
+    from .ms import CASACORE_LOCK
+
+    with CASACORE_LOCK, ct.table(str(path), ack=False) as t:
+        nrow = max(1, t.nrows())
+        ntime = max(1, len(set(t.getcol("TIME", startrow=0, nrow=min(nrow, 1_000_000)).tolist())))
+        shape = t.getcell("FLAG", 0).shape if t.nrows() else (1, 1)
+    rows_per_time = max(1, nrow // ntime)
+    per_time = rows_per_time * int(np.prod(shape)) * 8
+    return max(1, target_bytes // per_time)
+
+
 def open_dataset(url: str, *, field: int | None = None, spw: int | None = None,
                  cache: bool | None = None, **storage_options: Any) -> xr.Dataset:
     """Open the visibility dataset at ``url`` lazily (one field/spw; default: the only or 0/0).
@@ -69,7 +97,7 @@ def open_dataset(url: str, *, field: int | None = None, spw: int | None = None,
     if fmt == "ms":
         ms = _ms_module()
         path = local_ms_path(url, **storage_options)
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"columns": ms_data_columns(path), "chunks": {"time": ms_time_chunk(path)}}
         if field is not None:
             kwargs["field"] = field
         if spw is not None:

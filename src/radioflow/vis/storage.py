@@ -147,7 +147,7 @@ def zarr_store(url: str, *, read_only: bool, **storage_options: Any):
     if proto == "s3":
         opts = storage_options_for(url, storage_options)
         opts.setdefault("use_listings_cache", False)
-        fs = fsspec.filesystem("s3", asynchronous=True, skip_instance_cache=True, **opts)
+        fs = fsspec.filesystem("s3", asynchronous=True, **opts)
     else:
         from fsspec.implementations.asyn_wrapper import AsyncFileSystemWrapper
 
@@ -208,6 +208,8 @@ def version_id(url: str, **storage_options: Any) -> str:
 
     digest = hashlib.sha1()
     for name, info in sorted(fs.find(path, detail=True).items()):
+        if name.endswith("table.lock"):  # casacore rewrites lock files on every open
+            continue
         stamp = info.get("mtime") or info.get("LastModified") or info.get("ETag") or ""
         digest.update(f"{name}:{info.get('size')}:{stamp}".encode())
     return "fp-" + digest.hexdigest()[:24]
@@ -252,6 +254,31 @@ def _check_writable_destination(url: str, overwrite: bool, storage_options: Mapp
             )
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_siblings(target: Path) -> None:
+    """Delete temporary siblings of ``target`` left by writers that died (kill -9, crash)."""
+    prefix = f".{target.name}.tmp-"
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_write(
     url: str,
@@ -279,7 +306,8 @@ def atomic_write(
             raise UsageError(f"Cannot create the folder for output {url}: {exc.strerror}.") from None
         if not os.access(target.parent, os.W_OK):
             raise UsageError(f"Output folder {target.parent} is not writable (output {url}).")
-        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        _remove_stale_siblings(target)
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         commit = Commit(final_url=url, url=str(tmp), fmt=fmt)
         try:
             tmp.mkdir()

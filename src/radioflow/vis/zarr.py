@@ -144,10 +144,12 @@ def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Datase
     return ds, enc
 
 
-def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None = None, compute: bool = True):
-    """Write ``ds`` as its field/spw group into an open zarr ``store`` (no commit)."""
+def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None = None, compute: bool = True,
+                name: str | None = None):
+    """Write ``ds`` as group ``name`` (default: its field/spw group) into an open zarr ``store``."""
+    name = name or group_name(ds)
     ds, enc = prepare(ds, chunks)
-    return ds.to_zarr(store, group=group_name(ds), mode="w", zarr_format=3, consolidated=False,
+    return ds.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
                       encoding=enc, compute=compute)
 
 

@@ -1,0 +1,229 @@
+"""Delta-sets: a read-only base dataset plus a thin Zarr overlay that receives every write.
+
+A delta is a radioflow Zarr store whose root attributes say ``kind: "delta"`` and name its
+``parent`` (URL of an MS, a Zarr store or another delta) and the parent's commit version at
+the time the delta was created. Its groups hold only the variables written through it (no
+coordinates). Reading a delta opens its parent (recursively) and replaces or adds the
+overlay's variables: overlay variables win. The base is never written, so an archive stays
+untouched and many processing versions share it. If the parent has been rewritten since (its
+version changed) the delta refuses to open, because its variables no longer line up.
+
+:func:`squash` materialises a chain into a new, self-contained dataset; :func:`history` lists
+the chain from the newest delta down to the base. The format is documented in
+docs/data-format.md.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Mapping
+
+import xarray as xr
+
+from ..errors import UsageError
+from . import storage
+from .zarr import read_zarr, root_attrs, write_group
+
+
+def _group_for(ds: xr.Dataset, field: int | None, spw: int | None) -> str:
+    enc = ds.encoding.get("group")
+    if enc:
+        return enc
+    return f"FIELD{int(field or ds.attrs.get('field_id', 0))}_SPW{int(spw or ds.attrs.get('spw_id', 0))}"
+
+
+def _overlay_variables(variables: xr.Dataset | Mapping[str, Any], base: xr.Dataset, url: str) -> xr.Dataset:
+    """The variables to store, stripped of coordinates and checked against ``base``'s shapes."""
+    if isinstance(variables, xr.Dataset):
+        items = {name: variables[name] for name in variables.data_vars}
+    else:
+        items = {name: (v if isinstance(v, xr.DataArray) else xr.DataArray(v)) for name, v in variables.items()}
+    if not items:
+        raise UsageError(f"Nothing to write to delta {url}: no variables were given.")
+    out = {}
+    for name, var in items.items():
+        for dim in var.dims:
+            if dim not in base.sizes:
+                raise UsageError(f"Variable {name} for delta {url} has dimension '{dim}', which the base dataset lacks.")
+            if var.sizes[dim] != base.sizes[dim]:
+                raise UsageError(
+                    f"Variable {name} for delta {url} has {var.sizes[dim]} along '{dim}' but the base has "
+                    f"{base.sizes[dim]}; a delta must cover the whole base dataset."
+                )
+        if name in base and base[name].dims != var.dims:
+            raise UsageError(f"Variable {name} for delta {url} has dims {var.dims}, the base has {base[name].dims}.")
+        out[name] = xr.Variable(var.dims, var.data, var.attrs)
+    return xr.Dataset(out)
+
+
+def write_delta(
+    variables: xr.Dataset | Mapping[str, Any],
+    url: str,
+    *,
+    parent: str | None = None,
+    field: int | None = None,
+    spw: int | None = None,
+    overwrite: bool = False,
+    **storage_options: Any,
+) -> str:
+    """Write ``variables`` into the delta at ``url``; create it over ``parent`` if needed.
+
+    Only the given variables are stored (e.g. ``ds[["FLAG", "CORRECTED_DATA"]]``), with the
+    base's chunking. Writing to an existing delta adds or replaces variables in it and
+    publishes a new version. Returns the delta URL.
+    """
+    url = storage.normalise_url(url)
+    existing = storage.read_marker(url, **storage_options)
+    if existing is not None and not overwrite:
+        attrs = root_attrs(url, **storage_options)
+        if attrs.get("kind") != "delta":
+            raise UsageError(f"{url} is a dataset, not a delta overlay; choose another delta URL.")
+        if parent is not None and storage.normalise_url(parent) != attrs["parent"]:
+            raise UsageError(f"Delta {url} sits over {attrs['parent']}, not over {parent}.")
+        return _update(variables, url, attrs, field, spw, storage_options)
+    if parent is None:
+        raise UsageError(f"Delta {url} does not exist yet: give its parent dataset (parent=..., --parent).")
+    from .io import open_dataset
+
+    parent = storage.normalise_url(parent)
+    parent_version = storage.version_id(parent, **storage_options)
+    base = open_dataset(parent, field=field, spw=spw, **storage_options)
+    data = _overlay_variables(variables, base, url)
+    name = _group_for(base, field, spw)
+    chunks = _base_chunks(base)
+    extra = {"parent": parent, "parent_version": parent_version,
+             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "variables": {name: sorted(data.data_vars)}}
+    with storage.atomic_write(url, fmt="zarr-delta", overwrite=overwrite, **storage_options) as commit:
+        import zarr
+
+        from .zarr import finish_store
+
+        store = storage.zarr_store(commit.url, read_only=False, **storage_options)
+        zarr.open_group(store, mode="w", zarr_format=3)
+        write_group(store, data, chunks=chunks, name=name)
+        finish_store(store, [name], kind="delta", extra=extra)
+    return commit.final_url
+
+
+def _base_chunks(base: xr.Dataset) -> dict[str, int]:
+    chunks: dict[str, int] = {}
+    for var in base.data_vars.values():
+        if var.chunks is None:
+            continue
+        for dim, sizes in zip(var.dims, var.chunks):
+            if dim in ("time", "frequency") and dim not in chunks:
+                chunks[dim] = int(sizes[0])
+    return chunks
+
+
+def _update(variables, url: str, attrs: Mapping[str, Any], field, spw, storage_options) -> str:
+    import zarr
+
+    from .zarr import finish_store
+
+    merged = open_delta(url, field=field, spw=spw, **storage_options)
+    name = _group_for(merged, field, spw)
+    data = _overlay_variables(variables, merged, url)
+    written = dict(attrs.get("variables") or {})
+    storage.retract_marker(url, **storage_options)
+    store = storage.zarr_store(url, read_only=False, **storage_options)
+    from .zarr import prepare
+
+    ds, enc = prepare(data, _base_chunks(merged))
+    ds.to_zarr(store, group=name, mode="a", zarr_format=3, consolidated=False,
+               encoding={k: v for k, v in enc.items() if k not in _existing(store, name)})
+    written[name] = sorted(set(written.get(name, [])) | set(data.data_vars))
+    extra = {k: v for k, v in attrs.items() if k not in ("format", "format_version", "kind", "groups")}
+    extra["variables"] = written
+    finish_store(store, sorted(set(attrs.get("groups") or []) | {name}), kind="delta", extra=extra)
+    storage.update_marker(url, **storage_options)
+    return url
+
+
+def _existing(store: Any, group: str) -> set[str]:
+    import zarr
+
+    try:
+        return set(zarr.open_group(store, path=group, mode="r", zarr_format=3).array_keys())
+    except Exception:
+        return set()
+
+
+def open_delta(url: str, *, field: int | None = None, spw: int | None = None, cache: bool | None = None,
+               check: bool = True, **storage_options: Any) -> xr.Dataset:
+    """The merged view of the delta chain ending at ``url`` (lazy; overlay variables win)."""
+    from .io import open_dataset
+
+    attrs = root_attrs(url, **storage_options)
+    if attrs.get("kind") != "delta":
+        raise UsageError(f"{url} is not a delta overlay.")
+    parent = attrs["parent"]
+    if check:
+        now = storage.version_id(parent, **storage_options)
+        if now != attrs["parent_version"]:
+            raise UsageError(
+                f"The parent {parent} of delta {url} changed since the delta was written (version "
+                f"{attrs['parent_version']} then, {now} now); the delta no longer lines up with it. "
+                "Recreate the delta, or squash it before changing its parent."
+            )
+    base = open_dataset(parent, field=field, spw=spw, cache=cache, **storage_options)
+    name = _group_for(base, field, spw)
+    merged = base.copy()
+    if name in (attrs.get("groups") or []):
+        store = None
+        if cache if cache is not None else storage.split_protocol(url)[0] == "s3":
+            from .cache import ColumnCache
+
+            store = ColumnCache().store(url, **storage_options)
+        over = read_zarr(url, group=name, store=store, **storage_options)
+        for var in over.data_vars:
+            merged[var] = (over[var].dims, over[var].data, over[var].attrs)
+    merged.encoding = {"source": storage.normalise_url(url), "group": name}
+    return merged
+
+
+def history(url: str, **storage_options: Any) -> list[dict[str, Any]]:
+    """The chain from ``url`` down to its base: one dict per level (newest first)."""
+    from .io import format_of
+
+    out = []
+    seen = set()
+    current = storage.normalise_url(url)
+    while True:
+        if current in seen:
+            raise UsageError(f"Delta chain of {url} loops back to {current}.")
+        seen.add(current)
+        marker = storage.read_marker(current, **storage_options)
+        entry: dict[str, Any] = {"url": current, "format": format_of(current),
+                                 "version": storage.version_id(current, **storage_options),
+                                 "created": (marker or {}).get("created")}
+        if entry["format"] == "zarr":
+            attrs = root_attrs(current, **storage_options)
+            entry["kind"] = attrs.get("kind", "dataset")
+            if entry["kind"] == "delta":
+                entry["variables"] = attrs.get("variables", {})
+                entry["parent_version"] = attrs["parent_version"]
+                out.append(entry)
+                current = attrs["parent"]
+                continue
+        else:
+            entry["kind"] = "dataset"
+        out.append(entry)
+        return out
+
+
+def squash(url: str, dst: str, *, overwrite: bool = False, **storage_options: Any) -> str:
+    """Materialise the delta chain at ``url`` into a self-contained dataset at ``dst``."""
+    from .io import write_dataset
+
+    merged = open_delta(url, **storage_options)
+    merged.encoding = {}
+    return write_dataset(merged, dst, overwrite=overwrite)
+
+
+def is_delta(url: str, **storage_options: Any) -> bool:
+    """True if ``url`` is a committed delta overlay."""
+    try:
+        return root_attrs(url, **storage_options).get("kind") == "delta"
+    except UsageError:
+        return False
