@@ -75,14 +75,11 @@ class PreparedRun:
 
     def runner(self, *, backend_name: str | None = None, backend: Any = None,
                progress: Progress | None = None) -> Runner:
-        if backend is None and backend_name not in (None, "local"):
+        """A :class:`Runner`; the backend is ``backend``, else ``backend_name``, else the configured one."""
+        if backend is None and backend_name is not None:
             from ..backends import get_backend
 
-            backend = get_backend(backend_name, self.options.config)
-        elif backend is None and self.options.config.get("backend", {}).get("select", "local") != "local":
-            from ..backends import get_backend
-
-            backend = get_backend(self.options.config["backend"]["select"], self.options.config)
+            backend = get_backend(backend_name, self.options.config)   # fail early on a bad name
         return Runner(self.doc, self.rdef, self.params, backend=backend, options=self.options, progress=progress)
 
 

@@ -102,7 +102,8 @@ class Runner:
 
     def __init__(self, doc: Document, rdef: RecipeDef, params: Mapping[str, Any] | None = None, *,
                  backend: Backend | None = None, options: RunOptions | None = None,
-                 progress: Progress | None = None, files: list[str] | None = None) -> None:
+                 progress: Progress | None = None, files: list[str] | None = None,
+                 backend_name: str | None = None) -> None:
         self.doc = doc
         self.rdef = rdef
         self.params = dict(params or {})
@@ -111,6 +112,7 @@ class Runner:
         self.workdir = os.path.abspath(self.options.workdir)
         self.files = files or list(doc.files)
         self._backend = backend
+        self._backend_name = backend_name
         self.run_id = new_run_id()
         self.reports: list[StepReport] = []
         self.records: RunRecords | None = None
@@ -124,10 +126,13 @@ class Runner:
 
     @property
     def backend(self) -> Backend:
+        """The backend given, else the configured one (``backend.select``, default local), built on first use."""
         if self._backend is None:
-            from ..backends.local import LocalBackend
+            from ..backends import get_backend
 
-            self._backend = LocalBackend()
+            cfg = self.options.config
+            name = self._backend_name or (cfg.get("backend") or {}).get("select") or "local"
+            self._backend = get_backend(name, cfg)
         return self._backend
 
     # -- top level -------------------------------------------------------------------------
