@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -83,7 +84,7 @@ class ExternalDask:
                 proc.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def external_dask(tmp_path_factory):
     """`dask scheduler` + two `dask worker --no-nanny` processes on loopback."""
     cluster = ExternalDask(tmp_path_factory.mktemp("dask-ext"))
@@ -92,3 +93,25 @@ def external_dask(tmp_path_factory):
         yield cluster
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def local_dask():
+    """One DaskBackend on a two-process LocalCluster for the whole session (startup is slow)."""
+    from radioflow.backends.dask import DaskBackend
+
+    backend = DaskBackend({"n_workers": 2, "retries": 1, "show_dashboard": False})
+    yield backend
+    backend.close()
+
+
+@contextmanager
+def target(backend, dotted: str):
+    """Temporarily make ``backend`` run ``dotted`` instead of radioflow.run.execute.execute."""
+    from radioflow.backends import _remote
+
+    backend._target = dotted
+    try:
+        yield backend
+    finally:
+        backend._target = _remote.EXECUTE

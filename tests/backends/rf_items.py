@@ -73,3 +73,38 @@ def sleep_execute(inv: Invocation) -> Result:
     """Sleeps for ``params['seconds']``."""
     time.sleep(inv.params["seconds"])
     return Result(step=inv.step, ok=True, outputs={"slept": inv.params["seconds"]})
+
+
+#: A python cab running :func:`compute` through the real ``radioflow.run.execute.execute``.
+COMPUTE_CAB = {
+    "name": "compute",
+    "flavour": "python",
+    "command": "rf_items.compute",
+    "inputs": {"seed": {"dtype": "int", "required": True}, "n": {"dtype": "int", "default": 4096},
+               "delay": {"dtype": "float", "default": 0.0}},
+    "outputs": {"out": {"dtype": "File", "required": True}},
+}
+
+
+def s3_roundtrip(src: str, dst: str, endpoint: str) -> dict:
+    """A python cab over an object store: read ``src`` (by URL), write its FFT power to ``dst``."""
+    import fsspec
+
+    opts = {"client_kwargs": {"endpoint_url": endpoint}, "skip_instance_cache": True}
+    with fsspec.open(src, "rb", **opts) as fh:
+        raw = fh.read()
+    power = np.abs(np.fft.rfft(np.frombuffer(raw, dtype="<f8"))) ** 2
+    out = power.astype("<f8").tobytes()
+    with fsspec.open(dst, "wb", **opts) as fh:
+        fh.write(out)
+    return {"in_sha256": hashlib.sha256(raw).hexdigest(), "out_sha256": hashlib.sha256(out).hexdigest(),
+            "nbytes": len(raw)}
+
+
+S3_CAB = {
+    "name": "s3-roundtrip",
+    "flavour": "python",
+    "command": "rf_items.s3_roundtrip",
+    "inputs": {"src": {"dtype": "URL", "required": True}, "endpoint": {"dtype": "str", "required": True}},
+    "outputs": {"dst": {"dtype": "URL", "required": True}},
+}

@@ -10,9 +10,11 @@ import urllib.request
 import numpy as np
 import pytest
 
+from radioflow.backends import get_backend
 from radioflow.backends.base import Invocation
 from radioflow.backends.dask import DaskBackend
 from radioflow.errors import UsageError
+from conftest import free_port, target
 
 
 def items(tmp_path, n=8, delay=0.0):
@@ -28,19 +30,10 @@ def expected_sha(seed):
     return hashlib.sha256(data.astype("<f8").tobytes() + bytes([10]) * 64).hexdigest()
 
 
-@pytest.fixture(scope="module")
-def local_dask():
-    backend = DaskBackend({"n_workers": 2, "retries": 1, "show_dashboard": False})
-    yield backend
-    backend.close()
-
-
 @pytest.fixture
 def fake(local_dask):
-    old = local_dask._target
-    local_dask._target = "rf_items.fake_execute"
-    yield local_dask
-    local_dask._target = old
+    with target(local_dask, "rf_items.fake_execute"):
+        yield local_dask
 
 
 def test_map_runs_in_order_on_two_worker_processes(fake, tmp_path):
@@ -60,21 +53,15 @@ def test_run_single(fake, tmp_path):
 
 
 def test_failed_item_is_retried_then_succeeds(local_dask, tmp_path):
-    local_dask._target = "rf_items.flaky_execute"
-    try:
+    with target(local_dask, "rf_items.flaky_execute"):
         r = local_dask.run(Invocation(step="flaky", cab={}, params={"marker": str(tmp_path / "m")}))
-    finally:
-        local_dask._target = "rf_items.fake_execute"
     assert r.ok and r.outputs == {"attempts": 2}
 
 
 def test_failed_item_after_retries_carries_error_and_log(local_dask, tmp_path):
     counter = tmp_path / "count"
-    local_dask._target = "rf_items.failing_execute"
-    try:
+    with target(local_dask, "rf_items.failing_execute"):
         ok_and_bad = local_dask.map([Invocation(step="bad", cab={}, params={"counter": str(counter)})])
-    finally:
-        local_dask._target = "rf_items.fake_execute"
     (r,) = ok_and_bad
     assert not r.ok
     assert r.returncode == 7 and r.error == "cab exited with code 7" and r.log == "cab said: boom\n"
@@ -82,23 +69,17 @@ def test_failed_item_after_retries_carries_error_and_log(local_dask, tmp_path):
 
 
 def test_raising_item_becomes_failed_result_with_traceback(local_dask):
-    local_dask._target = "rf_items.raising_execute"
-    try:
+    with target(local_dask, "rf_items.raising_execute"):
         (r,) = local_dask.map([Invocation(step="oops", cab={}, params={})])
-    finally:
-        local_dask._target = "rf_items.fake_execute"
     assert not r.ok
     assert r.error.startswith("ValueError: bad value in oops")
     assert "Traceback" in r.log and "raising_execute" in r.log
 
 
 def test_dask_arrays_inside_a_step_use_the_same_cluster(local_dask):
-    local_dask._target = "rf_items.nested_execute"
-    try:
+    with target(local_dask, "rf_items.nested_execute"):
         # More items than worker threads: the nested computes must not deadlock the cluster.
         results = local_dask.map([Invocation(step=f"n{i}", cab={}, params={}) for i in range(4)])
-    finally:
-        local_dask._target = "rf_items.fake_execute"
     address = local_dask.client.scheduler.address
     assert [r.outputs["total"] for r in results] == [160000.0] * 4
     assert {r.outputs["scheduler"] for r in results} == {address}
@@ -112,20 +93,17 @@ def test_dashboard_link_serves_the_dashboard(local_dask):
 
 
 def test_ctrl_c_cancels_outstanding_futures(local_dask):
-    local_dask._target = "rf_items.sleep_execute"
-
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 0.5)
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with target(local_dask, "rf_items.sleep_execute"), pytest.raises(KeyboardInterrupt):
             local_dask.map([Invocation(step=f"s{i}", cab={}, params={"seconds": 3}) for i in range(6)])
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        local_dask._target = "rf_items.fake_execute"
     deadline = time.time() + 10
     remaining = None
     while time.time() < deadline:
@@ -137,14 +115,14 @@ def test_ctrl_c_cancels_outstanding_futures(local_dask):
 
 
 def test_unreachable_scheduler_is_a_usage_error():
-    from conftest import free_port
-
     with pytest.raises(UsageError, match="backend.dask.address"):
         DaskBackend({"address": f"tcp://127.0.0.1:{free_port()}", "connect_timeout": "1s"})
 
 
 def test_external_scheduler_and_workers(external_dask, tmp_path):
-    backend = DaskBackend({"address": external_dask.address, "show_dashboard": False})
+    backend = get_backend("dask", {"backend": {"select": "dask", "dask": {"address": external_dask.address,
+                                                                         "show_dashboard": False}}})
+    assert isinstance(backend, DaskBackend) and backend._cluster is None
     backend._target = "rf_items.fake_execute"
     try:
         results = backend.map(items(tmp_path))

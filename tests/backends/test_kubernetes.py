@@ -69,8 +69,9 @@ def test_job_manifest_for_a_step(backend):
     assert job["spec"]["template"]["metadata"]["labels"][deploy.RUN_ID_LABEL] == "session-42"
     assert job["spec"]["backoffLimit"] == 2 and job["spec"]["ttlSecondsAfterFinished"] == 600
     (c,) = job["spec"]["template"]["spec"]["containers"]
-    assert c["command"] == ["radioflow", "step", "/etc/radioflow/invocation/invocation.json",
-                            "--result", "/dev/termination-log"]
+    assert c["command"][:2] == ["sh", "-c"] and c["command"][3] == "/etc/radioflow/invocation/invocation.json"
+    assert c["command"][2].startswith('radioflow step "$0" --result /tmp/radioflow-result.json --max-bytes 4096;')
+    assert "> /dev/termination-log" in c["command"][2] and c["command"][2].endswith("exit $rc")
     assert {"name": "RADIOFLOW_STEP", "value": "image-3"} in c["env"]
     assert {"name": "invocation", "mountPath": "/etc/radioflow/invocation", "readOnly": True} in c["volumeMounts"]
     vols = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
@@ -171,3 +172,24 @@ def test_rendering_a_step_json_from_the_cli(tmp_path):
     cmap = yaml.safe_load((tmp_path / "out" / "configmap.yaml").read_text())
     assert job["metadata"]["namespace"] == "radio"
     assert Invocation(**json.loads(cmap["data"]["invocation.json"])) == inv()
+
+
+def test_container_command_runs_the_step_and_fills_the_termination_message(backend, tmp_path):
+    """The Job's exact shell command, run here with the kubelet's paths redirected to tmp."""
+    import os
+
+    cab = {"name": "compute", "flavour": "python", "command": "rf_items.compute",
+           "inputs": {"seed": {"dtype": "int"}, "n": {"dtype": "int"}}, "outputs": {"out": {"dtype": "File"}}}
+    step = Invocation(step="compute-1", cab=cab, params={"seed": 1, "n": 64, "out": str(tmp_path / "o.bin")},
+                      workdir=str(tmp_path), log_path=str(tmp_path / "log.txt"))
+    cmap, job = backend.manifests(step, 0)
+    (invfile := tmp_path / "invocation.json").write_text(cmap["data"]["invocation.json"])
+    sh, flag, script, arg = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    term = tmp_path / "termination-log"
+    script = script.replace("/dev/termination-log", str(term)).replace("/tmp/radioflow-result.json", str(tmp_path / "r.json"))
+    script = script.replace("radioflow step", f"{Path(sys.executable).parent / 'radioflow'} step")
+    proc = subprocess.run([sh, flag, script, str(invfile)], capture_output=True, text=True, env=os.environ)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(term.read_text())
+    assert data["ok"] is True and len(data["outputs"]["sha256"]) == 64 and len(term.read_bytes()) <= 4096
+    assert (tmp_path / "o.bin").stat().st_size == (64 // 2 + 1) * 8 + 64

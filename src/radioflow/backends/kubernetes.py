@@ -5,8 +5,8 @@ single container runs ``radioflow step /etc/radioflow/invocation/invocation.json
 configured image, with resources, env, volumes/PVCs and secrets *by reference*
 (``secretKeyRef``; see :mod:`radioflow.ops.deploy` for the options). The Job is watched to
 completion, its pod logs are streamed into the step log, and the step's outputs come back
-through the container's termination message (``radioflow step --result
-/dev/termination-log``). Retries are the Job's ``backoffLimit``.
+through the container's termination message (``radioflow step --result`` written to
+``/dev/termination-log``, at most 4 KiB: outputs are URLs, not data). Retries are the Job's ``backoffLimit``.
 
 Every object carries the label ``radioflow.io/run-id=<run id>`` (one id per backend, i.e. per
 session); Ctrl-C deletes only the Jobs this backend created, never other sessions' pods or Jobs.
@@ -16,9 +16,9 @@ building (:meth:`KubernetesBackend.manifests`) and the watch logic (:func:`job_s
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
+import shlex
 import threading
 import time
 import uuid
@@ -34,11 +34,14 @@ log = logging.getLogger(__name__)
 INVOCATION_DIR = "/etc/radioflow/invocation"
 INVOCATION_FILE = "invocation.json"
 RESULT_PATH = "/dev/termination-log"
+SCRATCH_RESULT = "/tmp/radioflow-result.json"
+MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of termination message
 
 
 def invocation_json(inv: Invocation) -> str:
     """The invocation as JSON, refusing inline values of secret-looking parameters."""
     from ..run.execute import is_secret
+    from ..run.serialize import invocation_to_json
 
     for name, value in inv.params.items():
         if is_secret(str(name)) and isinstance(value, str) and value:
@@ -47,7 +50,7 @@ def invocation_json(inv: Invocation) -> str:
                 "stored in a ConfigMap in clear text. Put it in a Kubernetes Secret and expose it with "
                 f"backend.kubernetes.secret_env (env valueFrom secretKeyRef) instead."
             )
-    return json.dumps(dataclasses.asdict(inv), default=str, sort_keys=True)
+    return invocation_to_json(inv)
 
 
 def job_state(job: Any) -> tuple[str, str]:
@@ -135,8 +138,12 @@ class KubernetesBackend:
         name = deploy.k8s_name("rf", inv.step, limit=40) + f"-{self.run_id[:10]}-{index}"
         cmap = deploy.config_map(name, self.config, {INVOCATION_FILE: invocation_json(inv)},
                                  run_id=self.run_id, step=inv.step)
-        command = [*self.config.get("step_command", ["radioflow", "step"]),
-                   f"{INVOCATION_DIR}/{INVOCATION_FILE}", "--result", RESULT_PATH]
+        step = " ".join(shlex.quote(str(c)) for c in self.config.get("step_command", ["radioflow", "step"]))
+        # The result goes to a scratch file first (written atomically), then into the
+        # termination message, which the kubelet bind-mounts and which cannot be renamed over.
+        script = (f'{step} "$0" --result {SCRATCH_RESULT} --max-bytes {MAX_RESULT_BYTES}; rc=$?; '
+                  f"cat {SCRATCH_RESULT} > {RESULT_PATH} 2>/dev/null; exit $rc")
+        command = ["sh", "-c", script, f"{INVOCATION_DIR}/{INVOCATION_FILE}"]
         job = deploy.job(name, self.config, command=command, run_id=self.run_id, step=inv.step,
                          env=inv.env, volumes=[{"name": "invocation", "config_map": cmap["metadata"]["name"],
                                                 "mount": INVOCATION_DIR, "read_only": True}])

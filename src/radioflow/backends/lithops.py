@@ -1,0 +1,160 @@
+"""Run invocations as a Lithops map: localhost here, Kubernetes (``k8s``) in production.
+
+The Lithops configuration is built from radioflow's own (``backend.lithops`` plus
+``retries``); no ``~/.lithops/config`` is read or needed::
+
+    compute: localhost        # or k8s
+    storage: localhost        # or minio / ceph / aws_s3 (S3-compatible, with an endpoint)
+    workers: 2                # localhost worker processes / k8s max_workers
+    endpoint: http://127.0.0.1:9000   # S3 endpoint (default: storage.s3.endpoint_url)
+    storage_bucket: radioflow # bucket for Lithops' own payloads and results
+    region: us-east-1
+    access_key_env: AWS_ACCESS_KEY_ID       # credentials are read from these env vars,
+    secret_key_env: AWS_SECRET_ACCESS_KEY   # never written in configuration files
+    k8s: {runtime: ghcr.io/example/radioflow-lithops:0.1, namespace: radio}   # passed through
+    lithops: {log_level: WARNING}          # raw Lithops keys, merged last
+    retries: 1
+
+The localhost compute backend is pinned to ``version: 1`` (version 2 hangs on repeated maps)
+and to this interpreter, so workers import radioflow from the same environment; no module is
+pickled into the payload (``include_modules=None``): the runtime has radioflow installed.
+
+Each item is the plain-data invocation; datasets travel by URL inside its parameters
+(``s3://bucket/prefix/part-003.zarr``), never through function payloads. Lithops' object
+partitioner (which splits objects at ``obj_newline``) is never engaged, and ``obj_newline=None``
+is passed anyway so no binary object can ever be cut at a newline byte.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import sys
+from typing import Any, Sequence
+
+from ..config import deep_merge
+from ..errors import UsageError
+from . import _remote
+from .base import Invocation, Result
+
+log = logging.getLogger(__name__)
+
+S3_STORAGES = ("minio", "ceph", "aws_s3")
+
+
+def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
+                   environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """The Lithops configuration dict for radioflow's ``backend.lithops`` options.
+
+    ``s3`` is radioflow's ``storage.s3`` section (endpoint fallback); credentials come from
+    ``environ`` (default ``os.environ``).
+    """
+    environ = os.environ if environ is None else environ
+    compute = str(config.get("compute", config.get("backend", "localhost")))
+    storage = str(config.get("storage", "localhost"))
+    workers = int(config.get("workers") or config.get("n_workers") or min(os.cpu_count() or 1, 4))
+    out: dict[str, Any] = {
+        "lithops": {
+            "backend": compute,
+            "storage": storage,
+            "log_level": config.get("log_level", "WARNING"),
+        }
+    }
+    if compute == "localhost":
+        out["localhost"] = {"version": 1, "runtime": sys.executable, "worker_processes": workers}
+    elif compute == "k8s":
+        out["k8s"] = {"max_workers": workers, **copy.deepcopy(config.get("k8s") or {})}
+    else:
+        out[compute] = copy.deepcopy(config.get(compute) or {})
+    if storage in S3_STORAGES:
+        section: dict[str, Any] = copy.deepcopy(config.get(storage) or {})
+        endpoint = config.get("endpoint") or (s3 or {}).get("endpoint_url")
+        if endpoint:
+            section.setdefault("endpoint", str(endpoint))
+        if config.get("region") or (s3 or {}).get("region"):
+            section.setdefault("region", str(config.get("region") or (s3 or {}).get("region")))
+        if storage != "aws_s3" and not section.get("endpoint"):
+            raise UsageError(
+                f"backend.lithops.storage is '{storage}' but no S3 endpoint is set; give "
+                "backend.lithops.endpoint (e.g. http://minio:9000) or storage.s3.endpoint_url."
+            )
+        key_env = str(config.get("access_key_env", "AWS_ACCESS_KEY_ID"))
+        secret_env = str(config.get("secret_key_env", "AWS_SECRET_ACCESS_KEY"))
+        if key_env in environ and secret_env in environ:
+            section.setdefault("access_key_id", environ[key_env])
+            section.setdefault("secret_access_key", environ[secret_env])
+        elif storage != "aws_s3":
+            raise UsageError(
+                f"backend.lithops.storage '{storage}' needs credentials in the environment variables "
+                f"{key_env} and {secret_env} (names set by backend.lithops.access_key_env / secret_key_env)."
+            )
+        if config.get("storage_bucket"):
+            section["storage_bucket"] = str(config["storage_bucket"])
+        out[storage] = section
+    elif storage != "localhost":
+        out[storage] = copy.deepcopy(config.get(storage) or {})
+    if isinstance(config.get("lithops"), dict):
+        out = deep_merge(out, {"lithops": config["lithops"]})
+    return out
+
+
+class LithopsBackend:
+    """Invocations as Lithops function activations."""
+
+    name = "lithops"
+
+    def __init__(self, config: dict[str, Any] | None = None, *, s3: dict[str, Any] | None = None) -> None:
+        import lithops
+        from lithops.retries import RetryingFunctionExecutor
+
+        self.config = dict(config or {})
+        self.retries = int(self.config.get("retries", 0) or 0)
+        self._target = _remote.EXECUTE
+        self.lithops_config = lithops_config(self.config, s3=s3)
+        try:
+            self.executor = lithops.FunctionExecutor(config=copy.deepcopy(self.lithops_config))
+        except Exception as exc:  # noqa: BLE001 - Lithops raises bare Exceptions for config problems
+            raise UsageError(f"Cannot start the Lithops executor from backend.lithops: {exc}") from None
+        self._retrying = RetryingFunctionExecutor(self.executor)
+
+    def map(self, invocations: Sequence[Invocation]) -> list[Result]:
+        """One activation per invocation; failed items are retried, then returned as failed Results."""
+        invocations = list(invocations)
+        if not invocations:
+            return []
+        data = [{"inv": inv, "target": self._target, "raise_on_failure": True} for inv in invocations]
+        futures = self._retrying.map(
+            _remote.run_invocation, data, retries=self.retries,
+            include_modules=None, obj_newline=None,
+        )
+        try:
+            self._retrying.wait(futures, throw_except=False, show_progressbar=False)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+        results = []
+        for inv, fut in zip(invocations, futures):
+            if fut.error:
+                exc = fut._exception[1] if isinstance(fut._exception, tuple) else fut._exception
+                results.append(_remote.failed_result(inv, exc, attempts=fut.failure_count))
+            else:
+                results.append(fut.result())
+        return results
+
+    def run(self, invocation: Invocation) -> Result:
+        """Run one invocation as a single activation and wait for it."""
+        return self.map([invocation])[0]
+
+    def close(self) -> None:
+        """Remove Lithops' temporary job data and stop the executor."""
+        try:
+            self.executor.clean(clean_cloudobjects=True)
+        finally:
+            self.executor.__exit__(None, None, None)
+
+    def __enter__(self) -> "LithopsBackend":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
