@@ -104,6 +104,7 @@ _BRACKET = r"\[[^\[\]\s,]+\](?=[.A-Za-z0-9_*?@\-])"
 _SEGMENT = re.compile(rf"(?:[A-Za-z_*?]|{_BRACKET})(?:[A-Za-z0-9_*?@\-]|{_BRACKET})*")
 _OPERATORS = ("**", "//", "==", "!=", "<=", ">=", "<<", ">>",
               "+", "-", "*", "/", "%", "<", ">", "(", ")", "[", "]", ",", "~", "&", "|", "^")
+_OPERATOR_RE = re.compile("|".join(re.escape(op) for op in _OPERATORS))   # longest first
 _WORD_OPS = {"and", "or", "not", "in"}
 
 # token: (kind, value, column) with kind in NUM STR NAME OP END
@@ -164,11 +165,10 @@ def _tokenize(text: str) -> list[Token]:
                         tokens.append(("RAW", raw[0], paren + 1))
                         pos = raw[1]
             continue
-        for op in _OPERATORS:
-            if text.startswith(op, pos):
-                tokens.append(("OP", op, pos))
-                pos += len(op)
-                break
+        om = _OPERATOR_RE.match(text, pos)
+        if om:
+            tokens.append(("OP", om.group(), pos))
+            pos = om.end()
         else:
             hint = " (use '==' to compare)" if ch == "=" else ""
             raise _ParseFailure(f"unexpected character {ch!r}{hint}", pos)
@@ -186,6 +186,8 @@ def _tokenize(text: str) -> list[Token]:
 # ---------------------------------------------------------------------------------------------
 
 _MAX_DEPTH = 100
+_BINARY_PREC = {"|": 1, "^": 2, "&": 3, "<<": 4, ">>": 4, "+": 5, "-": 5,
+                "*": 6, "/": 6, "//": 6, "%": 6}
 
 # functions whose single argument may be unquoted text (Stimela: GLOB(*.ms), ERROR(bad value))
 _RAW_ARG_FUNCS = {"GLOB", "EXISTS", "ERROR", "ABORT"}
@@ -199,9 +201,9 @@ class _Parser:
         self.i = 0
         self.depth = 0
 
-    # token helpers
-    def peek(self, offset: int = 0) -> Token:
-        return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
+    # token helpers (the parser never moves past the END token, so peek() needs no bound)
+    def peek(self) -> Token:
+        return self.tokens[self.i]
 
     def next(self) -> Token:
         tok = self.tokens[self.i]
@@ -209,12 +211,12 @@ class _Parser:
         return tok
 
     def at_op(self, *ops: str) -> bool:
-        kind, value, _ = self.peek()
-        return kind == "OP" and value in ops
+        tok = self.tokens[self.i]
+        return tok[0] == "OP" and tok[1] in ops
 
     def at_word(self, word: str, offset: int = 0) -> bool:
-        kind, value, _ = self.peek(offset)
-        return kind == "NAME" and len(value) == 1 and value[0].lower() == word
+        tok = self.tokens[min(self.i + offset, len(self.tokens) - 1)]
+        return tok[0] == "NAME" and len(tok[1]) == 1 and tok[1][0].lower() == word
 
     def expect_op(self, op: str, what: str) -> None:
         if not self.at_op(op):
@@ -281,7 +283,10 @@ class _Parser:
 
     def comparison(self) -> tuple:
         pos = self.peek()[2]
-        first = self.bitor()
+        first = self.binary()
+        kind = self.tokens[self.i][0]
+        if kind != "OP" and kind != "NAME":
+            return first
         operands, ops = [first], []
         while True:
             if self.at_op(*self._CMP):
@@ -295,35 +300,21 @@ class _Parser:
                 ops.append("not in")
             else:
                 break
-            operands.append(self.bitor())
+            operands.append(self.binary())
         if not ops:
             return first
         return ("cmp", tuple(operands), tuple(ops), pos)
 
-    def _binary_level(self, ops: tuple[str, ...], sub: Callable[[], tuple]) -> tuple:
-        node = sub()
-        while self.at_op(*ops):
-            _, op, pos = self.next()
-            node = ("bin", op, node, sub(), pos)
-        return node
-
-    def bitor(self) -> tuple:
-        return self._binary_level(("|",), self.bitxor)
-
-    def bitxor(self) -> tuple:
-        return self._binary_level(("^",), self.bitand)
-
-    def bitand(self) -> tuple:
-        return self._binary_level(("&",), self.shift)
-
-    def shift(self) -> tuple:
-        return self._binary_level(("<<", ">>"), self.arith)
-
-    def arith(self) -> tuple:
-        return self._binary_level(("+", "-"), self.term)
-
-    def term(self) -> tuple:
-        return self._binary_level(("*", "/", "//", "%"), self.unary)
+    def binary(self, min_prec: int = 1) -> tuple:
+        """Arithmetic and bitwise operators by precedence climbing (all left-associative)."""
+        left = self.unary()
+        while True:
+            kind, op, pos = self.peek()
+            prec = _BINARY_PREC.get(op) if kind == "OP" else None
+            if prec is None or prec < min_prec:
+                return left
+            self.next()
+            left = ("bin", op, left, self.binary(prec + 1), pos)
 
     def unary(self) -> tuple:
         if self.at_op("-", "+", "~"):
