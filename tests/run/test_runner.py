@@ -216,3 +216,36 @@ def test_progress_live_display_renders_steps():
     q = Progress(buf2)                                          # StringIO is not a TTY: plain lines
     q.step_finished("r.a", "ok", 0.5)
     assert buf2.getvalue() == "ok       r.a  0.500 s\n"
+
+
+def test_recipe_defaults_nested_and_dotted_and_implicit(tmp_path, capsys):
+    from recipe_helpers import recipe as rpath
+
+    (tmp_path / "d.yml").write_text(f"""\
+_include: {rpath('rf_cabs.yml')}
+cabs:
+  fixed:
+    flavour: python
+    command: rf_funcs.write_text
+    inputs:
+      text: {{dtype: str, implicit: IMPL}}
+    outputs:
+      path: File *
+r:
+  inputs:
+    t: str = tt
+  defaults:
+    t: from-defaults
+    w1:
+      repeat: 2
+    w2.repeat: 3
+  steps:
+    w1: {{cab: write, params: {{text: =recipe.t, path: d1.txt}}}}
+    w2: {{cab: write, params: {{text: b, path: d2.txt}}}}
+    w3: {{cab: fixed, params: {{path: d3.txt}}}}
+""")
+    code, out, err = cli(capsys, "run", str(tmp_path / "d.yml"), "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "d1.txt").read_text() == "from-defaults" * 2
+    assert (tmp_path / "d2.txt").read_text() == "bbb"
+    assert (tmp_path / "d3.txt").read_text() == "IMPL"

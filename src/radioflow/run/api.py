@@ -89,7 +89,7 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
     """Load files, pick the recipe, prevalidate everything; raise on any problem."""
     files, name, params = split_args(args)
     doc = load_documents(files)
-    _add_python_paths(files)
+    _add_python_paths(doc.files)   # every loaded file, includes too
     recipe = choose_recipe(doc, name)
     rdef = compile_recipe(doc, recipe, params)
     if config is None:
