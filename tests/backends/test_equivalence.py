@@ -1,57 +1,94 @@
-"""The same scatter (8 items through the real ``execute``) gives bitwise-identical outputs on
-every backend: local process pool, Dask LocalCluster, a real `dask scheduler` with two
-`dask worker` processes, and the Lithops localhost executor."""
+"""One scatter recipe over 8 partitions, run with ``radioflow run -b NAME``, writes bitwise
+identical outputs on every backend: local process pool, Dask LocalCluster, a real
+`dask scheduler` with two `dask worker` processes, and the Lithops localhost executor."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 
 import pytest
-import rf_items
+import yaml
 
-from radioflow.backends import get_backend
-from radioflow.backends.base import Invocation
+from radioflow.cli import main
 
-N_ITEMS = 8
+N_PARTS = 8
+RECIPE = f"""\
+cabs:
+  compute:
+    info: seeded FFT power spectrum of one partition
+    flavour: python
+    command: rf_items.compute
+    inputs:
+      seed: int *
+      n: int = 8192
+    outputs:
+      out: File *
+      sha256: str
+      pid: int
+
+scatter-parts:
+  info: one compute step per partition, all in parallel
+  inputs:
+    seeds: List[int] = {list(range(100, 100 + N_PARTS))}
+  outputs:
+    shas: List[str]
+    pids: List[int]
+  for_loop:
+    var: seed
+    over: seeds
+    scatter: -1
+    output_elements: [shas, pids]
+  aliases:
+    shas: part.sha256
+    pids: part.pid
+  steps:
+    part:
+      cab: compute
+      params:
+        seed: =recipe.seed
+        out: part-{{recipe.seed}}.bin
+"""
 
 
-def scatter(outdir):
-    outdir.mkdir()
-    return [Invocation(step=f"compute-{i}", cab=rf_items.COMPUTE_CAB,
-                       params={"seed": 1000 + i, "n": 8192, "out": str(outdir / f"part-{i:03d}.bin")},
-                       workdir=str(outdir), log_path=str(outdir / f"log-{i}.txt"))
-            for i in range(N_ITEMS)]
-
-
-def run_on(name, config, outdir, backend=None):
-    own = backend is None
-    backend = backend or get_backend(name, {"backend": {"select": name, name: config}})
-    try:
-        results = backend.map(scatter(outdir))
-    finally:
-        if own:
-            backend.close()
-    assert all(r.ok for r in results), [r.error for r in results]
-    assert [r.step for r in results] == [f"compute-{i}" for i in range(N_ITEMS)]
-    files = {p.name: p.read_bytes() for p in sorted(outdir.glob("part-*.bin"))}
-    logs = [(outdir / f"log-{i}.txt").read_text() for i in range(N_ITEMS)]
-    return results, files, logs
+def run_recipe(workdir, backend, config):
+    workdir.mkdir()
+    (workdir / "scatter.yml").write_text(RECIPE)
+    (workdir / "radioflow.yml").write_text(yaml.safe_dump({"backend": config}))
+    code = main(["run", str(workdir / "scatter.yml"), "-b", backend, "-C", str(workdir), "-q"])
+    assert code == 0, f"radioflow run -b {backend} failed (see captured output)"
+    files = {p.name: p.read_bytes() for p in sorted(workdir.glob("part-*.bin"))}
+    assert len(files) == N_PARTS
+    return files
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    return run_on("local", {"max_workers": 2}, tmp_path_factory.mktemp("eq") / "local")
+def local_files(tmp_path_factory):
+    return run_recipe(tmp_path_factory.mktemp("eq") / "local", "local", {"local": {"max_workers": 2}})
 
 
-@pytest.mark.parametrize("name", ["dask-local", "dask-external", "lithops"])
-def test_scatter_outputs_identical_to_local(name, reference, external_dask, local_dask, tmp_path):
-    config = {
-        "dask-local": ("dask", {}, local_dask),
-        "dask-external": ("dask", {"address": external_dask.address, "show_dashboard": False}),
-        "lithops": ("lithops", {"workers": 2}),
+@pytest.mark.parametrize("name", ["dask-localcluster", "dask-scheduler", "lithops"])
+def test_scatter_recipe_identical_on_every_backend(name, local_files, external_dask, tmp_path):
+    backend, config = {
+        "dask-localcluster": ("dask", {"dask": {"n_workers": 2, "show_dashboard": False}}),
+        "dask-scheduler": ("dask", {"dask": {"address": external_dask.address}}),
+        "lithops": ("lithops", {"lithops": {"workers": 2}}),
     }[name]
-    results, files, logs = run_on(config[0], config[1], tmp_path / name, *config[2:])
-    ref_results, ref_files, _ = reference
-    assert len(files) == N_ITEMS and files == ref_files  # bitwise
-    assert [r.outputs["sha256"] for r in results] == [r.outputs["sha256"] for r in ref_results]
-    assert [r.outputs["sha256"] for r in results] == [hashlib.sha256(b).hexdigest() for b in files.values()]
-    assert all("# finished: ok" in text for text in logs)
+    files = run_recipe(tmp_path / name, backend, config)
+    assert files == local_files  # bitwise, every partition
+    want = {f"part-{s}.bin" for s in range(100, 100 + N_PARTS)}
+    assert set(files) == want
+    for data in files.values():
+        assert data.endswith(bytes([10]) * 64) and len(data) == (8192 // 2 + 1) * 8 + 64
+    db_rows = _step_outputs(tmp_path / name)
+    assert len(db_rows) == N_PARTS and os.getpid() not in {r["pid"] for r in db_rows}
+    assert sorted(r["sha256"] for r in db_rows) == sorted(hashlib.sha256(b).hexdigest() for b in files.values())
+
+
+def _step_outputs(workdir):
+    import sqlite3
+
+    db = sqlite3.connect(workdir / ".radioflow" / "runs.db")
+    rows = [json.loads(r[0]) for r in db.execute("SELECT outputs FROM steps WHERE fqname LIKE '%part%'")]
+    db.close()
+    return [r for r in rows if "sha256" in r]
