@@ -79,6 +79,20 @@ def test_round_trip_is_exact(ds: xr.Dataset, tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["rt.ms"]
 
 
+def test_choose_data_columns(tmp_path: Path) -> None:
+    ds = make_ds(model=True)
+    path = write_ms(ds, tmp_path / "d.ms", columns=["data"])
+    with ct.table(str(path), ack=False) as t:
+        assert "MODEL_DATA" not in t.colnames() and "DATA" in t.colnames()
+    with pytest.raises(UsageError, match="CORRECTED_DATA"):
+        write_ms(ds, tmp_path / "c.ms", columns=["DATA", "CORRECTED_DATA"])
+    path = write_ms(ds, tmp_path / "m.ms", columns=["MODEL_DATA"])
+    model_only = read_ms(path, columns=["MODEL_DATA"])
+    assert "VISIBILITY" not in model_only
+    assert np.array_equal(model_only.MODEL_DATA.values, ds.MODEL_DATA.values)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.ms", "m.ms"]
+
+
 def test_main_table_columns(ds: xr.Dataset, ms_path: Path) -> None:
     with ct.table(str(ms_path), ack=False) as t:
         assert t.nrows() == NTIME * NANT * (NANT - 1) // 2
