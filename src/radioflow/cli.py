@@ -27,6 +27,7 @@ from .commands import science_cmds  # noqa: E402,F401  (registers simulate, imag
 from .commands import recipe_cmds  # noqa: E402,F401  (registers run, doc, runs)
 from .commands import k8s_cmds  # noqa: E402,F401  (registers k8s render)
 from .commands import step_cmds  # noqa: E402,F401  (registers step)
+from .commands import vis_cmds  # noqa: E402,F401  (registers vis convert/partition/concat/squash/history)
 
 
 def _report(exc: RadioflowError) -> None:

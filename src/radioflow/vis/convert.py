@@ -1,0 +1,300 @@
+"""Streaming conversion between Measurement Sets and Zarr stores (both ways, any URL).
+
+The source is opened lazily and copied in blocks of whole time steps (about ``block_bytes``
+of visibilities each): while one block is written (Zarr: chunks encoded and stored
+concurrently by zarr's I/O pool; MS: casacore ``putcol``), the next is read. Peak memory is a
+few blocks, whatever the size of the dataset. Every field x spectral window of an MS becomes
+one Zarr group; MS subtables are also copied verbatim into the store (``SUBTABLES/<name>``)
+and restored when converting back, so columns the schema does not model survive the trip.
+Outputs are committed atomically (see storage.py): an interrupted conversion leaves nothing
+readers accept, and rerunning it replaces the debris.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import UsageError
+from . import storage
+from .io import format_of, local_ms_path, ms_data_columns, upload_ms
+
+#: Bytes of visibility-shaped data per streamed block.
+BLOCK_BYTES = 64 * 2**20
+SUBTABLE_GROUP = "SUBTABLES"
+#: Subtables copied verbatim (those WSClean, CASA and radioflow use).
+SUBTABLES = ("ANTENNA", "FEED", "FIELD", "SPECTRAL_WINDOW", "POLARIZATION", "DATA_DESCRIPTION",
+             "OBSERVATION", "SOURCE", "STATE", "HISTORY", "POINTING")
+
+Progress = Callable[[int], None]
+
+
+def _big_vars(ds: xr.Dataset) -> list[str]:
+    return [n for n, v in ds.data_vars.items() if "time" in v.dims]
+
+
+def _per_time_bytes(ds: xr.Dataset) -> int:
+    return max(1, sum(ds[n].dtype.itemsize * int(np.prod([ds.sizes[d] for d in ds[n].dims if d != "time"]))
+                      for n in _big_vars(ds)))
+
+
+def total_bytes(ds: xr.Dataset) -> int:
+    """Bytes of the time-dependent variables of ``ds`` (what a conversion moves)."""
+    return _per_time_bytes(ds) * ds.sizes["time"]
+
+
+def _block_times(ds: xr.Dataset, block_bytes: int, multiple: int = 1) -> int:
+    vis = max(1, ds.sizes["baseline"] * ds.sizes["frequency"] * ds.sizes["polarization"] * 8)
+    steps = max(1, block_bytes // vis)
+    return max(multiple, (steps // multiple) * multiple)
+
+
+def _stream(ds: xr.Dataset, step: int, sink: Callable[[xr.Dataset, int], Any], progress: Progress | None) -> None:
+    """Read ``ds`` in blocks of ``step`` time steps, overlapping the read of block k+1 with
+    ``sink(block_k, t0)``; at most one block is being read and one written."""
+    names = _big_vars(ds)
+    per_time = _per_time_bytes(ds)
+    starts = list(range(0, ds.sizes["time"], step))
+
+    def load(t0: int) -> xr.Dataset:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return ds[names].isel(time=slice(t0, t0 + step)).compute(scheduler="threads")
+
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="radioflow-read") as pool:
+        nxt = pool.submit(load, starts[0]) if starts else None
+        for k, t0 in enumerate(starts):
+            block = nxt.result()
+            nxt = pool.submit(load, starts[k + 1]) if k + 1 < len(starts) else None
+            sink(block, t0)
+            if progress is not None:
+                progress(block.sizes["time"] * per_time)
+            del block
+
+
+# --------------------------------------------------------------------------- MS subtables
+
+
+def _as_array(values: Any) -> np.ndarray:
+    """casacore returns multi-dimensional string columns as ``{"shape", "array"}``."""
+    if isinstance(values, dict) and "array" in values:
+        return np.array(values["array"], dtype=str).reshape(values["shape"])
+    return np.asarray(values)
+
+
+def _subtables_to_zarr(ms_path: str, store: Any) -> None:
+    """Copy the fixed-shape columns of the MS subtables into ``SUBTABLES/<name>`` arrays."""
+    import zarr
+    from casacore import tables as ct
+
+    from .ms import CASACORE_LOCK
+
+    root = zarr.open_group(store, mode="a", zarr_format=3)
+    group = root.require_group(SUBTABLE_GROUP)
+    with CASACORE_LOCK, ct.table(ms_path, ack=False) as main:
+        names = [k for k in main.keywordnames() if k in SUBTABLES]
+    for name in names:
+        with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False) as t:
+            nrow = t.nrows()
+            sub = group.require_group(name)
+            sub.attrs["nrows"] = int(nrow)
+            if nrow == 0:
+                continue
+            for col in t.colnames():
+                if t.coldatatype(col) == "record":
+                    continue
+                try:
+                    if not t.iscelldefined(col, 0):
+                        continue
+                    values = _as_array(t.getcol(col))
+                except RuntimeError:
+                    continue  # variable-shape column: the schema writer regenerates it
+                if values.dtype.kind == "U":
+                    arr = sub.create_array(col, shape=values.shape, dtype=str, overwrite=True)
+                    arr[...] = values.astype(object)
+                elif values.dtype.kind in "biufc":
+                    sub.create_array(col, data=values, overwrite=True)
+
+
+def _subtables_from_zarr(url: str, ms_path: str, **storage_options: Any) -> None:
+    """Restore the verbatim subtable columns where the new MS has the same rows and shapes."""
+    import zarr
+    from casacore import tables as ct
+
+    from .ms import CASACORE_LOCK
+
+    store = storage.zarr_store(url, read_only=True, **storage_options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
+    if SUBTABLE_GROUP not in root:
+        return
+    for name, sub in root[SUBTABLE_GROUP].groups():
+        with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False, readonly=False) as t:
+            if t.nrows() != int(sub.attrs.get("nrows", -1)):
+                continue
+            for col, arr in sub.arrays():
+                if col not in t.colnames() or not t.iscelldefined(col, 0):
+                    continue
+                values = np.asarray(arr[...])
+                if values.dtype.kind in "OT":
+                    values = np.array([str(v) for v in values.ravel()]).reshape(values.shape)
+                current = _as_array(t.getcol(col))
+                if current.shape == values.shape:
+                    t.putcol(col, values)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _ms_groups(path: str) -> list[tuple[str, int, int]]:
+    from .partition import source_groups
+
+    return source_groups(path)
+
+
+def _open_ms_group(path: str, field: int, spw: int, step: int) -> xr.Dataset:
+    from .ms import read_ms
+
+    return read_ms(path, columns=ms_data_columns(path), field=field, spw=spw, chunks={"time": step})
+
+
+def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None], Callable[[], None]]:
+    """A block sink writing into the arrays of ``group``, two blocks in flight at most."""
+    import zarr
+
+    grp = zarr.open_group(store, path=group, mode="r+", zarr_format=3)
+    arrays: dict[str, Any] = {}
+    pool = cf.ThreadPoolExecutor(2, thread_name_prefix="radioflow-write")
+    pending: list[cf.Future] = []
+
+    def write(block: xr.Dataset, t0: int) -> None:
+        for name in block.data_vars:
+            if name not in arrays:
+                arrays[name] = grp[name]
+        t1 = t0 + block.sizes["time"]
+
+        def put() -> None:
+            for name, var in block.data_vars.items():
+                arrays[name][t0:t1] = np.asarray(var.values)
+
+        pending.append(pool.submit(put))
+        while len(pending) > 1:
+            pending.pop(0).result()
+
+    def close() -> None:
+        try:
+            for fut in pending:
+                fut.result()
+        finally:
+            pool.shutdown()
+
+    return write, close
+
+
+def _zarr_from_groups(groups: Sequence[tuple[str, Callable[[int], xr.Dataset]]], dst: str, *,
+                      chunks: Mapping[str, int], overwrite: bool, block_bytes: int,
+                      progress: Progress | None, ms_path: str | None, storage_options: Mapping[str, Any],
+                      on_total: Callable[[int], None] | None) -> str:
+    import zarr
+
+    from .zarr import choose_chunks, finish_store, prepare
+
+    with storage.atomic_write(dst, fmt="zarr", overwrite=overwrite, **storage_options) as commit:
+        store = storage.zarr_store(commit.url, read_only=False, **storage_options)
+        zarr.open_group(store, mode="w", zarr_format=3)
+        opened = []
+        for name, opener in groups:
+            probe = opener(1)
+            zchunks = choose_chunks(probe, chunks)
+            step = _block_times(probe, block_bytes, zchunks["time"])
+            opened.append((name, opener(step), zchunks, step))
+        if on_total is not None:
+            on_total(sum(total_bytes(ds) for _, ds, _, _ in opened))
+        for name, ds, zchunks, step in opened:
+            template, enc = prepare(ds, zchunks)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                template.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
+                                 encoding=enc, compute=False)
+            write, close = _zarr_sink(store, name)
+            try:
+                _stream(ds, step, write, progress)
+            finally:
+                close()
+        if ms_path is not None:
+            _subtables_to_zarr(ms_path, store)
+        finish_store(store, [name for name, _ in groups])
+    return commit.final_url
+
+
+def _ms_from_dataset(ds: xr.Dataset, dst: str, *, overwrite: bool, block_bytes: int,
+                     progress: Progress | None, zarr_src: str | None, storage_options: Mapping[str, Any],
+                     on_total: Callable[[int], None] | None) -> str:
+    from .ms import MSWriter
+
+    if on_total is not None:
+        on_total(total_bytes(ds))
+    step = _block_times(ds, block_bytes)
+
+    def write_local(path: str | Path, replace: bool) -> Path:
+        with MSWriter(path, ds, overwrite=replace) as writer:
+            _stream(ds, step, lambda block, t0: writer.write_block(block, t0), progress)
+            if zarr_src is not None:
+                _subtables_from_zarr(zarr_src, str(writer.tmp), **storage_options)
+        return writer.path
+
+    if storage.is_local(dst):
+        return str(write_local(storage.split_protocol(dst)[1], overwrite))
+    return upload_ms(lambda p: write_local(p, True), dst, overwrite=overwrite, **storage_options)
+
+
+def convert(src: str, dst: str, *, chunks: Mapping[str, int] | str | None = None, overwrite: bool = False,
+            field: int | None = None, spw: int | None = None, block_bytes: int = BLOCK_BYTES,
+            progress: Progress | None = None, on_total: Callable[[int], None] | None = None,
+            **storage_options: Any) -> str:
+    """Convert the dataset at ``src`` to ``dst`` (MS or Zarr by suffix, local or S3), streaming.
+
+    MS -> Zarr writes every field x spectral window (or only ``field``/``spw``) as a group;
+    Zarr/MS -> MS writes one field/spw (default: the only one, else 0/0). ``chunks`` sets
+    the Zarr time/frequency chunking. ``progress(nbytes)`` is called after each block and
+    ``on_total(nbytes)`` once with the total. Returns the destination URL.
+    """
+    from .zarr import parse_chunks
+
+    parsed = parse_chunks(dict(chunks) if isinstance(chunks, Mapping) else chunks)
+    sfmt, dfmt = format_of(src), format_of(dst)
+    if storage.normalise_url(src) == storage.normalise_url(dst):
+        raise UsageError(f"Source and destination of the conversion are the same dataset ({src}).")
+    if sfmt == "ms":
+        path = str(local_ms_path(src, **storage_options))
+        groups = [(n, f, s) for n, f, s in _ms_groups(path)
+                  if (field is None or f == field) and (spw is None or s == spw)]
+        if not groups:
+            raise UsageError(f"{src} has no data for field {field} / spectral window {spw}.")
+        if dfmt == "zarr":
+            openers = [(n, (lambda step, f=f, s=s: _open_ms_group(path, f, s, step))) for n, f, s in groups]
+            return _zarr_from_groups(openers, dst, chunks=parsed, overwrite=overwrite, block_bytes=block_bytes,
+                                     progress=progress, ms_path=path, storage_options=storage_options,
+                                     on_total=on_total)
+        name, f, s = groups[0]
+        ds = _open_ms_group(path, f, s, _block_times(_open_ms_group(path, f, s, 1), block_bytes))
+        return _ms_from_dataset(ds, dst, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
+                                zarr_src=None, storage_options=storage_options, on_total=on_total)
+    from .io import open_dataset
+
+    ds = open_dataset(src, field=field, spw=spw, **storage_options)
+    if dfmt == "ms":
+        return _ms_from_dataset(ds, dst, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
+                                zarr_src=src, storage_options=storage_options, on_total=on_total)
+    from .zarr import group_name
+
+    name = ds.encoding.get("group") or group_name(ds)
+    return _zarr_from_groups([(name, lambda step: ds)], dst, chunks=parsed, overwrite=overwrite,
+                             block_bytes=block_bytes, progress=progress, ms_path=None,
+                             storage_options=storage_options, on_total=on_total)
+
