@@ -7,6 +7,7 @@ Image arrays are ``[y, x]`` (FITS order): pixel ``(x, y)`` (0-based) sits at
 """
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -26,6 +27,12 @@ def _threads(nthreads: int) -> int:
     import os
 
     return nthreads if nthreads and nthreads > 0 else (os.cpu_count() or 1)
+
+
+def padded_size(npix: int, padding: float) -> int:
+    """WSClean's padded image size: ``ceil(npix·padding)`` rounded up to even."""
+    n = int(math.ceil(npix * padding))
+    return n + (n % 2)
 
 
 def uv_grid_density(
@@ -63,12 +70,14 @@ def imaging_weights(
     cell_y: float,
     scheme: Weighting = "natural",
     robust: float = 0.0,
+    padding: float = 1.2,
 ) -> np.ndarray:
     """Imaging weights ``(nrow, nchan)``: natural, uniform or Briggs(robust), flags zeroed.
 
-    Uniform and Briggs density is gridded on the image's uv grid exactly like WSClean
-    (``ImageWeights``): ``w_i / W_k`` for uniform and ``w_i / (1 + W_k f²)`` with
-    ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)`` for Briggs.
+    Uniform and Briggs density is gridded like WSClean's ``ImageWeights``: on the uv grid of
+    the *padded* image (``padding`` × size, rounded up to even, WSClean's default 1.2), as
+    ``w_i / W_k`` for uniform and ``w_i / (1 + W_k f²)`` with ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)``
+    for Briggs.
     """
     w = np.asarray(weight, dtype=np.float64)
     if flag is not None:
@@ -77,7 +86,8 @@ def imaging_weights(
         return w.astype(np.float32)
     if scheme not in ("uniform", "briggs"):
         raise UsageError(f"Unknown weighting '{scheme}': use natural, uniform or briggs ROBUST.")
-    grid, index = uv_grid_density(uvw, np.asarray(freq, np.float64), w, npix_x, npix_y, cell_x, cell_y)
+    px, py = (padded_size(n, padding) for n in (npix_x, npix_y))
+    grid, index = uv_grid_density(uvw, np.asarray(freq, np.float64), w, px, py, cell_x, cell_y)
     density = np.where(index >= 0, grid[np.maximum(index, 0)], 0.0)
     out = np.zeros_like(w)
     ok = (w > 0) & (density > 0)
