@@ -32,6 +32,9 @@ BYTES_PER_BLOCK = 128 * 2**20
 #: Target size of one casacore tile of a data column.
 TILE_BYTES = 2**20
 
+#: Main-table columns that rarely change between rows: stored by IncrementalStMan (as CASA does).
+CONSTANT_COLUMNS = ("ARRAY_ID", "DATA_DESC_ID", "FEED1", "FEED2", "FIELD_ID", "OBSERVATION_ID",
+                    "PROCESSOR_ID", "SCAN_NUMBER", "STATE_ID", "INTERVAL", "EXPOSURE")
 _ITEMSIZE = {"complex": 8, "float": 4, "boolean": 1}
 _DATA_VARS = {v: k for k, v in DATA_COLUMNS.items()}
 
@@ -80,6 +83,10 @@ def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str])
     for name in ("WEIGHT", "SIGMA"):
         descs.append(ct.makearrcoldesc(name, 0.0, shape=[ncorr], valuetype="float",
                                        datamanagertype="StandardStMan", datamanagergroup="WeightSigma"))
+    required = ct.required_ms_desc()
+    for name in CONSTANT_COLUMNS:
+        desc = dict(required[name], dataManagerType="IncrementalStMan", dataManagerGroup="ISMData")
+        descs.append(ct.makecoldesc(name, desc))
     tabdesc = ct.maketabdesc(descs)
     t = ct.default_ms(path, tabdesc, ct.makedminfo(tabdesc, spec))
     t.putcolkeyword("UVW", "MEASINFO", {"type": "uvw", "Ref": "J2000"})
