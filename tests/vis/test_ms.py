@@ -360,3 +360,16 @@ def test_casacore_measurementset_class_opens_it(ms_path: Path) -> None:
     out = subprocess.run(["readms", f"msname={ms_path}", "baselines=0&2", "weightspectrum=true"],
                          capture_output=True, text=True, check=True).stdout
     assert f"{NTIME} rows out of {NTIME * 21} have been read" in out
+
+
+def test_stale_temporaries_of_dead_writers_are_removed(ds: xr.Dataset, tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".obs.ms.tmp-{dead.pid}-0badc0de"
+    stale_old = tmp_path / f".obs.ms.old-{dead.pid}-0badc0de"
+    live = tmp_path / ".obs.ms.tmp-1-0badc0de"  # pid 1 is alive: maybe writing right now
+    for d in (stale, stale_old, live):
+        d.mkdir()
+        (d / "table.dat").write_bytes(b"partial")
+    write_ms(ds, tmp_path / "obs.ms")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "obs.ms"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import uuid
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -109,6 +110,31 @@ def _data_variables(ds: xr.Dataset, columns: Sequence[str] | None, source: str) 
     return [(c, v) for c, v in present if c in wanted]
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` siblings left by writers that died.
+
+    Temporaries of live processes (possibly writing right now) are left alone.
+    """
+    removed = []
+    for kind in ("tmp", "old"):
+        for cand in path.parent.glob(f".{path.name}.{kind}-*"):
+            pid = cand.name[len(f".{path.name}.{kind}-"):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                shutil.rmtree(cand, ignore_errors=True)
+                removed.append(cand)
+    return removed
+
+
 class MSWriter:
     """Write a Measurement Set block by block, atomically.
 
@@ -144,11 +170,10 @@ class MSWriter:
         self.interval = float(template.attrs.get("integration_time", 1.0))
         self.a1 = np.asarray(template["baseline_antenna1"].values, np.int32)
         self.a2 = np.asarray(template["baseline_antenna2"].values, np.int32)
-        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}"
+        self.tmp = self.path.parent / f".{self.path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.tmp.exists():
-                shutil.rmtree(self.tmp)
+            remove_stale_temporaries(self.path)
             with CASACORE_LOCK:
                 self._table: ct.table | None = _create_main(str(self.tmp), self.nchan, self.ncorr,
                                                             [c for c, _ in self.data_vars])
@@ -234,7 +259,7 @@ class MSWriter:
             if self._table is not None:
                 self._table.close()
                 self._table = None
-        aside = self.path.parent / f".{self.path.name}.old-{os.getpid()}"
+        aside = self.path.parent / f".{self.path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         moved = False
         try:
             if self.path.exists():
