@@ -249,3 +249,43 @@ r:
     assert (tmp_path / "d1.txt").read_text() == "from-defaults" * 2
     assert (tmp_path / "d2.txt").read_text() == "bbb"
     assert (tmp_path / "d3.txt").read_text() == "IMPL"
+
+
+STIMELA = recipe("stimela_style.yml")
+
+
+def _commands(rows: list[dict]) -> list[str]:
+    return [open(r["log_path"]).read().splitlines()[1] for r in rows if r["log_path"]]
+
+
+def test_stimela_output_elements_and_per_iteration_assign(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", STIMELA, "gather", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "sums = [3, 6, 9]" in out and "products = [2, 8, 18]" in out
+    assert "message = 'sums=[3, 6, 9] products=[2, 8, 18]'" in out
+    assert _commands(step_rows(tmp_path)) == [
+        "# command: echo 1 2 n01:-0/one", "# command: echo 2 4 n02:-1/many", "# command: echo 3 6 n03:-2/many"]
+
+
+def test_stimela_input_default_sees_assigned_variables(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", STIMELA, "labelled", "kind=Q", "-C", str(tmp_path))
+    assert code == 0, err
+    assert _commands(step_rows(tmp_path)) == ["# command: echo 1 2 xxx-Q"]
+
+
+def test_stimela_for_loop_scatter_input(tmp_path, capsys):
+    import os
+
+    code, out, err = cli(capsys, "run", STIMELA, "scattered", "-C", str(tmp_path))
+    assert code == 0, err
+    assert f"pids = [{os.getpid()}, {os.getpid()}, {os.getpid()}]" in out      # sequential: in-process
+    code, out, err = cli(capsys, "run", STIMELA, "scattered", "for_loop.scatter=-1", "-C", str(tmp_path))
+    assert code == 0, err
+    pids = json.loads(out.split("pids = ")[1].splitlines()[0])
+    assert os.getpid() not in pids and (tmp_path / "sc-7.txt").read_text() == "49"
+
+
+def test_recipe_epilogue_assertion_failure(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", STIMELA, "gather", "values=[1, 2]", "-C", str(tmp_path))
+    assert code == 1
+    assert "stimela_style.yml:56: recipe 'gather': epilogue 'checks' assertion '=LEN(current.sums) == 3' is false" in err

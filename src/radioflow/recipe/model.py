@@ -192,7 +192,7 @@ class ForLoop(_Strict):
     over: Union[str, list[Any]]
     scatter: Union[int, bool] = 0
     display_status: Optional[str] = None
-    output_elements: Optional[list[str]] = None
+    output_elements: Union[list[str], dict[str, Any], None] = None
 
 
 class Step(_Strict):
@@ -240,6 +240,8 @@ class Recipe(_Strict):
     for_loop: Optional[ForLoop] = None
     backend: Optional[Any] = None
     dynamic_schema: Optional[str] = None
+    preamble: Optional[Any] = None
+    epilogue: Optional[Any] = None
 
 
 def build(model: type[BaseModel], raw: Any, what: str, problems: Problems) -> Any:

@@ -207,9 +207,11 @@ def _resolve_alias(rdef: RecipeDef, target: str) -> list[tuple[str, str]] | str:
     else:
         pattern = m.group("step")
         labels = [lb for lb in rdef.steps if fnmatch.fnmatchcase(lb, pattern)]
-        if not labels:
+        if not labels and not any(c in pattern for c in "*?["):
             return f"alias target '{target}': no step of recipe '{rdef.name}' matches '{pattern}' (steps: {', '.join(rdef.steps)})"
     wild = bool(m.group("cab")) or any(c in m.group("step") for c in "*?[")
+    if wild and not labels:
+        return []   # as in Stimela, a wildcard that matches no step is no error
     out = []
     for lb in labels:
         if param in rdef.steps[lb].schema:
@@ -217,7 +219,7 @@ def _resolve_alias(rdef: RecipeDef, target: str) -> list[tuple[str, str]] | str:
         elif not wild:
             known = ", ".join(rdef.steps[lb].schema) or "none"
             return f"alias target '{target}': step '{lb}' has no parameter '{param}' (it has: {known})"
-    if not out:
+    if not out and (not wild or m.group("cab")):
         return f"alias target '{target}': none of the steps {', '.join(labels)} has a parameter '{param}'"
     return out
 
@@ -242,6 +244,8 @@ def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
         resolved = _resolve_alias(rdef, target)
         if isinstance(resolved, str):
             problems.add(loc, f"recipe '{rdef.name}': {resolved}")
+            continue
+        if not resolved:
             continue
         rdef.aliases.setdefault(pname, [])
         for lb, param in resolved:
@@ -300,14 +304,14 @@ def _deep_where(raw: Any, dotted: str) -> str:
     return where(raw, head)
 
 
-def _is_dynamic(value: Any) -> bool:
+def is_dynamic(value: Any) -> bool:
     """A value only known at run time: a formula or a string with substitutions."""
     if isinstance(value, str):
         return is_formula(value) or "{" in value
     if isinstance(value, list):
-        return any(_is_dynamic(v) for v in value)
+        return any(is_dynamic(v) for v in value)
     if isinstance(value, dict):
-        return any(_is_dynamic(v) for v in value.values())
+        return any(is_dynamic(v) for v in value.values())
     return False
 
 
@@ -358,7 +362,7 @@ def _check_steps(rdef: RecipeDef, problems: Problems) -> None:
 
 
 def _static_check(value: Any, param: Parameter, what: str, loc: str, problems: Problems) -> None:
-    if value is None or value is UNSET or _is_dynamic(value):
+    if value is None or value is UNSET or is_dynamic(value):
         return
     try:
         value = coerce(value, param.type)

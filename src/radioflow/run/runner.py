@@ -22,7 +22,7 @@ from ..errors import RadioflowError, StepError, ValidationError
 from ..recipe.formula import UNSET, LazyMapping, is_formula
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
-from ..recipe.validate import RecipeDef, StepDef, prepare_outputs, validate_values
+from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
 from .progress import Progress
 from .records import RunRecords, fingerprint, new_run_id, params_hash
 from .selection import Decision, Selection, decide
@@ -92,6 +92,25 @@ class _Prepared:
     record_id: int | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+
+
+class _Overlay(Mapping):
+    """Read-only view: keys of ``first`` (e.g. lazily assigned variables) over ``second``."""
+
+    def __init__(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> None:
+        self._first, self._second = first, second
+
+    def __getitem__(self, key: str) -> Any:
+        return self._first[key] if key in self._first else self._second[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first or key in self._second
+
+    def __iter__(self) -> Any:
+        return iter({**dict.fromkeys(self._second), **dict.fromkeys(self._first)})
+
+    def __len__(self) -> int:
+        return len(set(self._first) | set(self._second))
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-\[\]]+")
@@ -174,10 +193,12 @@ class Runner:
     def _run_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
                     selection: Selection | None, given_where: str) -> dict[str, Any]:
         raw: dict[str, Any] = {}
+        late: dict[str, Any] = {}        # output defaults with formulas: resolved after the steps
         for name, p in rdef.schema.items():
             if p.has_default:
-                raw[name] = p.default
-        raw.update(rdef.defaults)
+                (late if p.is_output and is_dynamic(p.default) else raw)[name] = p.default
+        for name, value in rdef.defaults.items():
+            (late if name in rdef.outputs and is_dynamic(value) else raw)[name] = value
         raw.update({k: v for k, v in given.items() if v is not UNSET})
         for name, p in rdef.schema.items():
             if p.implicit is not None:
@@ -195,22 +216,33 @@ class Runner:
             p = rdef.schema.get(key)
             return p.where if p is not None else rdef.where
 
+        loop = rdef.for_loop
         lazy = LazyMapping(raw, lambda: ns, name="recipe", where=where_of)
-        fr.root = parent.root if parent else lazy
-        ns.update(self._ns(fr, recipe=lazy))
+        # without a loop, assigned variables are visible to input defaults (and vice versa)
+        assign_lazy = self._assign_lazy(fr, rdef.model.assign if loop is None else {}, rdef.raw.get("assign"), ns)
+        view = _Overlay(assign_lazy, lazy)
+        fr.root = parent.root if parent else view
+        ns.update(self._ns(fr, recipe=view, current=view))
         resolved = lazy.resolved()
         values = validate_values(resolved, rdef.schema, what=f"recipe '{fqname}'", where_of=where_of,
                                  workdir=self.workdir)
         fr.recipe = values
         if parent is None:
             fr.root = values
-        self._assign(fr, rdef.model.assign, rdef.raw.get("assign"))
-        self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
-        loop = rdef.for_loop
+        if loop is None:
+            self._store_assign(fr, assign_lazy)
+            self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
+        ns_pre = self._ns(fr, current=fr.recipe)
+        self._assertions(rdef.model.preamble, ns_pre, rdef.raw, "preamble", f"recipe '{fqname}'")
         if loop is None:
             self._run_steps(rdef, [fr])
         else:
             self._run_loop(fr, loop)
+        for name, value in late.items():
+            if fr.recipe.get(name, UNSET) in (UNSET, None) and name not in given:
+                fr.recipe[name] = resolve_value(to_plain(value), self._ns(fr, current=fr.recipe), where=where_of(name))
+        self._assertions(rdef.model.epilogue, self._ns(fr, current=fr.recipe), rdef.raw, "epilogue",
+                         f"recipe '{fqname}'")
         outputs = {k: fr.recipe[k] for k in rdef.outputs if k in fr.recipe and fr.recipe[k] is not UNSET}
         validate_values(outputs, rdef.outputs, what=f"recipe '{fqname}' outputs", outputs=True,
                         where_of=lambda k: rdef.outputs[k].where if k in rdef.outputs else rdef.where,
@@ -227,7 +259,7 @@ class Runner:
             over = []
         if not isinstance(over, (list, tuple)):
             over = [over]
-        scatter = loop.scatter
+        scatter = fr.recipe.get("for_loop.scatter", loop.scatter)   # Stimela: a 'for_loop.scatter' input
         if scatter is True or (isinstance(scatter, int) and scatter < 0):
             batch = max(1, len(over))
         elif scatter:
@@ -244,26 +276,51 @@ class Runner:
                 it.recipe[loop.var] = over[i]
                 if fr.root is fr.recipe:
                     it.root = it.recipe
+                self._recipe_assign(it)
                 if loop.display_status:
                     note = resolve_value(loop.display_status, self._ns(it), where=where(rdef.raw.get("for_loop"), "display_status"))
                     self.progress.message(f"{fr.fqname}: {note}")
                 frames.append(it)
             self._run_steps(rdef, frames)
             iterations.extend(frames)
-        gather = set(loop.output_elements or [])
+        gather = loop.output_elements or []
+        elements_raw = (rdef.raw.get("for_loop") or {}).get("output_elements")
         for name in rdef.outputs:
             if name in gather:
-                fr.recipe[name] = [it.recipe.get(name) for it in iterations]
+                if isinstance(gather, Mapping):   # Stimela form: name -> formula, per iteration
+                    loc = where(elements_raw, name, rdef.where)
+                    fr.recipe[name] = [resolve_value(to_plain(gather[name]), self._ns(it), where=loc)
+                                       for it in iterations]
+                else:                             # short form: gather the per-iteration values
+                    fr.recipe[name] = [it.recipe.get(name) for it in iterations]
             elif iterations and name in iterations[-1].recipe:
                 fr.recipe[name] = iterations[-1].recipe[name]
         if iterations:
             fr.steps.update(iterations[-1].steps)
             fr.previous = iterations[-1].previous
 
+    def _recipe_assign(self, fr: _Frame) -> None:
+        rdef = fr.rdef
+        self._assign(fr, rdef.model.assign, rdef.raw.get("assign"))
+        self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
+
+    def _assign_lazy(self, fr: _Frame, assign: Mapping[str, Any] | None, raw: Any,
+                     ns: dict[str, Any]) -> LazyMapping:
+        return LazyMapping(to_plain(assign or {}), lambda: ns, name="recipe",
+                           where=lambda k: where(raw, k, fr.rdef.where))
+
     def _assign(self, fr: _Frame, assign: Mapping[str, Any], raw: Any) -> None:
-        for key, value in (assign or {}).items():
-            loc = where(raw, key, fr.rdef.where)
-            resolved = resolve_value(to_plain(value), self._ns(fr), where=loc)
+        """Assign variables (order-independent: values may refer to each other), ``config.*`` too."""
+        if not assign:
+            return
+        ns: dict[str, Any] = {}
+        lazy = self._assign_lazy(fr, assign, raw, ns)
+        ns.update(self._ns(fr, recipe=_Overlay(lazy, fr.recipe)))
+        self._store_assign(fr, lazy)
+
+    def _store_assign(self, fr: _Frame, lazy: LazyMapping) -> None:
+        for key in lazy:
+            resolved = lazy[key]
             if key.startswith("config."):
                 node = self.config
                 parts = key.split(".")[1:]
@@ -373,7 +430,7 @@ class Runner:
                 return _Prepared(fr, fq, "skipped", params=params, note="skip")
         values = validate_values(params, sdef.schema, what=f"step '{fq}'", where_of=sdef.param_where,
                                  workdir=self.workdir)
-        self._assertions(step.preamble, ns, sdef, "preamble")
+        self._assertions(step.preamble, ns, sdef.raw, "preamble", f"step '{fq}'")
         if step.skip_if_outputs and self._outputs_ready(values, sdef, step.skip_if_outputs):
             return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
         prep = _Prepared(fr, fq, "run", params=values)
@@ -403,15 +460,23 @@ class Runner:
         except RadioflowError:
             return {}
 
-    def _assertions(self, items: Any, ns: Mapping[str, Any], sdef: StepDef, kind: str) -> None:
+    def _assertions(self, items: Any, ns: Mapping[str, Any], raw: Any, kind: str, what: str) -> None:
+        """Evaluate ``preamble``/``epilogue`` formulas (a list, or a mapping of named lists).
+
+        A formula that yields ``False`` fails the step or recipe; other results (e.g. from
+        ``LOG(...)``) are fine; ``ERROR()``/``ABORT()`` raise their own error.
+        """
         if not items:
             return
-        raw = sdef.raw.get(kind)
-        for i, expr in enumerate(items if isinstance(items, list) else [items]):
-            loc = getattr(raw, "loc", sdef.where) if isinstance(raw, list) else where(sdef.raw, kind, sdef.where)
-            value = resolve_value(expr, ns, where=loc)
-            if not value or value is UNSET:
-                raise ValidationError(f"{loc}: step '{sdef.label}': {kind} assertion {expr!r} is false.")
+        node = raw.get(kind) if isinstance(raw, Mapping) else None
+        groups = items.items() if isinstance(items, Mapping) else [(None, items)]
+        for name, group in groups:
+            loc = where(node, name, where(raw, kind)) if name is not None else where(raw, kind)
+            for expr in group if isinstance(group, list) else [group]:
+                value = resolve_value(to_plain(expr), ns, where=loc)
+                if value is False:
+                    label = f" '{name}'" if name is not None else ""
+                    raise ValidationError(f"{loc}: {what}: {kind}{label} assertion {expr!r} is false.")
 
     def _file_values(self, values: Mapping[str, Any], sdef: StepDef, *, inputs: bool) -> list[tuple[str, str]]:
         out = []
@@ -477,7 +542,8 @@ class Runner:
                 elif step_param in sdef.outputs and step_param in p.params:
                     fr.recipe[recipe_param] = p.params[step_param]
             if status == "ok" and sdef.step.epilogue:
-                self._assertions(sdef.step.epilogue, self._ns(fr, current=merged), sdef, "epilogue")
+                self._assertions(sdef.step.epilogue, self._ns(fr, current=merged), sdef.raw, "epilogue",
+                                 f"step '{p.fqname}'")
         if self.records is not None and not recorded:
             cab = sdef.cab_name if sdef.cab is not None else f"recipe:{sdef.recipe.name if sdef.recipe else ''}"
             self.records.record_step(self.run_id, p.fqname, cab, status, p.params, p.phash, outputs=outputs,
