@@ -111,17 +111,14 @@ class DaskBackend:
 
     def _submit(self, invocations: Sequence[Invocation]) -> list[Any]:
         token = uuid.uuid4().hex[:8]
-        return [
-            self.client.submit(
-                _remote.run_invocation,
-                inv,
-                self._target,
-                key=f"radioflow-{inv.step}-{i}-{token}",
-                pure=False,
-                retries=self.retries,
-            )
-            for i, inv in enumerate(invocations)
-        ]
+        return self.client.map(
+            _remote.run_invocation,
+            invocations,
+            [self._target] * len(invocations),
+            key=[f"radioflow-{inv.step}-{i}-{token}" for i, inv in enumerate(invocations)],
+            pure=False,
+            retries=self.retries,
+        )
 
     def map(self, invocations: Sequence[Invocation]) -> list[Result]:
         """Run all invocations as futures; results in input order, failures as failed Results.
@@ -137,20 +134,24 @@ class DaskBackend:
         futures = self._submit(invocations)
         try:
             wait(futures)
-            results = []
-            for inv, fut in zip(invocations, futures):
-                if fut.status == "finished":
-                    results.append(fut.result())
-                else:
-                    exc = fut.exception() if fut.status == "error" else RuntimeError(f"task {fut.status}")
-                    results.append(_remote.failed_result(inv, exc, started=started, attempts=self.retries + 1))
-            return results
+            try:  # one batched transfer for the common case of no failures
+                return list(self.client.gather(futures))
+            except Exception:  # noqa: BLE001 - some item failed: collect item by item
+                return [self._collect(inv, fut, started) for inv, fut in zip(invocations, futures)]
         except BaseException:
             self.client.cancel(futures, force=True)
             raise
         finally:
             for fut in futures:
                 fut.release()
+
+    def _collect(self, inv: Invocation, fut: Any, started: float) -> Result:
+        try:
+            return fut.result()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - incl. cancellation: the item's own Result
+            return _remote.failed_result(inv, exc, started=started, attempts=self.retries + 1)
 
     def run(self, invocation: Invocation) -> Result:
         """Run one invocation on the cluster and wait for it."""
