@@ -133,9 +133,14 @@ class Cab(_Strict):
     """A callable unit: a binary, a python function or inline python code."""
 
     name: Optional[str] = None
+    fqname: Optional[str] = None
     info: Optional[str] = None
     extra_info: dict[str, str] = Field(default_factory=dict)
     command: str = ""
+    args: list[str] = Field(default_factory=list)
+    parameter_passing: Optional[str] = None
+    preamble: Optional[Any] = None
+    epilogue: Optional[Any] = None
     image: Optional[Any] = None
     flavour: Union[str, dict[str, Any], None] = None
     policies: Policies = Field(default_factory=Policies)
@@ -199,6 +204,8 @@ class Step(_Strict):
     """One step of a recipe: exactly one of ``cab`` or ``recipe``."""
 
     info: Optional[str] = None
+    name: Optional[str] = None
+    fqname: Optional[str] = None
     cab: Union[str, dict[str, Any], None] = None
     recipe: Union[str, dict[str, Any], None] = None
     params: dict[str, Any] = Field(default_factory=dict)
@@ -228,6 +235,7 @@ class Recipe(_Strict):
     """A sequence of steps with its own inputs and outputs."""
 
     name: Optional[str] = None
+    fqname: Optional[str] = None
     info: Optional[str] = None
     extra_info: dict[str, str] = Field(default_factory=dict)
     inputs: dict[str, Any] = Field(default_factory=dict)

@@ -347,6 +347,8 @@ class Runner:
                 raise ValidationError(
                     f"{loc}: assign_based_on.{basevar}: value {value!r} matches none of "
                     f"{', '.join(map(str, cases))} and there is no DEFAULT.")
+            if cases[match] is None:          # e.g. 'DEFAULT:' with nothing to assign
+                continue
             if not isinstance(cases[match], Mapping):
                 raise ValidationError(f"{where(cases, match, loc)}: assign_based_on.{basevar}.{match} must be a mapping of assignments.")
             self._assign(fr, cases[match], cases[match])
