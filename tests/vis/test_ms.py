@@ -373,3 +373,43 @@ def test_stale_temporaries_of_dead_writers_are_removed(ds: xr.Dataset, tmp_path:
         (d / "table.dat").write_bytes(b"partial")
     write_ms(ds, tmp_path / "obs.ms")
     assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "obs.ms"]
+
+
+KILLED_WRITER = """
+import sys, time
+import dask, dask.array as da, numpy as np
+sys.path.insert(0, {tests!r})
+from test_ms import make_ds
+from radioflow.vis import ms
+ms.ROWS_PER_BLOCK = 21
+ds = make_ds(seed=5)
+def chunk(i):
+    if i == 3:
+        open({marker!r}, "w").close()
+        time.sleep(60)
+    return ds.VISIBILITY.values[i:i + 1]
+parts = [da.from_delayed(dask.delayed(chunk)(i), (1, *ds.VISIBILITY.shape[1:]), np.complex64) for i in range(5)]
+ms.write_ms(ds.assign(VISIBILITY=(ds.VISIBILITY.dims, da.concatenate(parts))), {path!r}, overwrite=True)
+"""
+
+
+def test_killed_writer_leaves_old_ms_and_rerun_completes(ds: xr.Dataset, ms_path: Path, tmp_path: Path) -> None:
+    import sys
+    import time
+
+    marker = tmp_path / "marker"
+    code = KILLED_WRITER.format(tests=str(Path(__file__).parent), marker=str(marker), path=str(ms_path))
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.monotonic() + 60
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), "writer never reached the third block"
+    proc.kill()
+    proc.wait()
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".obs.ms.tmp-")]
+    assert len(leftovers) == 1
+    assert_same(ds, read_ms(ms_path))
+    other = make_ds(seed=5)
+    write_ms(other, ms_path, overwrite=True)
+    assert_same(other, read_ms(ms_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker", "obs.ms"]
