@@ -46,12 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return 130
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except OSError as exc:  # unreadable/unwritable paths the user named
+        _report(RadioflowError(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")))
+        return 2
+    except Exception as exc:
+        # click usage errors (typer may vendor its own click) carry their own exit code.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             return exc.exit_code
         raise

@@ -1,0 +1,58 @@
+"""The vertical slice through the command line: products, and one-paragraph errors for bad input."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+RADIOFLOW = [sys.executable, "-m", "radioflow"]
+
+
+def run(args, cwd, **env):
+    return subprocess.run(RADIOFLOW + list(args), cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200", **env}, timeout=300)
+
+
+def test_simulate_image_and_info_end_to_end(tmp_path):
+    sky = tmp_path / "sky.csv"
+    sky.write_text("name,ra_deg,dec_deg,flux_jy\nc,0.0,-30.0,2.5\n")
+    r = run(["simulate", "-o", "obs.ms", "--rmax", "600", "--nchan", "4", "--ntimes", "3", "--sky", str(sky)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(["vis", "info", "obs.ms"], tmp_path)
+    assert r.returncode == 0 and "channels" in r.stdout and "4: 90.000–110.000 MHz" in r.stdout
+    r = run(["image", "obs.ms", "--size", "128", "--scale", "3amin", "--weight", "briggs", "0.5", "--name", "img"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    for name in ("img-dirty.fits", "img-psf.fits", "img-dirty.png", "img-psf.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    with fits.open(tmp_path / "img-dirty.fits") as hdul:
+        data, header = hdul[0].data[0, 0], hdul[0].header
+    assert np.unravel_index(np.argmax(data), data.shape) == (64, 64)
+    assert data[64, 64] == pytest.approx(2.5, rel=1e-4)
+    wcs = WCS(header)
+    assert wcs.naxis == 4 and header["CTYPE4"] == "STOKES" and header["CRVAL2"] == pytest.approx(-30.0)
+    r = run(["image", "obs.ms", "-size", "128", "128", "-scale", "3amin", "-name", "ws", "-j", "1"], tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["simulate", "-o", "x.ms", "--telescope", "/nonexistent/layout.tm"], "does not exist"),
+    (["simulate", "-o", "x.ms", "--telescope", "ska-nonesuch"], "Unknown telescope layout 'ska-nonesuch'"),
+    (["simulate", "-o", "x.ms", "--nchan", "-3"], "channels must be at least 1"),
+    (["simulate", "-o", "not-a-dir/x.ms", "--rmax", "300", "--nchan", "1", "--ntimes", "1"], "x.ms"),
+    (["image", "missing.ms", "--size", "64", "--scale", "1amin"], "missing.ms"),
+    (["image", "whatever.ms", "--size", "63", "--scale", "1amin"], "--size must be even"),
+    (["image", "whatever.ms", "--size", "64", "--scale", "1furlong"], "Cannot read pixel scale"),
+])
+def test_bad_input_gives_one_paragraph_and_exit_2(tmp_path, args, needle):
+    (tmp_path / "not-a-dir").write_text("a file, so nothing can be written beneath it")
+    r = run(args, tmp_path)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
+    assert needle in r.stderr.replace("\n", " ")
+    assert r.stderr.strip().count("\n\n") == 0  # one paragraph
