@@ -59,15 +59,20 @@ def _beam_from_quadratic(a: float, b: float, c: float) -> tuple[float, float, fl
     return float(smaj * FWHM_PER_SIGMA), float(smin * FWHM_PER_SIGMA), bpa
 
 
-def fit_restoring_beam(psf: np.ndarray, cell_x: float, cell_y: float,
-                       level: float = MAIN_LOBE_LEVEL) -> tuple[float, float, float]:
-    """Fit ``(bmaj, bmin, bpa)`` in radians to the PSF main lobe.
+def fit_restoring_beam(psf: np.ndarray, cell_x: float, cell_y: float, level: float = MAIN_LOBE_LEVEL,
+                       method: str = "mainlobe") -> tuple[float, float, float]:
+    """Fit ``(bmaj, bmin, bpa)`` in radians to the PSF.
 
-    The main lobe is the set of pixels above ``level`` × peak connected to the peak at the
-    image centre ``(N/2, N/2)``. A linear least-squares fit of ``log psf`` gives the start for a
-    non-linear least-squares fit of a peak-normalised, centred Gaussian to those pixels, which is
-    what WSClean and CASA fit.
+    ``method="mainlobe"`` (CASA's ``psfcutoff``): fit the pixels above ``level`` × peak connected
+    to the peak at the image centre ``(N/2, N/2)``; a linear least-squares fit of ``log psf``
+    starts a non-linear least-squares fit of a peak-1, centred Gaussian. ``method="wsclean"``
+    reproduces WSClean 3.1 exactly: a fit to every pixel, sidelobes included, of a centred box
+    10 beam widths across (enlarged until the beam is under 1/8 of it), where WSClean's fitter
+    only sees the quadrant ``x ≥ N/2, y ≥ N/2`` (its unsigned pixel-offset arithmetic sends the
+    other three quadrants to infinity).
     """
+    if method not in ("mainlobe", "wsclean"):
+        raise UsageError(f"Unknown beam-fitting method '{method}': use 'mainlobe' or 'wsclean'.")
     psf = np.asarray(psf, dtype=np.float64)
     if psf.ndim != 2:
         raise UsageError(f"The PSF must be a 2-D image [y, x]; got shape {psf.shape}.")
@@ -92,8 +97,35 @@ def fit_restoring_beam(psf: np.ndarray, cell_x: float, cell_y: float,
         return np.exp(-(p[0] * lv_s**2 + 2 * p[1] * lv_s * mv_s + p[2] * mv_s**2)) - val
 
     fit = optimize.least_squares(residual, coef, method="lm")
-    a, b, c = fit.x / scale**2
-    return _beam_from_quadratic(a, b, c)
+    beam = _beam_from_quadratic(*(fit.x / scale**2))
+    if method == "wsclean":
+        beam = _fit_wsclean(psf / peak, cell_x, cell_y, beam, fit.x / scale**2)
+    return beam
+
+
+def _fit_wsclean(norm: np.ndarray, cell_x: float, cell_y: float, beam: tuple[float, float, float],
+                 coef: np.ndarray) -> tuple[float, float, float]:
+    ny, nx = norm.shape
+    cy, cx = ny // 2, nx // 2
+    cell = 0.5 * (cell_x + cell_y)
+    estimate = beam[0] / cell
+    for _ in range(5):
+        size = int(max(10, np.ceil(10 * estimate)))
+        size += size % 2
+        hy, hx = min(size, ny) // 2, min(size, nx) // 2
+        box = norm[cy:cy + hy, cx:cx + hx]
+        l, m = _lm_offsets(box.shape, 0, 0, cell_x / cell, cell_y / cell)
+
+        def residual(p: np.ndarray) -> np.ndarray:
+            return (np.exp(-np.minimum(p[0] * l**2 + 2 * p[1] * l * m + p[2] * m**2, 700.0)) - box).ravel()
+
+        fit = optimize.least_squares(residual, coef * cell**2, method="lm")
+        coef = fit.x / cell**2
+        beam = _beam_from_quadratic(*coef)
+        if beam[0] / cell * 8.0 < 2 * min(hy, hx) or (2 * hy >= ny and 2 * hx >= nx):
+            break
+        estimate = max(estimate, beam[0] / cell)
+    return beam
 
 
 def restore(model: np.ndarray, residual: np.ndarray, beam: tuple[float, float, float],

@@ -379,6 +379,7 @@ def clean(
     nmajor: int = 10,
     mask: np.ndarray | None = None,
     psf_cutoff: float | None = None,
+    beam_fit: Literal["mainlobe", "wsclean"] = "mainlobe",
     epsilon: float = 1e-5,
     nthreads: int = 0,
 ) -> CleanResult:
@@ -392,7 +393,8 @@ def clean(
     below that threshold, after ``niter`` components in all, or after ``nmajor`` major cycles;
     the residual returned always comes from the visibilities. ``psf_cutoff`` (default
     ``(1 − mgain)/2``) limits the PSF patch the minor cycle subtracts to where its sidelobes
-    exceed that fraction of the peak.
+    exceed that fraction of the peak. ``beam_fit`` picks the restoring-beam fit
+    (:func:`radioflow.science.beam.fit_restoring_beam`: CASA's main lobe or WSClean 3.1's).
     """
     from .beam import fit_restoring_beam, restore
     from .imaging import image_to_vis, psf_image, vis_to_image
@@ -416,7 +418,7 @@ def clean(
         wgt = np.where(good, wgt, 0)
     grid = dict(npix_x=npix_x, npix_y=npix_y, cell_x=cell_x, cell_y=cell_y, epsilon=epsilon, nthreads=nthreads)
     psf = psf_image(uvw, freq, wgt, **grid)
-    beam = fit_restoring_beam(psf, cell_x, cell_y)
+    beam = fit_restoring_beam(psf, cell_x, cell_y, method=beam_fit)
     if psf_cutoff is None:
         psf_cutoff = 0.5 * (1.0 - mgain)
     if algorithm == "multiscale" and scales is None:
