@@ -108,3 +108,14 @@ S3_CAB = {
     "inputs": {"src": {"dtype": "URL", "required": True}, "endpoint": {"dtype": "str", "required": True}},
     "outputs": {"dst": {"dtype": "URL", "required": True}},
 }
+
+
+def dying_execute(inv: Invocation) -> Result:
+    """SIGKILLs its own process on the first attempt (leaves a marker), succeeds on the next."""
+    import signal
+
+    marker = Path(inv.params["marker"])
+    if not marker.exists():
+        marker.write_text("killed")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return Result(step=inv.step, ok=True, outputs={"survived": True, "pid": os.getpid()})

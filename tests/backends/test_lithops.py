@@ -57,6 +57,35 @@ def test_failed_item_is_retried_then_reported(local_lithops, tmp_path):
     assert (tmp_path / "n").read_text() == "xx"
 
 
+def test_batches_share_an_activation_and_a_raising_item_sinks_only_itself(local_lithops, tmp_path):
+    invs = [Invocation(step=f"b{i}", cab=rf_items.COMPUTE_CAB,
+                       params={"seed": i, "n": 256, "out": str(tmp_path / f"b{i}.bin")}, workdir=str(tmp_path))
+            for i in range(8)]
+    local_lithops.batch_size = 4
+    try:
+        results = local_lithops.map(invs)
+        local_lithops._target = "rf_items.raising_execute"
+        raised = local_lithops.map(invs[:3])
+    finally:
+        local_lithops.batch_size = "auto"
+        local_lithops._target = "radioflow.run.execute.execute"
+    assert all(r.ok for r in results)
+    assert len({r.outputs["pid"] for r in results[:4]}) == 1 and len({r.outputs["pid"] for r in results[4:]}) == 1
+    assert results[0].outputs["pid"] != results[4].outputs["pid"]
+    assert [r.error for r in raised] == [f"ValueError: bad value in b{i}" for i in range(3)]
+    assert all("Traceback" in r.log for r in raised)
+
+
+def test_a_killed_activation_is_retried(local_lithops, tmp_path):
+    local_lithops._target = "rf_items.dying_execute"
+    try:
+        (r,) = local_lithops.map([Invocation(step="dies", cab={}, params={"marker": str(tmp_path / "k")})])
+    finally:
+        local_lithops._target = "radioflow.run.execute.execute"
+    assert (tmp_path / "k").read_text() == "killed"
+    assert r.ok and r.outputs["survived"] is True
+
+
 def test_a_cab_failure_through_execute_is_a_failed_result(local_lithops, tmp_path):
     cab = {**rf_items.COMPUTE_CAB, "command": "rf_items.does_not_exist"}
     (r,) = local_lithops.map([Invocation(step="missing", cab=cab, params={"seed": 1, "out": str(tmp_path / "x")},

@@ -14,6 +14,7 @@ The Lithops configuration is built from radioflow's own (``backend.lithops`` plu
     k8s: {runtime: ghcr.io/example/radioflow-lithops:0.1, namespace: radio}   # passed through
     lithops: {log_level: WARNING}          # raw Lithops keys, merged last
     retries: 1
+    batch_size: auto          # items per activation (auto: ~4 activations per worker; 1: isolate)
 
 The localhost compute backend is pinned to ``version: 1`` (version 2 hangs on repeated maps)
 and to this interpreter, so workers import radioflow from the same environment; no module is
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
 import sys
 from typing import Any, Sequence
@@ -99,48 +101,63 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
 
 
 class LithopsBackend:
-    """Invocations as Lithops function activations."""
+    """Invocations as Lithops function activations (batched, retried item by item)."""
 
     name = "lithops"
 
     def __init__(self, config: dict[str, Any] | None = None, *, s3: dict[str, Any] | None = None) -> None:
         import lithops
-        from lithops.retries import RetryingFunctionExecutor
 
         self.config = dict(config or {})
         self.retries = int(self.config.get("retries", 0) or 0)
+        self.batch_size = self.config.get("batch_size", "auto")
         self._target = _remote.EXECUTE
         self.lithops_config = lithops_config(self.config, s3=s3)
+        self.workers = int(self.lithops_config.get(self.lithops_config["lithops"]["backend"], {}).get(
+            "worker_processes", self.lithops_config.get("k8s", {}).get("max_workers", 1)))
         try:
             self.executor = lithops.FunctionExecutor(config=copy.deepcopy(self.lithops_config))
         except Exception as exc:  # noqa: BLE001 - Lithops raises bare Exceptions for config problems
             raise UsageError(f"Cannot start the Lithops executor from backend.lithops: {exc}") from None
-        self._retrying = RetryingFunctionExecutor(self.executor)
+
+    def _batches(self, indices: list[int]) -> list[list[int]]:
+        if self.batch_size == "auto":
+            size = max(1, math.ceil(len(indices) / (4 * max(1, self.workers))))
+        else:
+            size = max(1, int(self.batch_size))
+        return [indices[i:i + size] for i in range(0, len(indices), size)]
 
     def map(self, invocations: Sequence[Invocation]) -> list[Result]:
-        """One activation per invocation; failed items are retried, then returned as failed Results."""
+        """Run all invocations; failed items are retried up to ``retries`` times, then returned failed.
+
+        Items go to workers in batches (``batch_size``: ``auto`` = about four calls per worker,
+        or a number; 1 isolates every item in its own activation), so that the per-call
+        start-up of a Lithops worker is paid once per batch, not once per item.
+        """
         invocations = list(invocations)
-        if not invocations:
-            return []
-        data = [{"inv": inv, "target": self._target, "raise_on_failure": True} for inv in invocations]
-        futures = self._retrying.map(
-            _remote.run_invocation, data, retries=self.retries,
-            include_modules=None, obj_newline=None,
-        )
-        try:
-            self._retrying.wait(futures, throw_except=False, show_progressbar=False)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            raise
-        results = []
-        for inv, fut in zip(invocations, futures):
-            if fut.error:
-                exc = fut._exception[1] if isinstance(fut._exception, tuple) else fut._exception
-                results.append(_remote.failed_result(inv, exc, attempts=fut.failure_count))
-            else:
-                results.append(fut.result())
-        return results
+        results: list[Result | None] = [None] * len(invocations)
+        pending = list(range(len(invocations)))
+        for attempt in range(1, self.retries + 2):
+            if not pending:
+                break
+            batches = self._batches(pending)
+            data = [{"invs": [invocations[i] for i in batch], "target": self._target} for batch in batches]
+            futures = self.executor.map(_remote.run_batch, data, include_modules=None, obj_newline=None)
+            self.executor.wait(futures, throw_except=False, show_progressbar=False)
+            pending = []
+            for batch, fut in zip(batches, futures):
+                if fut.error:  # the whole activation died (killed, out of memory, timeout)
+                    exc = fut._exception[1] if isinstance(fut._exception, tuple) else fut._exception
+                    got = [_remote.failed_result(invocations[i], exc, attempts=attempt) for i in batch]
+                else:
+                    got = fut.result()
+                for i, res in zip(batch, got):
+                    results[i] = res
+                    if not res.ok:
+                        pending.append(i)
+            if pending:
+                log.info("lithops: %d item(s) failed on attempt %d", len(pending), attempt)
+        return results  # type: ignore[return-value]
 
     def run(self, invocation: Invocation) -> Result:
         """Run one invocation as a single activation and wait for it."""
