@@ -37,7 +37,6 @@ TILE_BYTES = 2**20
 CONSTANT_COLUMNS = ("ARRAY_ID", "DATA_DESC_ID", "FEED1", "FEED2", "FIELD_ID", "OBSERVATION_ID",
                     "PROCESSOR_ID", "SCAN_NUMBER", "STATE_ID", "INTERVAL", "EXPOSURE")
 _ITEMSIZE = {"complex": 8, "float": 4, "boolean": 1}
-_DATA_VARS = {v: k for k, v in DATA_COLUMNS.items()}
 
 
 def _is_ms(path: Path) -> bool:
@@ -139,7 +138,7 @@ class MSWriter:
     """Write a Measurement Set block by block, atomically.
 
     The MS is created (subtables filled, main table sized to ``ntime * nbaseline`` rows) in a
-    hidden sibling ``.<name>.tmp-<pid>``; :meth:`write_block` fills consecutive time steps from a
+    hidden sibling ``.<name>.tmp-<pid>-<random>``; :meth:`write_block` fills consecutive time steps from a
     dataset slice (numpy or dask-backed), :meth:`commit` renames the finished MS into place
     (moving a pre-existing one aside first when ``overwrite``), :meth:`abort` deletes it. Use as
     a context manager: commit on success, abort on error. ``template`` only needs the
@@ -179,9 +178,10 @@ class MSWriter:
                                                             [c for c, _ in self.data_vars])
                 self._table.addrows(self.nrow)
                 write_subtables(str(self.tmp), template)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self.abort()
-            raise UsageError(f"cannot write Measurement Set {self.path}: {exc.strerror or exc}.") from exc
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise UsageError(f"cannot write Measurement Set {self.path}: {reason}.") from exc
         except BaseException:
             self.abort()
             raise
