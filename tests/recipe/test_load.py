@@ -167,7 +167,7 @@ _scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(all
                                       "==x", "=IF(1,2)", "Dict[str, int]", "File*", "exist", "fresh"]),
                      st.text(max_size=8))
 _trees = st.recursive(_scalars, lambda kids: st.one_of(st.lists(kids, max_size=4),
-                                                        st.dictionaries(_keys, kids, max_size=5)), max_leaves=25)
+                                                        st.dictionaries(_keys, kids, max_size=5)), max_leaves=15)
 _yaml_noise = st.text(alphabet="abc:-[]{}#&*!|>'\"%@`,? \n\t=.123", max_size=120)
 
 
@@ -184,7 +184,7 @@ def _load_or_user_error(tmp_path: Path, text: str) -> None:
         assert str(exc).strip()
 
 
-@settings(max_examples=1200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tree=st.dictionaries(_keys, _trees, max_size=6))
 def test_fuzz_structured_documents(tmp_path_factory, tree):
     import yaml

@@ -71,7 +71,7 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml parser when available
     source: str = "<string>"
 
 
