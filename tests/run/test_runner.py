@@ -289,3 +289,11 @@ def test_recipe_epilogue_assertion_failure(tmp_path, capsys):
     code, out, err = cli(capsys, "run", STIMELA, "gather", "values=[1, 2]", "-C", str(tmp_path))
     assert code == 1
     assert "stimela_style.yml:56: recipe 'gather': epilogue 'checks' assertion '=LEN(current.sums) == 3' is false" in err
+
+
+def test_run_a_cab_on_its_own(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "square", "x=7", "out=sev.txt", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "value = 49" in out and (tmp_path / "sev.txt").read_text() == "49"
+    code, out, err = cli(capsys, "run", FEATURES, "square", "out=sev.txt", "-C", str(tmp_path))
+    assert code == 1 and "required input 'x' is not set" in err

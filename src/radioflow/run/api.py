@@ -48,6 +48,9 @@ def split_args(args: Sequence[str]) -> tuple[list[str], str | None, dict[str, An
 def choose_recipe(doc: Document, name: str | None) -> str:
     """The recipe to run: the named one, ``DEFAULT``, or the only one."""
     recipes = doc.recipes
+    if name is not None and name not in recipes and name in doc.cabs:
+        _wrap_cab(doc, name)
+        return name
     if name is not None:
         if name not in recipes:
             known = ", ".join(recipes) or "none"
@@ -62,6 +65,31 @@ def choose_recipe(doc: Document, name: str | None) -> str:
     if not recipes:
         raise UsageError(f"{', '.join(doc.files)} define no recipe (only cabs/lib/opts/vars).")
     raise UsageError(f"Several recipes are defined ({', '.join(recipes)}); name one or set DEFAULT: name.")
+
+
+def _wrap_cab(doc: Document, name: str) -> None:
+    """Run a cab on its own (as ``stimela run file.yml CAB x=1`` does): a one-step recipe
+    whose parameters are aliases of all the cab's parameters."""
+    from ..recipe.load import LocDict
+    from ..recipe.model import Problems, build_cab
+
+    cab_raw = doc.cabs[name]
+    problems = Problems()
+    cab = build_cab(cab_raw, name, problems)
+    problems.raise_if_any(f"cab '{name}'")
+    assert cab is not None
+
+    def located(items: dict) -> LocDict:
+        d = LocDict(items)
+        d.loc = cab_raw.loc
+        d.key_locs = {k: cab_raw.loc for k in items}
+        return d
+
+    step = located({"cab": name})
+    aliases = located({p: f"{name}.{p}" for p in cab.schema})
+    recipe = located({"info": f"cab {name} run on its own", "steps": located({name: step}), "aliases": aliases})
+    doc.tree[name] = recipe
+    doc.tree.key_locs[name] = cab_raw.loc
 
 
 @dataclass
