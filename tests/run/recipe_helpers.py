@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from pathlib import Path
 
 from radioflow.cli import main
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+if str(RECIPES) not in sys.path:   # rf_funcs (the python cabs) for recipes written into tmp dirs
+    sys.path.append(str(RECIPES))
 
 
 def recipe(name: str) -> str:

@@ -85,3 +85,19 @@ def test_ctrl_c_marks_run_and_step_interrupted(tmp_path):
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
     assert run_rows(tmp_path)[0]["status"] == "interrupted"
     assert [s["status"] for s in step_rows(tmp_path)] == ["ok"] * 4 + ["interrupted"]
+
+
+def test_resume_step_without_file_outputs_and_secrets_not_recorded(tmp_path, capsys):
+    (tmp_path / "s.yml").write_text(
+        "cabs:\n  add: {flavour: python, command: rf_funcs.add, inputs: {a: float, b: float}, outputs: {total: float}}\n"
+        "  say: {command: echo, inputs: {api_token: {dtype: str, policies: {positional: true}}}}\n"
+        "r:\n  inputs: {tok: str = hunter22}\n  outputs: {t: float}\n  aliases: {t: s1.total}\n"
+        "  steps:\n    s1: {cab: add, params: {a: 1, b: 2}}\n    s2: {cab: say, params: {api_token: =recipe.tok}}\n")
+    wd = str(tmp_path)
+    assert cli(capsys, "run", str(tmp_path / "s.yml"), "-C", wd)[0] == 0
+    code, out, err = cli(capsys, "run", str(tmp_path / "s.yml"), "--resume", "-C", wd)
+    assert code == 0 and "2 resumed" in out and "t = 3.0" in out       # outputs restored from the record
+    rows = step_rows(tmp_path)
+    assert all("hunter22" not in (r["params"] + (r["outputs"] or "")) for r in rows)
+    assert '"api_token": "***"' in rows[1]["params"]
+    assert "hunter22" not in open(rows[1]["log_path"]).read()

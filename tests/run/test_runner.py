@@ -38,8 +38,6 @@ def test_failed_step_is_recorded_and_exit_1(tmp_path, capsys):
         "cabs:\n  boom: {flavour: python, command: rf_funcs.fail, inputs: {message: str}}\n"
         "r:\n  steps:\n    ok1: {cab: boom, skip: true}\n    bad: {cab: boom, params: {message: kaputt}}\n"
         "    never: {cab: boom}\n")
-    import sys
-    sys.path.append(str(recipe("")))
     code, out, err = cli(capsys, "run", str(tmp_path / "fail.yml"), "-C", str(tmp_path))
     assert code == 1
     assert "kaputt" in err and "Traceback" not in err

@@ -446,12 +446,13 @@ class Runner:
         prep.inv = Invocation(step=fq, cab=cab_plain, params=values, workdir=self.workdir, log_path=log_path)
         if self.options.resume and self.records is not None:
             rec = self.records.completed(prep.phash)
-            if rec is not None and self._outputs_ready(values, sdef, "exist"):
+            if rec is not None and self._outputs_exist(values, sdef):
                 prep.action, prep.note = "resumed", f"resumed from run {rec['run_id']}"
                 prep.outputs, prep.resumed_from = rec["outputs"], rec["run_id"]
                 return prep
         if self.records is not None:
-            prep.record_id = self.records.start_step(self.run_id, fq, sdef.cab_name, values, prep.phash, log_path)
+            prep.record_id = self.records.start_step(self.run_id, fq, sdef.cab_name, _redacted(values), prep.phash,
+                                                     log_path)
             self._current_record = prep.record_id
         return prep
 
@@ -492,6 +493,11 @@ class Runner:
                 out.extend((name, v) for v in value if isinstance(v, str))
         return out
 
+    def _outputs_exist(self, values: Mapping[str, Any], sdef: StepDef) -> bool:
+        """All file-type outputs exist (true when the step has none)."""
+        outs = [p for _, p in self._file_values(values, sdef, inputs=False) if "://" not in p]
+        return all(os.path.exists(p if os.path.isabs(p) else os.path.join(self.workdir, p)) for p in outs)
+
     def _outputs_ready(self, values: Mapping[str, Any], sdef: StepDef, mode: str) -> bool:
         outs = [path for _, path in self._file_values(values, sdef, inputs=False) if "://" not in path]
         if not outs:
@@ -520,7 +526,7 @@ class Runner:
         if p.inv is not None and p.inv.log_path:
             _append_footer(p.inv.log_path, p.params, outputs, ok, res.returncode, seconds)
         if self.records is not None and p.record_id is not None:
-            self.records.finish_step(p.record_id, "ok" if ok else "failed", outputs=outputs,
+            self.records.finish_step(p.record_id, "ok" if ok else "failed", outputs=_redacted(outputs),
                                      returncode=res.returncode, error=error, started=res.started,
                                      finished=res.finished)
             self._current_record = None
@@ -548,11 +554,19 @@ class Runner:
                                  f"step '{p.fqname}'")
         if self.records is not None and not recorded:
             cab = sdef.cab_name if sdef.cab is not None else f"recipe:{sdef.recipe.name if sdef.recipe else ''}"
-            self.records.record_step(self.run_id, p.fqname, cab, status, p.params, p.phash, outputs=outputs,
+            self.records.record_step(self.run_id, p.fqname, cab, status, _redacted(p.params), p.phash,
+                                     outputs=_redacted(outputs or {}),
                                      error=note if status == "failed" else None, resumed_from=p.resumed_from,
                                      started=time.time() - seconds, finished=time.time())
         self.reports.append(StepReport(p.fqname, status, seconds, note if status == "failed" else None))
         self.progress.step_finished(p.fqname, status, seconds, note if status != "failed" else "")
+
+
+def _redacted(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Values with secret-looking names (key, token, password, ...) replaced by '***'."""
+    from ..run.execute import is_secret
+
+    return {k: "***" if is_secret(k) else v for k, v in values.items()}
 
 
 def _append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, Any], ok: bool,
