@@ -1,7 +1,6 @@
 """The recipe loader: includes, _use, _scrub, merging, source locations, and fuzzing."""
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
@@ -186,10 +185,10 @@ def _load_or_user_error(tmp_path: Path, text: str) -> None:
 
 @settings(max_examples=1100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(tree=st.dictionaries(_keys, _trees, max_size=6))
-def test_fuzz_structured_documents(tmp_path_factory, tree):
+def test_fuzz_structured_documents(tree):
     import yaml
 
-    _load_or_user_error(tmp_path_factory.mktemp("fz", numbered=True) if False else _FUZZ_DIR, yaml.safe_dump(tree))
+    _load_or_user_error(_FUZZ_DIR, yaml.safe_dump(tree))
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))

@@ -295,3 +295,9 @@ def test_run_a_cab_on_its_own(tmp_path, capsys):
     assert "value = 49" in out and (tmp_path / "sev.txt").read_text() == "49"
     code, out, err = cli(capsys, "run", FEATURES, "square", "out=sev.txt", "-C", str(tmp_path))
     assert code == 1 and "required input 'x' is not set" in err
+
+
+def test_for_loop_over_a_formula(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", STIMELA, "ranged", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "squares = [4, 9, 16]" in out and (tmp_path / "rg-4.txt").read_text() == "16"

@@ -123,7 +123,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
         loop_param = Parameter(dtype="Any", info="for-loop variable")
         loop_param._where = where(raw, "for_loop")
         rdef.inputs[model.for_loop.var] = loop_param
-    if isinstance(model.for_loop, ForLoop) and isinstance(model.for_loop.over, str):
+    if isinstance(model.for_loop, ForLoop) and isinstance(model.for_loop.over, str) and not is_dynamic(model.for_loop.over):
         if model.for_loop.over not in rdef.inputs:
             problems.add(where(raw.get("for_loop"), "over"),
                          f"recipe '{name}': for_loop.over names '{model.for_loop.over}', which is not an input of the recipe")

@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from ..backends.base import Backend, Invocation, Result
 from ..errors import RadioflowError, StepError, ValidationError
-from ..recipe.formula import UNSET, LazyMapping, is_formula
+from ..recipe.formula import UNSET, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
@@ -251,7 +251,7 @@ class Runner:
 
     def _run_loop(self, fr: _Frame, loop: Any) -> None:
         rdef = fr.rdef
-        if isinstance(loop.over, str):
+        if isinstance(loop.over, str) and not is_dynamic(loop.over):
             over = fr.recipe.get(loop.over, UNSET)
         else:
             over = resolve_value(to_plain(loop.over), self._ns(fr), where=where(rdef.raw.get("for_loop"), "over"))
@@ -610,4 +610,4 @@ def plan(rdef: RecipeDef, selection: Selection | None = None, indent: str = "") 
     return lines
 
 
-__all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport", "plan", "is_formula"]
+__all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport", "plan"]
