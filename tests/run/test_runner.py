@@ -301,3 +301,9 @@ def test_for_loop_over_a_formula(tmp_path, capsys):
     code, out, err = cli(capsys, "run", STIMELA, "ranged", "-C", str(tmp_path))
     assert code == 0, err
     assert "squares = [4, 9, 16]" in out and (tmp_path / "rg-4.txt").read_text() == "16"
+
+
+def test_doc_library_recipe(capsys):
+    code, out, err = cli(capsys, "doc", FEATURES, "lib.recipes.square_one")
+    assert code == 0, err
+    assert "x: int (required)" in out and "out: File" in out and "sq: cab square" in out

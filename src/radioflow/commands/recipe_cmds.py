@@ -36,8 +36,10 @@ def run(
         typer.echo("\n".join(plan(prepared.rdef, prepared.options.selection)))
         typer.echo("validation ok (dry run: nothing was executed)")
         return
-    from ..run.progress import Progress
+    from ..run.progress import Progress, show_formula_logs
 
+    if not quiet:
+        show_formula_logs()
     prepared.options.resume = resume
     prepared.options.argv = ["radioflow", *sys.argv[1:]] if sys.argv else []
     outcome = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet)).run()

@@ -156,10 +156,12 @@ def describe(args: Sequence[str]) -> str:
     from ..recipe.model import Problems, build_cab
 
     name = names[0]
-    if name in doc.recipes or name.startswith("lib.recipes."):
-        rdef = compile_recipe(doc, name, check_params=False) if name in doc.recipes else None
-        if rdef is None:
-            raise UsageError(f"'{name}': describe top-level recipes by name.")
+    lib_recipes = doc.lib.get("recipes") or {}
+    short = name[len("lib.recipes."):] if name.startswith("lib.recipes.") else name
+    if name not in doc.recipes and short in lib_recipes and name not in doc.cabs:
+        doc.tree[name] = lib_recipes[short]          # describe a library recipe like a top-level one
+    if name in doc.recipes:
+        rdef = compile_recipe(doc, name, check_params=False)
         lines = [f"recipe {name}: {rdef.model.info or ''}".rstrip(": ")]
         lines += _params("inputs", rdef.inputs) + _params("outputs", rdef.outputs)
         lines.append("steps:")

@@ -92,3 +92,16 @@ class Progress:
             secs = seconds if seconds is not None else now - started
             table.add_row(_MARKS.get(status, " "), name, status, f"{secs:.2f} s", str(note)[:60])
         return table
+
+
+def show_formula_logs() -> None:
+    """Send messages of the ``LOG*()`` formula functions to stderr (``LOG: text``)."""
+    logger = logging.getLogger("radioflow.recipe.formula")
+    if any(getattr(h, "_radioflow", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    handler._radioflow = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET or logger.level > logging.INFO:
+        logger.setLevel(logging.INFO)
