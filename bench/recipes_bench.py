@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         stimela = str(install_stimela())
     tools = {"radioflow": lambda f, wd: [radioflow, "run", str(f), "-q", "-C", str(wd)]}
     if Path(stimela).exists():
-        tools["stimela 2.1.4 (-b native)"] = lambda f, wd: [stimela, "run", "-b", "native", str(f)]
+        # stimela 2.1.4 spells "-b native" as -N (--native)
+        tools["stimela 2.1.4 (native)"] = lambda f, wd: [stimela, "run", "-N", str(f)]
 
     rows: dict[tuple[str, int], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="rf-bench-") as tmp:

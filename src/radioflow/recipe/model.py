@@ -325,6 +325,8 @@ def parse_shorthand(text: str) -> dict[str, Any]:
     if "=" in value:
         value, default = value.split("=", 1)
         value, default = value.strip(), default.strip()
+        if not default and "info" in schema:  # `str = "text"`: the quoted string is the default
+            default = repr(schema.pop("info"))
         try:
             schema["default"] = yaml.safe_load(default) if default else None
         except yaml.YAMLError:
