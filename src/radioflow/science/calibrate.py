@@ -129,6 +129,21 @@ def _sums(A, B, g, rows, ant1, ant2, with_den):  # pragma: no cover - compiled
     return num, den
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _model_terms(A, B, g, ant1, ant2):  # pragma: no cover - compiled
+    """Σ over intervals and baselines of ``-2 Re(conj(A) g_p conj(g_q)) + B |g_p|^2 |g_q|^2``."""
+    nsol = A.shape[0]
+    out = np.zeros(nsol, np.float64)
+    for s in numba.prange(nsol):
+        acc = 0.0
+        for b in range(ant1.size):
+            gp = g[s, ant1[b]]
+            gq = g[s, ant2[b]]
+            acc += -2.0 * (A[s, b].conjugate() * gp * gq.conjugate()).real + B[s, b] * abs(gp) ** 2 * abs(gq) ** 2
+        out[s] = acc
+    return out.sum()
+
+
 def _unit(z: np.ndarray) -> np.ndarray:
     """``z/|z|``, with 1 where ``z`` is 0."""
     mag = np.abs(z)
@@ -197,9 +212,11 @@ def _check_arrays(vis, model, weight, flag, ant1, ant2, nant):
         raise UsageError(f"Parameter 'vis' must have dims (time, baseline, frequency, correlation), got shape {vis.shape}.")
     if model.shape != vis.shape:
         raise UsageError(f"Parameter 'model' has shape {model.shape} but 'vis' has shape {vis.shape}; they must match.")
+    weight = np.ones((), np.float32) if weight is None else np.asarray(weight)
+    flag = np.zeros((), bool) if flag is None else np.asarray(flag, bool)
     try:
-        weight = np.broadcast_to(np.ones((), np.float32) if weight is None else np.asarray(weight), vis.shape)
-        flag = np.broadcast_to(np.zeros((), bool) if flag is None else np.asarray(flag, bool), vis.shape)
+        weight = weight if weight.shape == vis.shape else np.broadcast_to(weight, vis.shape)
+        flag = flag if flag.shape == vis.shape else np.broadcast_to(flag, vis.shape)
     except ValueError as exc:
         raise UsageError(f"Parameters 'weight' and 'flag' must broadcast to the visibility shape {vis.shape}: {exc}.") from None
     # Two compiled kernels only (complex64 or complex128 data; float32 weights; C order).
@@ -275,8 +292,7 @@ def solve_gains(
     g *= _unit(g[rows, ref]).conj()[:, None]
     g[rows, ref] = np.abs(g[rows, ref])
     g[~present] = 1.0
-    gp, gq = g[:, ant1], g[:, ant2]
-    resid = C.sum() - 2.0 * (A.conj() * gp * gq.conj()).real.sum() + (B * np.abs(gp) ** 2 * np.abs(gq) ** 2).sum()
+    resid = C.sum() + _model_terms(A, B, g, ant1.astype(np.int64), ant2.astype(np.int64))
     nsamp = int(N.sum())
     chi2 = float(max(resid, 0.0) / (2 * nsamp)) if nsamp else float("nan")
 
@@ -326,7 +342,7 @@ def corrupt(
     vis = np.asarray(vis)
     full = expand_gains(gains, vis.shape[0], vis.shape[2], time_interval, freq_interval)
     prod = baseline_gains(full, np.asarray(ant1, np.intp), np.asarray(ant2, np.intp), vis.shape[3])
-    return (vis * prod).astype(vis.dtype, copy=False)
+    return np.multiply(vis, prod, order="C").astype(vis.dtype, copy=False)
 
 
 def correct(

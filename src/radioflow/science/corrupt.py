@@ -52,9 +52,9 @@ def baseline_gains(gains: np.ndarray, ant1: np.ndarray, ant2: np.ndarray, ncorr:
     if gains.ndim != 4:
         raise UsageError(f"Gains must have dims (time, antenna, frequency, receptor), got shape {gains.shape}.")
     ip, iq = receptor_index(ncorr, gains.shape[3])
-    gp = gains[:, ant1][..., ip]
-    gq = gains[:, ant2][..., iq]
-    return gp * gq.conj()
+    gp = np.take(np.take(gains, ant1, axis=1), ip, axis=3)
+    gq = np.take(np.take(gains, ant2, axis=1), iq, axis=3)
+    return np.multiply(gp, gq.conj(), order="C")
 
 
 def _check_vis_gains(vis: np.ndarray, gains: np.ndarray, ant1: np.ndarray, ant2: np.ndarray) -> None:
@@ -85,7 +85,7 @@ def apply_gains(vis: np.ndarray, gains: np.ndarray, ant1: np.ndarray, ant2: np.n
     ant1 = np.asarray(ant1, np.intp)
     ant2 = np.asarray(ant2, np.intp)
     _check_vis_gains(vis, gains, ant1, ant2)
-    out = vis * baseline_gains(gains, ant1, ant2, vis.shape[3])
+    out = np.multiply(vis, baseline_gains(gains, ant1, ant2, vis.shape[3]), order="C")
     return out.astype(vis.dtype if np.iscomplexobj(vis) else np.complex128, copy=False)
 
 
