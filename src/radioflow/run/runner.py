@@ -141,7 +141,7 @@ class Runner:
             "opts": to_plain(doc.opts), "vars": to_plain(doc.vars),
             "run": {"env": dict(os.environ), "dir": self.workdir, "id": self.run_id},
         }
-        self._current_record: int | None = None
+        self._open_records: set[int] = set()     # step rows started but not finished
 
     @property
     def backend(self) -> Backend:
@@ -169,11 +169,11 @@ class Runner:
             return RunOutcome(self.run_id, status, outputs, self.reports)
         except KeyboardInterrupt:
             status, error = "interrupted", "interrupted by the user (Ctrl-C)"
-            if self.records is not None and self._current_record is not None:
-                self.records.finish_step(self._current_record, "interrupted", error=error)
+            self._close_open_records("interrupted", error)
             raise RunInterrupted(f"Run {self.run_id} interrupted; rerun with --resume to continue.") from None
         except RadioflowError as exc:
             error = str(exc)
+            self._close_open_records("failed", error)
             raise
         finally:
             self.progress.stop()
@@ -182,6 +182,12 @@ class Runner:
                 self.records.close()
             if self._backend is not None:
                 self._backend.close()
+
+    def _close_open_records(self, status: str, error: str | None) -> None:
+        if self.records is not None:
+            for record_id in sorted(self._open_records):
+                self.records.finish_step(record_id, status, error=error)
+        self._open_records.clear()
 
     # -- recipes ---------------------------------------------------------------------------
     def _ns(self, fr: _Frame, **extra: Any) -> dict[str, Any]:
@@ -453,7 +459,7 @@ class Runner:
         if self.records is not None:
             prep.record_id = self.records.start_step(self.run_id, fq, sdef.cab_name, _redacted(values), prep.phash,
                                                      log_path)
-            self._current_record = prep.record_id
+            self._open_records.add(prep.record_id)
         return prep
 
     def _try_params(self, fr: _Frame, label: str, sdef: StepDef) -> dict[str, Any]:
@@ -529,7 +535,7 @@ class Runner:
             self.records.finish_step(p.record_id, "ok" if ok else "failed", outputs=_redacted(outputs),
                                      returncode=res.returncode, error=error, started=res.started,
                                      finished=res.finished)
-            self._current_record = None
+            self._open_records.discard(p.record_id)
         p.outputs = outputs
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
         if ok:
