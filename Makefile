@@ -18,7 +18,7 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/radioflow demo
+	$(VENV)/bin/radioflow run src/radioflow/recipes/batch-imaging.yml
 
 test: install
 	$(PY) -m pytest -q
