@@ -1,0 +1,110 @@
+"""Benchmark: ``radioflow image`` against WSClean and bare ducc0 on one large MS; simulate throughput.
+
+Simulates (once, cached under ``bench/work/``) a 64-antenna observation, 1 h at 10 s, 32
+channels (≈ 23 M visibilities), writes it as an MS, then times in one run:
+
+* ``radioflow image MS --size 2048 --scale S --weight natural --no-png`` end to end (read, grid
+  dirty + PSF, write FITS) in a fresh process;
+* ``wsclean -j 2 -niter 0 -use-wgridder -wgridder-accuracy 1e-5`` on the same MS;
+* the bare ``ducc0 vis2dirty`` call (dirty only) on arrays already in memory, and reading the MS.
+
+Targets (issue 2): radioflow ≤ 0.5 × WSClean and ≤ 1.3 × (MS read + bare ducc0).
+Also reports ``radioflow simulate`` throughput in visibilities × sources per second.
+Prints a markdown table and writes it to ``bench/results/imaging.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def simulate_ms(path: Path, nsources: int) -> tuple[float, int]:
+    from radioflow.science import observation as O, skymodel as S, telescopes as T
+    from radioflow.science.simulate import simulate
+    from radioflow.vis.ms import write_ms
+
+    lay = T.load_layout("ska-mid-model").select(rmax=4000)
+    idx = np.argsort(lay.radius())[:64]
+    lay = lay.select(names=[lay.names[i] for i in idx])
+    obs = O.make_observation(ra=0.5, dec=math.radians(-40), layout=lay, freq_min=1.30e9, freq_max=1.40e9,
+                             nchan=32, start="2025-06-01T20:00:00", duration=3600, integration=10)
+    sky = S.random_field(0.5, math.radians(-40), radius=math.radians(0.3), nsources=nsources, flux_min=0.01,
+                         flux_max=1.0, seed=2)
+    t0 = time.perf_counter()
+    ds = simulate(lay, obs, sky)
+    elapsed = time.perf_counter() - t0
+    write_ms(ds, path, overwrite=True)
+    return elapsed, int(ds["VISIBILITY"].shape[0] * ds["VISIBILITY"].shape[1] * ds["VISIBILITY"].shape[2])
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--npix", type=int, default=2048)
+    ap.add_argument("--scale", default="1.5asec")
+    ap.add_argument("--nsources", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "imaging.md")
+    args = ap.parse_args()
+    work = HERE / "work" / "imaging"
+    work.mkdir(parents=True, exist_ok=True)
+    ms = work / "bench64.ms"
+    sim_s, nvis = simulate_ms(ms, args.nsources)
+    rows = [("radioflow simulate (DFT, 64 ant, 360 × 32)",
+             f"{sim_s:.2f} s", f"{nvis * args.nsources / sim_s / 1e6:.1f} M vis·src/s ({nvis / 1e6:.1f} M vis)")]
+
+    rf = timed([str(Path(sys.executable).parent / "radioflow"), "image", str(ms), "--size", str(args.npix),
+                "--scale", args.scale, "--weight", "natural", "--name", str(work / "rf"), "--no-png",
+                "--threads", "2"], work)
+    ws = None
+    if shutil.which("wsclean"):
+        ws = timed(["wsclean", "-quiet", "-j", "2", "-niter", "0", "-use-wgridder", "-wgridder-accuracy", "1e-5",
+                    "-size", str(args.npix), str(args.npix), "-scale", args.scale, "-weight", "natural",
+                    "-name", str(work / "ws"), str(ms)], work)
+
+    from ducc0.wgridder.experimental import vis2dirty
+
+    from radioflow.commands.wsclean_args import parse_angle
+    from radioflow.science.imaging import stokes_i, uvw_rows
+    from radioflow.vis.ms import read_ms
+
+    t0 = time.perf_counter()
+    ds = read_ms(ms)
+    read_s = time.perf_counter() - t0
+    vis, wgt, flag = stokes_i(ds)
+    uvw, freq = uvw_rows(ds), ds["frequency"].values
+    cell = parse_angle(args.scale)
+    t0 = time.perf_counter()
+    vis2dirty(uvw=uvw, freq=freq, vis=vis.astype(np.complex128), wgt=wgt, npix_x=args.npix, npix_y=args.npix,
+              pixsize_x=cell, pixsize_y=cell, epsilon=1e-5, do_wgridding=True, nthreads=2, flip_v=True,
+              divide_by_n=False)
+    ducc_s = time.perf_counter() - t0
+    rows.append((f"radioflow image {args.npix}² (read + dirty + PSF + FITS)", f"{rf:.2f} s",
+                 f"{rf / ws:.2f} × WSClean (target ≤ 0.5)" if ws else "wsclean not installed"))
+    if ws:
+        rows.append((f"wsclean -j 2 -niter 0 -use-wgridder {args.npix}²", f"{ws:.2f} s", "reference"))
+    rows.append(("MS read (python-casacore) + bare ducc0 vis2dirty", f"{read_s:.2f} + {ducc_s:.2f} s",
+                 f"radioflow = {rf / (read_s + ducc_s):.2f} × (target ≤ 1.3)"))
+    table = ["| imaging (issue 2) | time | ratio / throughput |", "| --- | --- | --- |"]
+    table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    text = "\n".join(table) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
