@@ -198,3 +198,10 @@ def test_fuzz_raw_text(text):
 
 
 _FUZZ_DIR = Path(__import__("tempfile").mkdtemp(prefix="rf-fuzz-"))
+
+
+def test_duplicate_keys_are_an_error(tmp_path):
+    with pytest.raises(UsageError, match=r"d.yml:4.*duplicate key 'b' \(first defined at line 2"):
+        load_documents([write(tmp_path / "d.yml", "a:\n  b: 1\n  c: 2\n  b: 3\n")])
+    doc = load_documents([write(tmp_path / "m.yml", "base: &B {x: 1, y: 2}\nr:\n  <<: *B\n  y: 5\n")])
+    assert doc.tree["r"] == {"x": 1, "y": 5}             # merge keys may be overridden

@@ -115,7 +115,11 @@ def test_skips_tags_and_previous(tmp_path, capsys):
     (["-t", "never"], {"f", "g"}),
     (["-s", ":c", "-k", "g"], {"a", "c"}),
     (["--skip-tags", "extra", "flag=true"], {"a", "c"}),    # e: its output exists
-    (["-e", "f", "-k", "a"], {"c", "d", "e", "f", "g", "h"}),
+    (["-e", "f", "-k", "a"], {"c", "d", "e", "g", "h"}),  # -e unskips; it does not select 'never'
+    (["-s", "f", "-k", "a"], {"f", "g"}),
+    (["-s", "b"], {"b", "g"}),                       # one step named with -s is also unskipped
+    (["-s", "a,c"], {"a", "c", "g"}),
+    (["-k", "b:g"], {"a", "h"}),
 ])
 def test_step_selection(tmp_path, capsys, args, ran):
     code, out, err = cli(capsys, "run", FEATURES, "skipping", *args, "-C", str(tmp_path))
@@ -127,18 +131,19 @@ def test_step_selection(tmp_path, capsys, args, ran):
 def test_sub_recipe_selection(tmp_path, capsys):
     code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "second.w", "-C", str(tmp_path))
     # first is not selected: steps.first.out is unset, so second's required text is missing
-    assert code == 1 and "features.yml:98: required parameter 'text' is not set" in err
+    assert code == 1 and "features.yml:104: required parameter 'text' is not set" in err
     code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "first.sq:", "-s", "second", "-C", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "nested-inline.txt").read_text() == "sq-3.txt|T|T"
     ok = [s["fqname"] for s in step_rows(tmp_path) if s["status"] == "ok"]
-    assert ok == ["nested.first.sq", "nested.first", "nested.second.w", "nested.second"]
+    # as in Stimela, an open range 'first.sq:' runs to the end of the whole recipe
+    assert ok == ["nested.first.sq", "nested.first", "nested.second.w", "nested.second", "nested.third"]
 
 
 def test_dry_run_prints_plan_and_runs_nothing(tmp_path, capsys):
     code, out, err = cli(capsys, "run", FEATURES, "skipping", "--dry-run", "-k", "a", "-C", str(tmp_path))
     assert code == 0, err
-    assert "[skip] a: cab write  (deselected with -k)" in out
+    assert "[skip] a: cab write  (deselected)" in out
     assert "[run ] c: cab write" in out
     assert "[skip] f: cab write  (tags: never; tagged 'never')" in out
     assert not (tmp_path / ".radioflow").exists() and not list(tmp_path.glob("*.txt"))
@@ -307,3 +312,24 @@ def test_doc_library_recipe(capsys):
     code, out, err = cli(capsys, "doc", FEATURES, "lib.recipes.square_one")
     assert code == 0, err
     assert "x: int (required)" in out and "out: File" in out and "sq: cab square" in out
+
+
+@pytest.mark.parametrize("args, ran", [
+    ([], ["s1", "s2.t1", "s2.t3", "s2.t4", "s4.t1", "s4.t3", "s4.t4"]),
+    (["-t", "foo"], ["s1", "s2.t1", "s3.t1", "s3.t3", "s3.t4", "s4.t1", "s4.t3", "s4.t4"]),
+    (["-t", "s4.bar"], ["s1", "s2.t1", "s4.t1", "s4.t4"]),
+    (["-s", "s3.t2"], ["s1", "s2.t1", "s3.t1", "s3.t2", "s4.t1"]),   # always-tagged steps come along
+    (["--skip-tags", "s2.foo", "-k", "s4"], ["s1", "s2.t1", "s2.t3"]),
+])
+def test_selection_across_nested_recipes(tmp_path, capsys, args, ran):
+    code, out, err = cli(capsys, "run", FEATURES, "tagged", *args, "-C", str(tmp_path))
+    assert code == 0, err
+    rows = [r for r in step_rows(tmp_path) if r["status"] == "ok" and r["cab"] == "echo"]
+    assert [r["fqname"].split(".", 1)[1] for r in rows] == ran
+
+
+def test_selection_errors(tmp_path, capsys):
+    code, out, err = cli(capsys, "run", FEATURES, "tagged", "-t", "nosuchtag", "-C", str(tmp_path))
+    assert code == 2 and "'nosuchtag' (in -t) is not a tag of any step of 'tagged'" in err
+    code, out, err = cli(capsys, "run", FEATURES, "tagged", "-s", "s2.zz", "-C", str(tmp_path))
+    assert code == 2 and "Step 's2.zz' (in -s s2.zz) does not exist" in err

@@ -76,6 +76,15 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml parser 
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
+    seen: dict[str, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+            if key_node.value in seen:
+                first = seen[key_node.value].start_mark.line + 1
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key '{key_node.value}' (first defined at line {first}; "
+                    "a later value would silently replace it)", key_node.start_mark)
+            seen[key_node.value] = key_node
     loader.flatten_mapping(node)
     out = LocDict()
     out.loc = f"{loader.source}:{node.start_mark.line + 1}"

@@ -126,9 +126,9 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
         config = load_config(cwd=Path(workdir))
     selection = Selection(steps=list(steps), skip=list(skip), tags=list(tags), skip_tags=list(skip_tags),
                           enable=list(enable))
-    from .runner import plan
+    from .selection import resolve
 
-    plan(rdef, selection)   # checks that -s/-k/-e name existing steps
+    resolve(rdef, selection)   # checks that -s/-k/-t/-e name existing steps and tags
     return PreparedRun(doc, rdef, params, RunOptions(workdir=workdir, selection=selection, config=config))
 
 

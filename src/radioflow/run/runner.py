@@ -25,7 +25,7 @@ from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
 from .progress import Progress
 from .records import RunRecords, fingerprint, new_run_id, params_hash
-from .selection import Decision, Selection, decide
+from .selection import Decision, Selection, resolve
 
 
 class RunInterrupted(RadioflowError):
@@ -74,7 +74,7 @@ class _Frame:
     recipe: dict[str, Any]
     root: Any
     parent: Any
-    selection: Selection | None
+    path: str                         # static tree name (recipe.step.sub...), the key of step decisions
     steps: dict[str, Any] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
@@ -142,6 +142,7 @@ class Runner:
             "run": {"env": dict(os.environ), "dir": self.workdir, "id": self.run_id},
         }
         self._open_records: set[int] = set()     # step rows started but not finished
+        self.decisions = resolve(rdef, self.options.selection)
 
     @property
     def backend(self) -> Backend:
@@ -163,7 +164,7 @@ class Runner:
         self.progress.start(f"radioflow run {self.rdef.name} ({self.run_id})")
         status, error = "failed", None
         try:
-            outputs = self._run_recipe(self.rdef, self.params, self.rdef.name, None, self.options.selection,
+            outputs = self._run_recipe(self.rdef, self.params, self.rdef.name, None, self.rdef.name,
                                        "command line")
             status = "ok"
             return RunOutcome(self.run_id, status, outputs, self.reports)
@@ -197,7 +198,7 @@ class Runner:
         return ns
 
     def _run_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
-                    selection: Selection | None, given_where: str) -> dict[str, Any]:
+                    path: str, given_where: str) -> dict[str, Any]:
         raw: dict[str, Any] = {}
         late: dict[str, Any] = {}        # output defaults with formulas: resolved after the steps
         for name, p in rdef.schema.items():
@@ -210,7 +211,7 @@ class Runner:
             if p.implicit is not None:
                 raw[name] = p.implicit
         fr = _Frame(rdef=rdef, fqname=fqname, recipe={}, root=None, parent=parent.recipe if parent else {},
-                    selection=selection, info={"label": fqname.rsplit(".", 1)[-1], "fqname": fqname, "suffix": ""})
+                    path=path, info={"label": fqname.rsplit(".", 1)[-1], "fqname": fqname, "suffix": ""})
         ns: dict[str, Any] = {}
         defaults_raw = rdef.raw.get("defaults") or {}
 
@@ -277,7 +278,7 @@ class Runner:
             frames = []
             for i in range(start, min(start + batch, len(over))):
                 it = _Frame(rdef=rdef, fqname=fr.fqname, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
-                            selection=fr.selection, previous=fr.previous,
+                            path=fr.path, previous=fr.previous,
                             info={**fr.info, "suffix": f"-{i}", "index": i, "total": len(over)})
                 it.recipe[loop.var] = over[i]
                 if fr.root is fr.recipe:
@@ -361,9 +362,8 @@ class Runner:
 
     # -- steps -----------------------------------------------------------------------------
     def _run_steps(self, rdef: RecipeDef, frames: list[_Frame]) -> None:
-        tags = {lb: list(s.step.tags) for lb, s in rdef.steps.items()}
-        sel = frames[0].selection
-        decisions = decide(list(rdef.steps), tags, sel, where=f" in recipe '{frames[0].fqname}'")
+        path = frames[0].path
+        decisions = {label: self.decisions[f"{path}.{label}"] for label in rdef.steps}
         for label, sdef in rdef.steps.items():
             preps = [self._prepare(fr, label, sdef, decisions[label]) for fr in frames]
             todo = [p for p in preps if p.action == "run"]
@@ -382,7 +382,7 @@ class Runner:
                     self.progress.step_started(p.fqname)
                     t0 = time.time()
                     outputs = self._run_recipe(sdef.recipe, p.params, p.fqname, p.frame,
-                                               decisions[label].sub, sdef.where)
+                                               f"{path}.{label}", sdef.where)
                     p.outputs = outputs
                     self._done(p, sdef, "ok", time.time() - t0, outputs=outputs)
             for p in preps:
@@ -590,29 +590,31 @@ def _append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, A
         pass
 
 
-def plan(rdef: RecipeDef, selection: Selection | None = None, indent: str = "") -> list[str]:
+def plan(rdef: RecipeDef, selection: Selection | None = None) -> list[str]:
     """Human-readable plan of a recipe: its steps, what each runs and whether it is selected."""
-    lines: list[str] = []
-    if not indent:
-        lines.append(f"recipe {rdef.name}: {rdef.model.info or ''}".rstrip(": "))
-        if rdef.for_loop is not None:
-            fl = rdef.for_loop
-            lines.append(f"  for {fl.var} in {fl.over}" + (f" (scatter {fl.scatter})" if fl.scatter else ""))
-    decisions = decide(list(rdef.steps), {lb: list(s.step.tags) for lb, s in rdef.steps.items()}, selection)
-    for label, sdef in rdef.steps.items():
-        d = decisions[label]
-        what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
-        flag = "run " if d.run else "skip"
-        extra = []
-        if sdef.step.skip is not None and not d.enabled:
-            extra.append(f"skip: {sdef.step.skip}")
-        if sdef.step.tags:
-            extra.append("tags: " + ",".join(sdef.step.tags))
-        if not d.run:
-            extra.append(d.reason)
-        lines.append(f"{indent}  [{flag}] {label}: {what}" + (f"  ({'; '.join(extra)})" if extra else ""))
-        if sdef.recipe is not None and d.run:
-            lines.extend(plan(sdef.recipe, d.sub, indent + "    "))
+    decisions = resolve(rdef, selection)
+    lines = [f"recipe {rdef.name}: {rdef.model.info or ''}".rstrip(": ")]
+
+    def walk(r: RecipeDef, path: str, indent: str) -> None:
+        if r.for_loop is not None:
+            fl = r.for_loop
+            lines.append(f"{indent}  for {fl.var} in {fl.over}" + (f" (scatter {fl.scatter})" if fl.scatter else ""))
+        for label, sdef in r.steps.items():
+            d = decisions[f"{path}.{label}"]
+            what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
+            extra = []
+            if sdef.step.skip is not None and not d.enabled:
+                extra.append(f"skip: {sdef.step.skip}")
+            if sdef.step.tags:
+                extra.append("tags: " + ",".join(sdef.step.tags))
+            if not d.run:
+                extra.append(d.reason)
+            flag = "run " if d.run else "skip"
+            lines.append(f"{indent}  [{flag}] {label}: {what}" + (f"  ({'; '.join(extra)})" if extra else ""))
+            if sdef.recipe is not None and d.run:
+                walk(sdef.recipe, f"{path}.{label}", indent + "    ")
+
+    walk(rdef, rdef.name, "")
     return lines
 
 
