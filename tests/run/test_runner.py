@@ -333,3 +333,10 @@ def test_selection_errors(tmp_path, capsys):
     assert code == 2 and "'nosuchtag' (in -t) is not a tag of any step of 'tagged'" in err
     code, out, err = cli(capsys, "run", FEATURES, "tagged", "-s", "s2.zz", "-C", str(tmp_path))
     assert code == 2 and "Step 's2.zz' (in -s s2.zz) does not exist" in err
+
+
+def test_enable_overrides_skip_if_outputs(tmp_path, capsys):
+    (tmp_path / "sk-a.txt").write_text("old")
+    code, out, err = cli(capsys, "run", FEATURES, "skipping", "-s", "e", "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "sk-a.txt").read_text() == "E"                 # e ran although its output existed

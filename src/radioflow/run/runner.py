@@ -439,7 +439,7 @@ class Runner:
         values = validate_values(params, sdef.schema, what=f"step '{fq}'", where_of=sdef.param_where,
                                  workdir=self.workdir)
         self._assertions(step.preamble, ns, sdef.raw, "preamble", f"step '{fq}'")
-        if step.skip_if_outputs and self._outputs_ready(values, sdef, step.skip_if_outputs):
+        if step.skip_if_outputs and not decision.enabled and self._outputs_ready(values, sdef, step.skip_if_outputs):
             return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
         prep = _Prepared(fr, fq, "run", params=values)
         if sdef.cab is None:
