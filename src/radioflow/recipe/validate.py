@@ -386,7 +386,7 @@ def _check_formulas(node: Any, problems: Problems, loc: str | None = None) -> No
         try:
             check(node[1:], where=loc or "")
         except FormulaError as exc:
-            problems.items.append(str(exc)) if str(exc) not in problems.items else None
+            problems.add("", str(exc))      # the message already starts with file:line
 
 
 def _check_root_params(rdef: RecipeDef, params: dict[str, Any], loc: str, problems: Problems) -> None:
