@@ -5,7 +5,9 @@ the raw engine (``ProcessPoolExecutor.map``, Dask ``client.map`` + ``gather``, L
 ``FunctionExecutor.map`` + ``get_result``) with a trivial function, and once through the
 radioflow backend's ``map`` of invocations of a python cab (``os.getpid``), which adds the
 invocation payload, :func:`radioflow.run.execute.execute` (log capture, parameter handling)
-and the Result. Seconds per item are medians of ``--reps`` runs after one warm-up.
+and the Result. Raw and radioflow runs alternate; times are medians of ``--reps`` runs after
+one warm-up. ``lithops`` uses radioflow's default batching (about four activations per
+worker); ``lithops-batch1`` gives every item its own activation, like the raw map.
 
 Prints a markdown table and writes it to ``bench/results/backends.md`` (``--out``).
 """
@@ -33,14 +35,17 @@ def noop(x: int) -> int:
     return x
 
 
-def timed(fn: Callable[[], Any], reps: int) -> float:
-    fn()  # warm-up: worker imports, runtime deployment
-    times = []
+def timed_pair(raw: Callable[[], Any], ours: Callable[[], Any], reps: int) -> tuple[float, float]:
+    """Median wall times of ``raw`` and ``ours``, alternated so that machine load hits both alike."""
+    raw()  # warm-up: worker imports, runtime deployment
+    ours()
+    t_raw, t_ours = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, acc in ((raw, t_raw), (ours, t_ours)):
+            t0 = time.perf_counter()
+            fn()
+            acc.append(time.perf_counter() - t0)
+    return statistics.median(t_raw), statistics.median(t_ours)
 
 
 def invocations(n: int, workdir: str) -> list[Invocation]:
@@ -59,8 +64,8 @@ def bench_local(n: int, reps: int, workers: int, workdir: str) -> tuple[float, f
     backend = LocalBackend(max_workers=workers)
     pool = ProcessPoolExecutor(workers)
     try:
-        raw = timed(lambda: list(pool.map(noop, range(n))), reps)
-        ours = timed(lambda: check(backend.map(invocations(n, workdir))), reps)
+        raw, ours = timed_pair(lambda: list(pool.map(noop, range(n))),
+                               lambda: check(backend.map(invocations(n, workdir))), reps)
     finally:
         pool.shutdown()
         backend.close()
@@ -73,25 +78,29 @@ def bench_dask(n: int, reps: int, workers: int, workdir: str) -> tuple[float, fl
     backend = DaskBackend({"n_workers": workers, "show_dashboard": False})
     client = backend.client
     try:
-        raw = timed(lambda: client.gather(client.map(noop, range(n), pure=False)), reps)
-        ours = timed(lambda: check(backend.map(invocations(n, workdir))), reps)
+        raw, ours = timed_pair(lambda: client.gather(client.map(noop, range(n), pure=False)),
+                               lambda: check(backend.map(invocations(n, workdir))), reps)
     finally:
         backend.close()
     return raw, ours
 
 
-def bench_lithops(n: int, reps: int, workers: int, workdir: str) -> tuple[float, float]:
+def bench_lithops(n: int, reps: int, workers: int, workdir: str, batch_size: Any = "auto") -> tuple[float, float]:
     from radioflow.backends.lithops import LithopsBackend
 
-    backend = LithopsBackend({"workers": workers, "lithops": {"log_level": "ERROR"}})
+    backend = LithopsBackend({"workers": workers, "batch_size": batch_size, "lithops": {"log_level": "ERROR"}})
     fexec = backend.executor
     try:
-        raw = timed(lambda: fexec.get_result(fexec.map(noop, range(n), include_modules=None),
-                                              show_progressbar=False), reps)
-        ours = timed(lambda: check(backend.map(invocations(n, workdir))), reps)
+        raw, ours = timed_pair(
+            lambda: fexec.get_result(fexec.map(noop, range(n), include_modules=None), show_progressbar=False),
+            lambda: check(backend.map(invocations(n, workdir))), reps)
     finally:
         backend.close()
     return raw, ours
+
+
+def bench_lithops_unbatched(n: int, reps: int, workers: int, workdir: str) -> tuple[float, float]:
+    return bench_lithops(n, reps, workers, workdir, batch_size=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,13 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--items", type=int, default=200, help="items per map (local, Dask)")
     ap.add_argument("--lithops-items", type=int, default=50, help="items per map (Lithops localhost)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--engines", nargs="+", default=["local", "dask", "lithops"])
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--engines", nargs="+", default=["local", "dask", "lithops", "lithops-batch1"])
     ap.add_argument("--out", default=str(HERE / "results" / "backends.md"))
     args = ap.parse_args(argv)
     benches = {"local": (bench_local, args.items, "ProcessPoolExecutor.map"),
                "dask": (bench_dask, args.items, "client.map + gather"),
-               "lithops": (bench_lithops, args.lithops_items, "FunctionExecutor.map + get_result")}
+               "lithops": (bench_lithops, args.lithops_items, "FunctionExecutor.map + get_result"),
+               "lithops-batch1": (bench_lithops_unbatched, args.lithops_items, "FunctionExecutor.map + get_result")}
     rows = [
         f"Scatter overhead per no-op item ({args.workers} workers, median of {args.reps}).",
         "",

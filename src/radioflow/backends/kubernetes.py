@@ -267,10 +267,16 @@ class KubernetesBackend:
         for name in names if names is not None else list(own):
             if name not in own:
                 continue
-            job = batch.read_namespaced_job(name, self.namespace)
-            if (job.metadata.labels or {}).get(deploy.RUN_ID_LABEL) != deploy.label_value(self.run_id):
-                continue
-            batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
+            from kubernetes.client.exceptions import ApiException
+
+            try:
+                job = batch.read_namespaced_job(name, self.namespace)
+                if (job.metadata.labels or {}).get(deploy.RUN_ID_LABEL) != deploy.label_value(self.run_id):
+                    continue
+                batch.delete_namespaced_job(name, self.namespace, propagation_policy="Background")
+            except ApiException as exc:
+                if exc.status != 404:  # already gone (TTL) is fine
+                    raise
 
     def close(self) -> None:
         """Nothing to release: finished Jobs are removed by ``ttlSecondsAfterFinished``."""
