@@ -24,13 +24,31 @@ from . import storage
 from .io import format_of, local_ms_path, ms_data_columns, upload_ms
 
 #: Bytes of visibility-shaped data per streamed block.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 16 * 2**20
 SUBTABLE_GROUP = "SUBTABLES"
 #: Subtables copied verbatim (those WSClean, CASA and radioflow use).
 SUBTABLES = ("ANTENNA", "FEED", "FIELD", "SPECTRAL_WINDOW", "POLARIZATION", "DATA_DESCRIPTION",
              "OBSERVATION", "SOURCE", "STATE", "HISTORY", "POINTING")
 
 Progress = Callable[[int], None]
+
+
+def limit_heap_fragmentation(threshold: int = 1 << 20) -> bool:
+    """Make glibc serve allocations above ``threshold`` bytes by mmap, returned on free.
+
+    glibc raises its mmap threshold dynamically up to 32 MB; block buffers freed by worker
+    threads then linger in per-thread arenas and the resident size of a long conversion
+    creeps up with the dataset size. A fixed threshold keeps peak memory at a few blocks.
+    Process-wide: the CLI calls it, library users may. Returns False off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 def _big_vars(ds: xr.Dataset) -> list[str]:
@@ -164,27 +182,29 @@ def _open_ms_group(path: str, field: int, spw: int, step: int) -> xr.Dataset:
 
 
 def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None], Callable[[], None]]:
-    """A block sink writing into the arrays of ``group``, two blocks in flight at most."""
+    """A block sink writing into the arrays of ``group``: one block is written (its variables
+    concurrently) while the next is read."""
     import zarr
 
-    grp = zarr.open_group(store, path=group, mode="r+", zarr_format=3)
     arrays: dict[str, Any] = {}
-    pool = cf.ThreadPoolExecutor(2, thread_name_prefix="radioflow-write")
+    pool = cf.ThreadPoolExecutor(4, thread_name_prefix="radioflow-write")
     pending: list[cf.Future] = []
 
     def write(block: xr.Dataset, t0: int) -> None:
         for name in block.data_vars:
             if name not in arrays:
-                arrays[name] = grp[name]
+                # full chunks of real data: skip zarr's per-chunk "all equal to fill?" scan,
+                # which runs in its event-loop thread and serialises the writers
+                arrays[name] = zarr.open_array(store, path=f"{group}/{name}", mode="r+", zarr_format=3,
+                                               config={"write_empty_chunks": True})
         t1 = t0 + block.sizes["time"]
 
-        def put() -> None:
-            for name, var in block.data_vars.items():
-                arrays[name][t0:t1] = np.asarray(var.values)
+        def put(name: str) -> None:
+            arrays[name][t0:t1] = np.asarray(block[name].values)
 
-        pending.append(pool.submit(put))
-        while len(pending) > 1:
+        while pending:
             pending.pop(0).result()
+        pending.extend(pool.submit(put, name) for name in block.data_vars)
 
     def close() -> None:
         try:

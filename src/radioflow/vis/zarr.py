@@ -28,7 +28,7 @@ from . import storage
 FORMAT = "radioflow-vis-zarr"
 FORMAT_VERSION = 1
 #: Target size of one chunk of a visibility-shaped variable.
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 16 * 2**20
 _CHUNKED_DIMS = ("time", "frequency")
 
 
@@ -66,7 +66,7 @@ def parse_chunks(text: str | Mapping[str, int] | None) -> dict[str, int]:
 
 
 def choose_chunks(ds: xr.Dataset, chunks: Mapping[str, int] | None = None) -> dict[str, int]:
-    """Time/frequency chunk sizes: the given ones, else whole bands and ~32 MB time blocks."""
+    """Time/frequency chunk sizes: the given ones, else whole bands and ~16 MB time blocks."""
     chunks = dict(chunks or {})
     nfreq = ds.sizes.get("frequency", 1)
     cf = min(chunks.get("frequency", nfreq), nfreq) or 1
@@ -76,11 +76,17 @@ def choose_chunks(ds: xr.Dataset, chunks: Mapping[str, int] | None = None) -> di
     return {"time": max(1, min(chunks["time"], ds.sizes.get("time", 1))), "frequency": max(1, cf)}
 
 
-def compressor():
-    """The codec for big arrays: blosc-lz4, fast enough not to slow down disk writes."""
+def compressor(dtype: Any = None):
+    """The codec for a big array, or None: visibilities and UVW are noise-like and do not
+    compress, so they are stored raw (disk speed); flags and weights compress well with
+    blosc-lz4 at a few GB/s."""
     from zarr.codecs import BloscCodec
 
-    return BloscCodec(cname="lz4", clevel=1, shuffle="shuffle", typesize=4, blocksize=0)
+    kind = np.dtype(dtype).kind if dtype is not None else "b"
+    if kind in "cf" and np.dtype(dtype).itemsize >= 8:
+        return None
+    return BloscCodec(cname="lz4", clevel=1, shuffle="bitshuffle" if kind == "b" else "shuffle",
+                      typesize=np.dtype(dtype).itemsize if dtype is not None else 1, blocksize=0)
 
 
 def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict[str, Any]]:
@@ -91,7 +97,8 @@ def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict[str, 
         shape = tuple(chunks.get(d, n) if d in _CHUNKED_DIMS else n for d, n in var.sizes.items())
         big = any(d in _CHUNKED_DIMS for d in var.dims) and var.ndim > 1
         enc[name] = {"chunks": tuple(max(1, s) for s in shape)}
-        enc[name]["compressors"] = (compressor(),) if big else None
+        codec = compressor(var.dtype) if big else None
+        enc[name]["compressors"] = (codec,) if codec is not None else None
     return enc
 
 
@@ -177,7 +184,7 @@ def write_zarr(
 ) -> str:
     """Write one dataset (or several, one per field/spw) to a Zarr store at ``url``, atomically.
 
-    ``chunks`` sets the time/frequency chunk sizes (default: whole band, ~32 MB per chunk).
+    ``chunks`` sets the time/frequency chunk sizes (default: whole band, ~16 MB per chunk).
     Dask-backed datasets are written chunk by chunk, so memory stays bounded. Returns the URL.
     """
     datasets = [ds] if isinstance(ds, xr.Dataset) else list(ds)
