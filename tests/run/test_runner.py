@@ -340,3 +340,16 @@ def test_enable_overrides_skip_if_outputs(tmp_path, capsys):
     code, out, err = cli(capsys, "run", FEATURES, "skipping", "-s", "e", "-C", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "sk-a.txt").read_text() == "E"                 # e ran although its output existed
+
+
+def test_default_recipe_and_multiple_files(tmp_path, capsys):
+    from recipe_helpers import recipe as rpath
+
+    (tmp_path / "two.yml").write_text(
+        "one:\n  steps:\n    w: {cab: write, params: {text: one, path: which.txt}}\n"
+        "two:\n  steps:\n    w: {cab: write, params: {text: two, path: which.txt}}\nDEFAULT: two\n")
+    code, out, err = cli(capsys, "run", rpath("rf_cabs.yml"), str(tmp_path / "two.yml"), "-C", str(tmp_path))
+    assert code == 0, err
+    assert (tmp_path / "which.txt").read_text() == "two"
+    code, out, err = cli(capsys, "run", rpath("rf_cabs.yml"), str(tmp_path / "two.yml"), "one", "-C", str(tmp_path))
+    assert code == 0 and (tmp_path / "which.txt").read_text() == "one"
