@@ -6,6 +6,7 @@ Models are built from the located YAML tree of :mod:`radioflow.recipe.load`; eve
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional, Union
 
 import pydantic
@@ -157,6 +158,7 @@ class Cab(_Strict):
     _outputs: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _where: str = PrivateAttr(default="")
     _raw: Any = PrivateAttr(default=None)
+    _plain: Any = PrivateAttr(default=None)
 
     @property
     def schema_inputs(self) -> dict[str, Parameter]:
@@ -181,7 +183,12 @@ class Cab(_Strict):
         return self.flavour or "binary"
 
     def plain(self) -> dict[str, Any]:
-        """The cab as plain data (Stimela2 keys, flattened parameter schemas)."""
+        """The cab as plain data (Stimela2 keys, flattened parameter schemas); a fresh copy."""
+        if self._plain is None:
+            self._plain = self._make_plain()
+        return copy.deepcopy(self._plain)
+
+    def _make_plain(self) -> dict[str, Any]:
         out = self.model_dump(exclude_unset=True, exclude={"inputs", "outputs"})
         out.setdefault("name", self.name)
         out.setdefault("command", self.command)

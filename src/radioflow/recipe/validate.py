@@ -20,6 +20,7 @@ from .formula import UNSET, FormulaError, check, is_formula
 from .load import Document, LocDict, where
 from .model import Cab, ForLoop, Parameter, Problems, Recipe, Step, build, build_cab, parse_schemas
 
+_CAB_CACHE: dict[int, dict[tuple[int, str], Cab | None]] = {}   # per compile_recipe() call
 _ALIAS = re.compile(r"^(?:\((?P<cab>[^()]+)\)|(?P<step>[^.]+))\.(?P<param>.+)$")
 
 
@@ -97,6 +98,7 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
                    *, params_where: str = "command line", check_params: bool = True) -> RecipeDef:
     """Build and prevalidate recipe ``name`` of ``doc``; raise one ValidationError listing all problems."""
     problems = Problems()
+    _CAB_CACHE.clear()
     recipes = doc.recipes
     if name not in recipes:
         known = ", ".join(sorted(recipes)) or "none"
@@ -104,6 +106,7 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
     rdef = _compile(doc, recipes[name], name, problems, stack=[])
     if rdef is not None and check_params:
         _check_root_params(rdef, dict(params or {}), params_where, problems)
+    _CAB_CACHE.clear()
     problems.raise_if_any(f"recipe '{name}' failed validation")
     assert rdef is not None
     return rdef
@@ -166,7 +169,10 @@ def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems
             sdef.cab_name = step.cab.split(".")[-1]
         else:
             cab_raw, sdef.cab_name = raw["cab"], f"{rdef.name}.{label}"
-        sdef.cab = build_cab(cab_raw, sdef.cab_name, problems)
+        key = (id(cab_raw), sdef.cab_name)
+        if key not in _CAB_CACHE.get(id(doc), {}):     # many steps share a cab: build it once
+            _CAB_CACHE.setdefault(id(doc), {})[key] = build_cab(cab_raw, sdef.cab_name, problems)
+        sdef.cab = _CAB_CACHE[id(doc)][key]
     else:
         if isinstance(step.recipe, str):
             sub_raw = _find(doc, step.recipe, "lib.recipes")
