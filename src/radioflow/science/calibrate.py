@@ -107,25 +107,37 @@ def _reduce(vis, model, weight, flag, ti, fi, cmap, nst, nsf, npol):  # pragma: 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _sums(A, B, g, rows, ant1, ant2, with_den):  # pragma: no cover - compiled
-    """StEFCal sums for intervals ``rows``: Σ_q A_pq g_q and Σ_q B_pq |g_q|^2 (both directions)."""
+    """StEFCal sums for intervals ``rows``: Σ_q A_pq g_q and Σ_q B_pq |g_q|^2 (both directions).
+
+    Runs of baselines sharing antenna 1 (MS order) accumulate antenna 1's sums in registers.
+    """
     nrow = rows.size
     nant = g.shape[1]
+    nbl = ant1.size
     num = np.zeros((nrow, nant), np.complex128)
     den = np.zeros((nrow, nant), np.float64)
     for i in numba.prange(nrow):
         s = rows[i]
-        for b in range(ant1.size):
+        b = 0
+        while b < nbl:
             p = ant1[b]
-            q = ant2[b]
-            a = A[s, b]
-            num[i, p] += a * g[i, q]
-            num[i, q] += a.conjugate() * g[i, p]
-            if with_den:
-                gp = g[i, p]
+            gp = g[i, p]
+            gp2 = gp.real * gp.real + gp.imag * gp.imag
+            acc = 0j
+            dacc = 0.0
+            while b < nbl and ant1[b] == p:
+                q = ant2[b]
+                a = A[s, b]
                 gq = g[i, q]
-                num_b = B[s, b]
-                den[i, p] += num_b * (gq.real * gq.real + gq.imag * gq.imag)
-                den[i, q] += num_b * (gp.real * gp.real + gp.imag * gp.imag)
+                acc += a * gq
+                num[i, q] += a.conjugate() * gp
+                if with_den:
+                    bb = B[s, b]
+                    dacc += bb * (gq.real * gq.real + gq.imag * gq.imag)
+                    den[i, q] += bb * gp2
+                b += 1
+            num[i, p] += acc
+            den[i, p] += dacc
     return num, den
 
 
