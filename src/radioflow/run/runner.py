@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import os
 import re
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..backends.base import Backend, Invocation, Result
-from ..errors import RadioflowError, StepError, ValidationError
+from ..errors import RadioflowError, StepError, UsageError, ValidationError
 from ..recipe.formula import UNSET, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
@@ -159,8 +160,12 @@ class Runner:
     def run(self) -> RunOutcome:
         """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
         if self.options.record:
-            self.records = RunRecords(Path(self.workdir, ".radioflow", "runs.db"))
-            self.records.start_run(self.run_id, self.rdef.name, self.files, self.options.argv, self.workdir)
+            db = Path(self.workdir, ".radioflow", "runs.db")
+            try:
+                self.records = RunRecords(db)
+                self.records.start_run(self.run_id, self.rdef.name, self.files, self.options.argv, self.workdir)
+            except (OSError, sqlite3.Error) as exc:
+                raise UsageError(f"Cannot write run records to {db}: {exc}.") from None
         self.progress.start(f"radioflow run {self.rdef.name} ({self.run_id})")
         status, error = "failed", None
         try:
@@ -444,7 +449,10 @@ class Runner:
         prep = _Prepared(fr, fq, "run", params=values)
         if sdef.cab is None:
             return prep
-        prepare_outputs(values, sdef.schema, self.workdir)
+        try:
+            prepare_outputs(values, sdef.schema, self.workdir)
+        except OSError as exc:
+            raise StepError(f"{sdef.where}: step '{fq}': cannot create an output directory: {exc}.") from None
         cab_plain = sdef.cab.plain()
         fps = [fingerprint(path, self.workdir) for name, path in self._file_values(values, sdef, inputs=True)]
         prep.phash = params_hash(cab_plain, values, fps)
