@@ -166,3 +166,26 @@ def _write(tmp: Path, name: str, text: str) -> Path:
     path = tmp / name
     path.write_text(textwrap.dedent(text))
     return path
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_dtype_text = st.text(alphabet="ListDicOponaUFMSRyfbt[], .", max_size=30) | st.sampled_from(
+    ["List[", "Dict[str,]", "Union[]", "Optional[List[int]]", "Tuple[int, ...]", "int]"])
+_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+                       lambda k: st.lists(k, max_size=3) | st.dictionaries(st.text(max_size=3), k, max_size=3),
+                       max_leaves=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_dtype_text, value=_values)
+def test_dtype_parse_and_coerce_never_crash(text, value):
+    try:
+        dtype = DType.parse(text)
+    except DTypeError:
+        return
+    try:
+        coerce(value, dtype)
+    except CoercionError:
+        pass
