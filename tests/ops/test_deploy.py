@@ -121,6 +121,8 @@ def test_rendered_job_content(rendered):
     assert {"name": "AWS_SECRET_ACCESS_KEY",
             "valueFrom": {"secretKeyRef": {"name": "s3-credentials", "key": "secret_key"}}} in c["env"]
     assert c["envFrom"] == [{"secretRef": {"name": "lake-token"}}]
+    assert {"name": "RADIOFLOW_BACKEND__DASK__ADDRESS",
+            "value": "tcp://rf-scatter-demo-dask-scheduler.radio.svc.cluster.local:8786"} in c["env"]
     assert {v["name"]: v for v in pod["volumes"]}["data"]["persistentVolumeClaim"] == {"claimName": "radioflow-data"}
     assert {v["name"]: v for v in pod["volumes"]}["recipe"]["configMap"]["name"] == "rf-scatter-demo-recipe"
     assert job["metadata"]["labels"]["team"] == "radio-astronomy"
@@ -134,7 +136,10 @@ def test_rendered_job_content(rendered):
 
 
 def test_daskcluster_validates_against_the_dask_kubernetes_crd(rendered):
-    cluster = yaml.safe_load((rendered / "daskcluster.yaml").read_text())
+    text = (rendered / "daskcluster.yaml").read_text()
+    assert "&id" not in text and "*id" not in text  # no YAML anchors/aliases
+    cluster = yaml.safe_load(text)
+    assert cluster["metadata"]["name"] == "rf-scatter-demo-dask"
     assert cluster["apiVersion"] == "kubernetes.dask.org/v1" and cluster["kind"] == "DaskCluster"
     assert cluster["spec"]["worker"]["replicas"] == 3
     schema = crd_schema("daskcluster")

@@ -35,7 +35,8 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     """Manifests (file name -> manifest dict, or text for the Dockerfile) for a recipe or a step.
 
     ``source`` is a recipe (``.yml``/``.yaml``: ConfigMap with the recipe, PVC, Job running
-    ``radioflow run``, optional CronJob and DaskCluster) or an invocation JSON (``.json``: the
+    ``radioflow run``, optional CronJob and DaskCluster, whose in-cluster scheduler address the
+    Job gets as ``RADIOFLOW_BACKEND__DASK__ADDRESS``) or an invocation JSON (``.json``: the
     exact ConfigMap + Job the kubernetes backend submits for that step).
     """
     import json
@@ -70,14 +71,18 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     cmap = deploy.config_map(f"{name}-recipe", opts, {source.name: text})
     recipe_volume = [{"name": "recipe", "config_map": cmap["metadata"]["name"], "mount": RECIPE_DIR, "read_only": True}]
     command = ["radioflow", "run", f"{RECIPE_DIR}/{source.name}", "-b", backend]
-    out["configmap.yaml"] = cmap
-    out["pvc.yaml"] = deploy.pvc(opts)
-    out["job.yaml"] = deploy.job(name, opts, command=command, volumes=recipe_volume)
-    if schedule:
-        out["cronjob.yaml"] = deploy.cron_job(name, opts, schedule=schedule, command=command, volumes=recipe_volume)
+    env: dict[str, str] = {}
     if dask or backend == "dask":
         dask_opts = {**opts, **((config.get("backend") or {}).get("dask") or {}).get("kubernetes", {})}
-        out["daskcluster.yaml"] = deploy.dask_cluster(dask_opts, name=f"{name}-dask")
+        cluster = deploy.dask_cluster(dask_opts, name=f"{name}-dask")
+        out["daskcluster.yaml"] = cluster
+        env["RADIOFLOW_BACKEND__DASK__ADDRESS"] = deploy.scheduler_address(cluster)
+    out["configmap.yaml"] = cmap
+    out["pvc.yaml"] = deploy.pvc(opts)
+    out["job.yaml"] = deploy.job(name, opts, command=command, env=env, volumes=recipe_volume)
+    if schedule:
+        out["cronjob.yaml"] = deploy.cron_job(name, opts, schedule=schedule, command=command, env=env,
+                                              volumes=recipe_volume)
     return out
 
 

@@ -350,9 +350,24 @@ CMD ["radioflow", "--help"]
 """
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Safe dumper without anchors/aliases: shared sub-objects are written out in full."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(manifests: Iterable[Mapping[str, Any]]) -> str:
-    """Manifests as one multi-document YAML text."""
-    return yaml.safe_dump_all([dict(m) for m in manifests], sort_keys=False, default_flow_style=False)
+    """Manifests as one multi-document YAML text (no YAML anchors, key order kept)."""
+    return yaml.dump_all([dict(m) for m in manifests], Dumper=_PlainDumper, sort_keys=False,
+                         default_flow_style=False)
+
+
+def scheduler_address(cluster: Mapping[str, Any]) -> str:
+    """In-cluster address of a DaskCluster's scheduler (the operator's ``<name>-scheduler`` Service)."""
+    meta = cluster["metadata"]
+    namespace = meta.get("namespace", "default")
+    return f"tcp://{meta['name']}-scheduler.{namespace}.svc.cluster.local:8786"
 
 
 def write_manifests(path: str | Path, manifests: Iterable[Mapping[str, Any]]) -> Path:
