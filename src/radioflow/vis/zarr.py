@@ -156,8 +156,11 @@ def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None 
     """Write ``ds`` as group ``name`` (default: its field/spw group) into an open zarr ``store``."""
     name = name or group_name(ds)
     ds, enc = prepare(ds, chunks)
-    return ds.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
-                      encoding=enc, compute=compute)
+    with warnings.catch_warnings():
+        # object stores that keep empty "directories" (SeaweedFS) make zarr warn about them
+        warnings.simplefilter("ignore")
+        return ds.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
+                          encoding=enc, compute=compute)
 
 
 def finish_store(store: Any, groups: Sequence[str], kind: str = "dataset", extra: Mapping[str, Any] | None = None) -> None:
