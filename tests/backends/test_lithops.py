@@ -93,6 +93,12 @@ def test_a_cab_failure_through_execute_is_a_failed_result(local_lithops, tmp_pat
     assert not r.ok and "has no function 'does_not_exist'" in r.error
 
 
+def test_data_in_the_payload_is_refused(local_lithops):
+    big = Invocation(step="fat", cab=rf_items.COMPUTE_CAB, params={"seed": 1, "out": "x", "vis": np.zeros(300_000)})
+    with pytest.raises(UsageError, match="Step 'fat' passes 24001.* bytes .* move by URL"):
+        local_lithops.map([big])
+
+
 def test_lithops_config_defaults_and_s3():
     cfg = lithops_config({})
     assert cfg["lithops"]["backend"] == "localhost" and cfg["lithops"]["storage"] == "localhost"

@@ -11,6 +11,7 @@ after the last try back into a failed ``Result`` with the item's error and log.
 from __future__ import annotations
 
 import importlib
+import pickle
 import time
 import traceback
 from typing import Any, Callable
@@ -29,6 +30,20 @@ class ItemFailed(Exception):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ItemFailed, (self.result,))
+
+
+def check_payload(inv: Invocation, limit: int, backend: str) -> None:
+    """Refuse invocations whose parameters carry data instead of URLs (``limit`` bytes pickled)."""
+    size = len(pickle.dumps(inv.params, protocol=pickle.HIGHEST_PROTOCOL))
+    if size > limit:
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"Step '{inv.step}' passes {size} bytes of parameter data to the {backend} backend "
+            f"(limit backend.{backend}.max_payload_bytes = {limit}). Datasets and images move by URL "
+            "(a path or s3://bucket/prefix/part-003.zarr), never inside the function payload: write "
+            "the data to storage and pass its URL."
+        )
 
 
 def resolve(target: str) -> Callable[[Invocation], Result]:

@@ -15,6 +15,7 @@ The Lithops configuration is built from radioflow's own (``backend.lithops`` plu
     lithops: {log_level: WARNING}          # raw Lithops keys, merged last
     retries: 1
     batch_size: auto          # items per activation (auto: ~4 activations per worker; 1: isolate)
+    max_payload_bytes: 1048576  # larger parameter data is refused: pass URLs, not data
 
 The localhost compute backend is pinned to ``version: 1`` (version 2 hangs on repeated maps)
 and to this interpreter, so workers import radioflow from the same environment; no module is
@@ -111,6 +112,7 @@ class LithopsBackend:
         self.config = dict(config or {})
         self.retries = int(self.config.get("retries", 0) or 0)
         self.batch_size = self.config.get("batch_size", "auto")
+        self.max_payload = int(self.config.get("max_payload_bytes", 1 << 20))
         self._target = _remote.EXECUTE
         self.lithops_config = lithops_config(self.config, s3=s3)
         self.workers = int(self.lithops_config.get(self.lithops_config["lithops"]["backend"], {}).get(
@@ -135,6 +137,8 @@ class LithopsBackend:
         start-up of a Lithops worker is paid once per batch, not once per item.
         """
         invocations = list(invocations)
+        for inv in invocations:
+            _remote.check_payload(inv, self.max_payload, "lithops")
         results: list[Result | None] = [None] * len(invocations)
         pending = list(range(len(invocations)))
         for attempt in range(1, self.retries + 2):
