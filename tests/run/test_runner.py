@@ -31,6 +31,10 @@ def test_basic_run_values_records_and_logs(tmp_path, capsys):
     assert "files = ['out/abc.txt', 'out/abc-2.txt']" in log
     assert "status: ok, exit status 0" in log
     assert steps[3]["log_path"].endswith(f".radioflow/logs/{runs[0]['id']}/basic.show.log")
+    assert steps[3]["command"] == "command: cat out/abc.txt out/abc-2.txt"
+    assert "abc-abc-abc-24" in steps[3]["output"] and steps[3]["returncode"] == 0
+    assert steps[0]["command"].startswith("call: rf_funcs.write_text(")
+    assert steps[3]["finished"] >= steps[3]["started"] >= runs[0]["started"]
 
 
 def test_failed_step_is_recorded_and_exit_1(tmp_path, capsys):

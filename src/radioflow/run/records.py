@@ -24,13 +24,14 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, fqname TEXT, cab TEXT, status TEXT,
     params TEXT, params_hash TEXT, outputs TEXT, returncode INTEGER, error TEXT,
-    started REAL, finished REAL, log_path TEXT, resumed_from TEXT
+    started REAL, finished REAL, log_path TEXT, resumed_from TEXT, command TEXT, output TEXT
 );
 CREATE INDEX IF NOT EXISTS steps_hash ON steps (params_hash, status);
 CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
 """
 
 _SMALL_FILE = 1 << 20
+MAX_OUTPUT = 64 * 1024       # step output kept in the database (the log file has all of it)
 
 
 def _json(value: Any) -> str:
@@ -86,6 +87,10 @@ class RunRecords:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(steps)")}
+        for column in ("command", "output"):          # databases written by older versions
+            if column not in have:
+                self._db.execute(f"ALTER TABLE steps ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         self._db.close()
@@ -132,12 +137,15 @@ class RunRecords:
     def finish_step(self, step_id: int, status: str, *, outputs: Mapping[str, Any] | None = None,
                     returncode: int | None = None, error: str | None = None,
                     resumed_from: str | None = None, started: float | None = None,
-                    finished: float | None = None) -> None:
+                    finished: float | None = None, command: str | None = None,
+                    output: str | None = None) -> None:
+        if output is not None and len(output) > MAX_OUTPUT:
+            output = "...(truncated)\n" + output[-MAX_OUTPUT:]
         self._db.execute(
             "UPDATE steps SET status=?, outputs=?, returncode=?, error=?, resumed_from=?,"
-            " started=COALESCE(?, started), finished=? WHERE id=?",
+            " started=COALESCE(?, started), finished=?, command=?, output=? WHERE id=?",
             (status, _json(outputs or {}), returncode, error, resumed_from, started,
-             finished if finished is not None else time.time(), step_id),
+             finished if finished is not None else time.time(), command, output, step_id),
         )
 
     def record_step(self, run_id: str, fqname: str, cab: str, status: str, params: Mapping[str, Any],

@@ -540,9 +540,10 @@ class Runner:
         if p.inv is not None and p.inv.log_path:
             _append_footer(p.inv.log_path, p.params, outputs, ok, res.returncode, seconds)
         if self.records is not None and p.record_id is not None:
+            command = next((ln[2:] for ln in res.log.splitlines() if ln.startswith(("# command: ", "# call: "))), None)
             self.records.finish_step(p.record_id, "ok" if ok else "failed", outputs=_redacted(outputs),
                                      returncode=res.returncode, error=error, started=res.started,
-                                     finished=res.finished)
+                                     finished=res.finished, command=command, output=res.log)
             self._open_records.discard(p.record_id)
         p.outputs = outputs
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
