@@ -89,3 +89,17 @@ def test_delta_shape_mismatch_is_refused(tmp_path, small_vis):
         write_delta({"FLAG": ds.FLAG.isel(time=slice(0, 2))}, str(tmp_path / "d.zarr"), parent=base)
     with pytest.raises(UsageError, match="give its parent"):
         write_delta({"FLAG": ds.FLAG}, str(tmp_path / "e.zarr"))
+
+
+def test_cli_history_and_squash(tmp_path, small_vis, capsys):
+    from radioflow.cli import main
+
+    ds = small_vis(seed=10)
+    base = write_zarr(ds, str(tmp_path / "base.zarr"))
+    d1 = write_delta({"FLAG": ~ds.FLAG}, str(tmp_path / "d1.zarr"), parent=base)
+    assert main(["vis", "history", d1]) == 0
+    out = capsys.readouterr().out
+    assert "delta" in out and "FLAG" in out and storage.version_id(base)[:12] in out
+    assert main(["vis", "squash", d1, str(tmp_path / "flat.zarr")]) == 0
+    np.testing.assert_array_equal(io.open_dataset(str(tmp_path / "flat.zarr")).FLAG.values, ~ds.FLAG.values)
+    assert main(["vis", "history", str(tmp_path / "nothing.zarr")]) == 2

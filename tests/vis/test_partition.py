@@ -82,3 +82,18 @@ def test_partition_by_group(tmp_path, small_vis):
     got = io.open_dataset(urls[1]).load()
     np.testing.assert_array_equal(got.VISIBILITY.values, b.VISIBILITY.values)
     assert got.sizes["frequency"] == 3
+
+
+def test_cli_partition_and_concat(tmp_path, small_vis, capsys):
+    from radioflow.cli import main
+
+    ds = small_vis(ntime=8, seed=6)
+    src = io.write_dataset(ds, str(tmp_path / "obs.zarr"))
+    assert main(["vis", "partition", src, str(tmp_path / "p"), "--n", "4"]) == 0
+    urls = capsys.readouterr().out.split()
+    assert urls == [str(tmp_path / f"p-{k:03d}.zarr") for k in range(4)]
+    assert main(["vis", "concat", *urls, str(tmp_path / "joined.zarr")]) == 0
+    xr.testing.assert_identical(io.open_dataset(str(tmp_path / "joined.zarr")).load(), ds)
+    assert main(["vis", "partition", src, str(tmp_path / "q"), "--n", "99"]) == 2
+    assert "between 1 and the number of time steps (8)" in capsys.readouterr().err
+    assert main(["vis", "partition", src, str(tmp_path / "q"), "--by", "frequency"]) == 2
