@@ -57,6 +57,18 @@ def test_noise_free_phase_only_recovers_injected_phases():
     assert np.sqrt(np.mean(err**2)) < 1e-6
 
 
+def test_partial_last_intervals_are_solved():
+    nant, ntime, nchan, ti, fi = 10, 10, 5, 4, 2  # intervals of 4+4+2 times and 2+2+1 channels
+    model, a1, a2 = point_source_model(nant, ntime, nchan, ncorr=2, seed=9)
+    g = random_gains(nant, ntime, nchan, phase_rms=1.0, amp_rms=0.1, time_interval=ti, freq_interval=fi, seed=1)
+    vis = apply_gains(model, g, a1, a2)
+    sol = solve_gains(vis, model, None, None, a1, a2, nant, time_interval=ti, freq_interval=fi, mode="complex")
+    assert sol.gains.shape == (3, nant, 3, 1)
+    np.testing.assert_allclose(np.abs(sol.gains), np.abs(g[::ti, :, ::fi]), rtol=1e-7)
+    assert np.sqrt(np.mean(phase_error(sol.gains, g[::ti, :, ::fi]) ** 2)) < 1e-7
+    np.testing.assert_allclose(correct(vis, sol.gains, a1, a2, ti, fi), model, rtol=1e-6)  # reference phase cancels
+
+
 def fisher_phase_crb(model, weight, a1, a2, nant, ti, refant=0):
     """Mean Cramér–Rao variance of the referenced phases of phase-only scalar gains.
 
