@@ -357,3 +357,18 @@ def test_default_recipe_and_multiple_files(tmp_path, capsys):
     assert (tmp_path / "which.txt").read_text() == "two"
     code, out, err = cli(capsys, "run", rpath("rf_cabs.yml"), str(tmp_path / "two.yml"), "one", "-C", str(tmp_path))
     assert code == 0 and (tmp_path / "which.txt").read_text() == "one"
+
+
+def test_scatter_through_nested_recipe_uses_map(tmp_path, capsys):
+    import os
+
+    code, out, err = cli(capsys, "run", STIMELA, "scatter_nested", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "fourth = [16, 81, 256]" in out
+    pids = json.loads(out.split("pids = ")[1].splitlines()[0])
+    assert os.getpid() not in pids
+    assert (tmp_path / "nest-3-b.txt").read_text() == "81"
+    names = [r["fqname"] for r in step_rows(tmp_path)]
+    # the iterations advance together: all 'first' steps, then all 'second' steps
+    assert names[:6] == [f"scatter_nested.sub-{i}.first" for i in range(3)] + \
+        [f"scatter_nested.sub-{i}.second" for i in range(3)]

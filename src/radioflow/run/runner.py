@@ -79,6 +79,7 @@ class _Frame:
     steps: dict[str, Any] = field(default_factory=dict)
     previous: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    late: list[tuple[str, Any, str]] = field(default_factory=list)   # output defaults resolved at the end
 
 
 @dataclass
@@ -204,6 +205,16 @@ class Runner:
 
     def _run_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
                     path: str, given_where: str) -> dict[str, Any]:
+        fr = self._enter_recipe(rdef, given, fqname, parent, path, given_where)
+        if rdef.for_loop is None:
+            self._run_steps(rdef, [fr])
+        else:
+            self._run_loop(fr, rdef.for_loop)
+        return self._exit_recipe(fr)
+
+    def _enter_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
+                      path: str, given_where: str) -> _Frame:
+        """Resolve and validate a recipe's inputs, assignments and preamble: a frame ready for its steps."""
         raw: dict[str, Any] = {}
         late: dict[str, Any] = {}        # output defaults with formulas: resolved after the steps
         for name, p in rdef.schema.items():
@@ -246,13 +257,15 @@ class Runner:
             self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
         ns_pre = self._ns(fr, current=fr.recipe)
         self._assertions(rdef.model.preamble, ns_pre, rdef.raw, "preamble", f"recipe '{fqname}'")
-        if loop is None:
-            self._run_steps(rdef, [fr])
-        else:
-            self._run_loop(fr, loop)
-        for name, value in late.items():
-            if fr.recipe.get(name, UNSET) in (UNSET, None) and name not in given:
-                fr.recipe[name] = resolve_value(to_plain(value), self._ns(fr, current=fr.recipe), where=where_of(name))
+        fr.late = [(name, value, where_of(name)) for name, value in late.items() if name not in given]
+        return fr
+
+    def _exit_recipe(self, fr: _Frame) -> dict[str, Any]:
+        """Late output defaults, epilogue and output validation after a recipe's steps ran."""
+        rdef, fqname = fr.rdef, fr.fqname
+        for name, value, loc in fr.late:
+            if fr.recipe.get(name, UNSET) in (UNSET, None):
+                fr.recipe[name] = resolve_value(to_plain(value), self._ns(fr, current=fr.recipe), where=loc)
         self._assertions(rdef.model.epilogue, self._ns(fr, current=fr.recipe), rdef.raw, "epilogue",
                          f"recipe '{fqname}'")
         outputs = {k: fr.recipe[k] for k in rdef.outputs if k in fr.recipe and fr.recipe[k] is not UNSET}
@@ -382,6 +395,18 @@ class Runner:
                     err = self._finish_cab(p, sdef, res)
                     if err:
                         failures.append(err)
+            elif sdef.recipe is not None and len(todo) > 1 and sdef.recipe.for_loop is None:
+                # scatter iterations of a nested recipe advance together, so its cab steps
+                # still reach the backend as one map() per step
+                t0 = time.time()
+                for p in todo:
+                    self.progress.step_started(p.fqname)
+                subs = [self._enter_recipe(sdef.recipe, p.params, p.fqname, p.frame, f"{path}.{label}", sdef.where)
+                        for p in todo]
+                self._run_steps(sdef.recipe, subs)
+                for p, sub in zip(todo, subs):
+                    p.outputs = self._exit_recipe(sub)
+                    self._done(p, sdef, "ok", time.time() - t0, outputs=p.outputs)
             elif sdef.recipe is not None:
                 for p in todo:
                     self.progress.step_started(p.fqname)
