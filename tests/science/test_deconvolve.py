@@ -7,7 +7,8 @@ from scipy import signal
 
 from radioflow.errors import UsageError
 from radioflow.science.beam import FWHM_PER_SIGMA, fit_restoring_beam, gaussian_image, restore
-from radioflow.science.deconvolve import clean, hogbom, multiscale, scale_kernel, write_clean_images
+from radioflow.science.deconvolve import (auto_scales, clean, hogbom, multiscale, psf_support, scale_kernel,
+                                         write_clean_images)
 from radioflow.science.imaging import image_to_vis, psf_image
 
 C = 299_792_458.0
@@ -134,6 +135,19 @@ def test_scale_kernel_unit_sum_and_support():
         assert k[k.shape[0] // 2, k.shape[1] // 2] == k.max()
 
 
+def test_psf_support_and_auto_scales(array_psf):
+    psf2, _ = array_psf
+    level = np.abs(psf2) / psf2[N, N]
+    y, x = np.indices(psf2.shape)
+    ring = np.maximum(np.abs(y - N), np.abs(x - N))
+    for cutoff in (0.3, 0.1, 0.05):
+        h = psf_support(psf2, cutoff)
+        assert level[ring > h].max() <= cutoff < level[ring >= h].max()
+    assert psf_support(psf2, 0.0) == N
+    assert auto_scales(4.3, 256) == [0.0, 4.0, 8.0, 16.0]
+    assert auto_scales(4.3, 64) == [0.0, 4.0, 8.0]
+
+
 def test_multiscale_recovers_gaussian_integrated_flux(array_psf):
     psf2, _ = array_psf
     y, x = np.indices((N, N))
@@ -253,7 +267,9 @@ def test_clean_multiscale_gaussian_source():
                 niter=3000, threshold=2e-3)
     assert res.model[70:131, 120:181].sum() == pytest.approx(4.0, rel=0.03)
     assert res.model[167:174, 77:84].sum() == pytest.approx(1.0, rel=0.01)
-    assert res.stats[-1]["peak"] <= 2e-3
+    # The minor cycle subtracts a truncated PSF, so (as in WSClean) the final residual from the
+    # visibilities may sit a little above the threshold the minor cycle reached.
+    assert res.stop_reason == "threshold" and res.stats[-1]["peak"] <= 1.05 * 2e-3
     used = [s for s in res.stats if "niter" in s]
     assert used and sum(s["niter"] for s in used) == res.niter
 

@@ -182,9 +182,9 @@ def _psf_patch(psf: np.ndarray, half: int, ny: int, nx: int) -> np.ndarray:
     return patch
 
 
-def _window(psf: np.ndarray, psf_cutoff: float, ny: int, nx: int) -> int:
-    full = max(psf.shape[0], psf.shape[1])
-    return psf_support(psf, psf_cutoff) if psf_cutoff > 0 else full
+def _window(psf: np.ndarray, psf_cutoff: float) -> int:
+    """PSF half-width the minor cycle subtracts: all of it unless ``psf_cutoff`` > 0."""
+    return psf_support(psf, psf_cutoff) if psf_cutoff > 0 else max(psf.shape)
 
 
 def scale_kernel(scale: float) -> np.ndarray:
@@ -239,7 +239,7 @@ def hogbom(
     res, psf, allowed = _check_images(dirty, psf, mask)
     res = res.copy()
     ny, nx = res.shape
-    patch = _psf_patch(psf, _window(psf, psf_cutoff, ny, nx), ny, nx)
+    patch = _psf_patch(psf, _window(psf, psf_cutoff), ny, nx)
     model = np.zeros_like(res)
     start = float(np.max(np.abs(res[allowed]))) if allowed.any() else 0.0
     n, peak = _hogbom_loop(res, patch, allowed, model, float(gain), int(niter), float(threshold))
@@ -275,7 +275,7 @@ def multiscale(
     if not 0 < scale_bias <= 1:
         raise UsageError(f"multiscale scale_bias must be in (0, 1]; got {scale_bias}.")
     ny, nx = res.shape
-    half = _window(psf, psf_cutoff, ny, nx) + 2 * int(np.ceil(scales[-1]))
+    half = _window(psf, psf_cutoff) + 2 * int(np.ceil(scales[-1]))
     hy, hx = min(half, ny - 1), min(half, nx - 1)
     big = _psf_patch(psf, half, ny, nx)
     kernels = [scale_kernel(s) for s in scales]
@@ -431,6 +431,7 @@ def clean(
     stats: list[dict] = []
     total = 0
     reason = "nmajor"
+    final = False
     for major in range(nmajor + 1):
         peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
         sigma = mad_sigma(residual)
@@ -438,6 +439,8 @@ def clean(
         entry = {"major": major, "peak": peak, "rms": float(np.sqrt(np.mean(residual**2))), "sigma": sigma,
                  "stop_threshold": stop, "total_niter": total}
         stats.append(entry)
+        if final:
+            break
         if peak <= stop:
             reason = "threshold"
             break
@@ -462,6 +465,11 @@ def clean(
         np.subtract(vis, resid_vis, out=resid_vis)
         residual = vis_to_image(uvw, freq, resid_vis, wgt, **grid)
         del resid_vis
+        # Like WSClean: a minor cycle that reached the stopping threshold (not just the mgain
+        # level) or used up niter is the last; the major cycle above gives the final residual.
+        if minor_threshold <= stop or total >= niter:
+            final = True
+            reason = "threshold" if minor_threshold <= stop else "niter"
     restored = restore(model, residual, beam, cell_x, cell_y)
     nmaj = sum(1 for s in stats if "niter" in s)
     return CleanResult(model=model, residual=residual, psf=psf, beam=beam, restored=restored, stats=stats,
