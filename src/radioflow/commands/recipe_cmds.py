@@ -31,7 +31,7 @@ def run(
     prepared = prepare_run(args, workdir=str(workdir), steps=step, skip=skip_step, tags=tags,
                            skip_tags=skip_tags, enable=enable_step)
     if dry_run:
-        from ..run.runner import plan
+        from ..run.api import plan
 
         typer.echo("\n".join(plan(prepared.rdef, prepared.options.selection)))
         typer.echo("validation ok (dry run: nothing was executed)")

@@ -20,7 +20,6 @@ from .formula import UNSET, FormulaError, check, is_formula
 from .load import Document, LocDict, where
 from .model import Cab, ForLoop, Parameter, Problems, Recipe, Step, build, build_cab, parse_schemas
 
-_CAB_CACHE: dict[int, dict[tuple[int, str], Cab | None]] = {}   # per compile_recipe() call
 _ALIAS = re.compile(r"^(?:\((?P<cab>[^()]+)\)|(?P<step>[^.]+))\.(?P<param>.+)$")
 
 
@@ -98,21 +97,20 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
                    *, params_where: str = "command line", check_params: bool = True) -> RecipeDef:
     """Build and prevalidate recipe ``name`` of ``doc``; raise one ValidationError listing all problems."""
     problems = Problems()
-    _CAB_CACHE.clear()
     recipes = doc.recipes
     if name not in recipes:
         known = ", ".join(sorted(recipes)) or "none"
         raise ValidationError(f"{doc.tree.loc}: no recipe named '{name}' (recipes defined: {known}).")
-    rdef = _compile(doc, recipes[name], name, problems, stack=[])
+    rdef = _compile(doc, recipes[name], name, problems, stack=[], cabs={})
     if rdef is not None and check_params:
         _check_root_params(rdef, dict(params or {}), params_where, problems)
-    _CAB_CACHE.clear()
     problems.raise_if_any(f"recipe '{name}' failed validation")
     assert rdef is not None
     return rdef
 
 
-def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list[int]) -> RecipeDef | None:
+def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list[int],
+             cabs: dict[tuple[int, str], Cab | None]) -> RecipeDef | None:
     if id(raw) in stack:
         problems.add(where(raw), f"recipe '{name}' includes itself (recursive recipe)")
         return None
@@ -136,7 +134,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
     stack.append(id(raw))
     try:
         for label, sraw in steps_raw.items():
-            sdef = _compile_step(doc, rdef, str(label), sraw, problems, stack)
+            sdef = _compile_step(doc, rdef, str(label), sraw, problems, stack, cabs)
             if sdef is not None:
                 rdef.steps[str(label)] = sdef
     finally:
@@ -149,7 +147,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
 
 
 def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems: Problems,
-                  stack: list[int]) -> StepDef | None:
+                  stack: list[int], cabs: dict[tuple[int, str], Cab | None]) -> StepDef | None:
     loc = where(rdef.raw.get("steps"), label, rdef.where)
     what = f"recipe '{rdef.name}' step '{label}'"
     step = build(Step, raw, what, problems)
@@ -170,9 +168,9 @@ def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems
         else:
             cab_raw, sdef.cab_name = raw["cab"], f"{rdef.name}.{label}"
         key = (id(cab_raw), sdef.cab_name)
-        if key not in _CAB_CACHE.get(id(doc), {}):     # many steps share a cab: build it once
-            _CAB_CACHE.setdefault(id(doc), {})[key] = build_cab(cab_raw, sdef.cab_name, problems)
-        sdef.cab = _CAB_CACHE[id(doc)][key]
+        if key not in cabs:                            # many steps share a cab: build it once
+            cabs[key] = build_cab(cab_raw, sdef.cab_name, problems)
+        sdef.cab = cabs[key]
     else:
         if isinstance(step.recipe, str):
             sub_raw = _find(doc, step.recipe, "lib.recipes")
@@ -183,7 +181,7 @@ def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems
             sub_name = step.recipe
         else:
             sub_raw, sub_name = raw["recipe"], f"{rdef.name}.{label}"
-        sdef.recipe = _compile(doc, sub_raw, sub_name, problems, stack)
+        sdef.recipe = _compile(doc, sub_raw, sub_name, problems, stack, cabs)
     return sdef
 
 

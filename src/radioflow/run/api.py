@@ -14,7 +14,7 @@ from ..recipe.load import Document, load_documents
 from ..recipe.validate import RecipeDef, compile_recipe
 from .progress import Progress
 from .runner import RunOptions, Runner
-from .selection import Selection
+from .selection import Selection, resolve
 
 _YAML_SUFFIXES = (".yml", ".yaml")
 
@@ -126,8 +126,6 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
         config = load_config(cwd=Path(workdir))
     selection = Selection(steps=list(steps), skip=list(skip), tags=list(tags), skip_tags=list(skip_tags),
                           enable=list(enable))
-    from .selection import resolve
-
     resolve(rdef, selection)   # checks that -s/-k/-t/-e name existing steps and tags
     return PreparedRun(doc, rdef, params, RunOptions(workdir=workdir, selection=selection, config=config))
 
@@ -243,3 +241,31 @@ def _when(ts: float | None) -> str:
 
 def _dur(a: float | None, b: float | None) -> str:
     return f"{b - a:.2f} s" if a and b else "-"
+
+
+def plan(rdef: RecipeDef, selection: Selection | None = None) -> list[str]:
+    """Human-readable plan of a recipe: its steps, what each runs and whether it is selected."""
+    decisions = resolve(rdef, selection)
+    lines = [f"recipe {rdef.name}: {rdef.model.info or ''}".rstrip(": ")]
+
+    def walk(r: RecipeDef, path: str, indent: str) -> None:
+        if r.for_loop is not None:
+            fl = r.for_loop
+            lines.append(f"{indent}  for {fl.var} in {fl.over}" + (f" (scatter {fl.scatter})" if fl.scatter else ""))
+        for label, sdef in r.steps.items():
+            d = decisions[f"{path}.{label}"]
+            what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
+            extra = []
+            if sdef.step.skip is not None and not d.enabled:
+                extra.append(f"skip: {sdef.step.skip}")
+            if sdef.step.tags:
+                extra.append("tags: " + ",".join(sdef.step.tags))
+            if not d.run:
+                extra.append(d.reason)
+            flag = "run " if d.run else "skip"
+            lines.append(f"{indent}  [{flag}] {label}: {what}" + (f"  ({'; '.join(extra)})" if extra else ""))
+            if sdef.recipe is not None and d.run:
+                walk(sdef.recipe, f"{path}.{label}", indent + "    ")
+
+    walk(rdef, rdef.name, "")
+    return lines

@@ -624,32 +624,4 @@ def _append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, A
         pass
 
 
-def plan(rdef: RecipeDef, selection: Selection | None = None) -> list[str]:
-    """Human-readable plan of a recipe: its steps, what each runs and whether it is selected."""
-    decisions = resolve(rdef, selection)
-    lines = [f"recipe {rdef.name}: {rdef.model.info or ''}".rstrip(": ")]
-
-    def walk(r: RecipeDef, path: str, indent: str) -> None:
-        if r.for_loop is not None:
-            fl = r.for_loop
-            lines.append(f"{indent}  for {fl.var} in {fl.over}" + (f" (scatter {fl.scatter})" if fl.scatter else ""))
-        for label, sdef in r.steps.items():
-            d = decisions[f"{path}.{label}"]
-            what = f"cab {sdef.cab_name}" if sdef.cab is not None else f"recipe {sdef.recipe.name if sdef.recipe else '?'}"
-            extra = []
-            if sdef.step.skip is not None and not d.enabled:
-                extra.append(f"skip: {sdef.step.skip}")
-            if sdef.step.tags:
-                extra.append("tags: " + ",".join(sdef.step.tags))
-            if not d.run:
-                extra.append(d.reason)
-            flag = "run " if d.run else "skip"
-            lines.append(f"{indent}  [{flag}] {label}: {what}" + (f"  ({'; '.join(extra)})" if extra else ""))
-            if sdef.recipe is not None and d.run:
-                walk(sdef.recipe, f"{path}.{label}", indent + "    ")
-
-    walk(rdef, rdef.name, "")
-    return lines
-
-
-__all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport", "plan"]
+__all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport"]
