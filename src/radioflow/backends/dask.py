@@ -133,10 +133,10 @@ class DaskBackend:
         started = time.time()
         futures = self._submit(invocations)
         try:
-            wait(futures)
-            try:  # one batched transfer for the common case of no failures
+            try:  # the common case, no failure: results stream back as items finish
                 return list(self.client.gather(futures))
-            except Exception:  # noqa: BLE001 - some item failed: collect item by item
+            except Exception:  # noqa: BLE001 - some item failed: let the rest finish, collect one by one
+                wait(futures)
                 return [self._collect(inv, fut, started) for inv, fut in zip(invocations, futures)]
         except BaseException:
             self.client.cancel(futures, force=True)
