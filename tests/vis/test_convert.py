@@ -82,6 +82,22 @@ def test_ms_zarr_ms_round_trip_local(tmp_path, source_ms):
     assert_ms_equal(source_ms, out)
 
 
+def test_irregular_ms_rows_take_the_general_path(tmp_path, source_ms):
+    from casacore import tables as ct
+
+    gappy = str(tmp_path / "gappy.ms")
+    with ct.table(source_ms, ack=False) as t:
+        keep = [r for r in range(t.nrows()) if r not in (3, 4, 40)]
+        sel = t.selectrows(keep)
+        sel.copy(gappy, deep=True).close()  # missing rows: cells come back flagged, zero weight
+        sel.close()
+    z = convert(gappy, str(tmp_path / "gaps.zarr"), chunks="time=4")
+    got, ref = io.open_dataset(z).load(), io.open_dataset(gappy).load()
+    xr.testing.assert_identical(got, ref)
+    empty = got.FLAG.values.all(axis=(2, 3)) & (got.WEIGHT.values.max(axis=(2, 3)) == 0)
+    assert int(empty.sum()) == 3
+
+
 @pytest.mark.wsclean
 def test_ms_to_zarr_on_s3_and_back_lossless_then_wsclean(tmp_path, s3_prefix):
     ms = tmp_path / "sim.ms"
