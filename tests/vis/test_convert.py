@@ -3,7 +3,6 @@ interrupted writers, bounded memory."""
 from __future__ import annotations
 
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -229,7 +228,8 @@ def test_peak_memory_bounded(tmp_path):
         peak[name] = _child_peak_rss([RADIOFLOW, "vis", "convert", "-q", str(ms), str(tmp_path / f"{name}.zarr")])
     assert nbytes["big"] > 290e6
     growth = {k: peak[k] - peak["tiny"] for k in ("mid", "big")}
-    print(f"peak RSS MS -> Zarr: {({k: round(v / 1e6) for k, v in peak.items()})} MB; DATA {nbytes['big'] / 1e6:.0f} MB")
+    mb = {k: round(v / 1e6) for k, v in peak.items()}
+    print(f"peak RSS MS -> Zarr: {mb} MB; DATA {nbytes['big'] / 1e6:.0f} MB")
     assert growth["big"] < 0.6 * nbytes["big"]
     assert growth["big"] - growth["mid"] < 0.1 * nbytes["big"]
     back = _child_peak_rss([RADIOFLOW, "vis", "convert", "-q", str(tmp_path / "big.zarr"), str(tmp_path / "back.ms")])

@@ -117,8 +117,6 @@ def _base_chunks(base: xr.Dataset) -> dict[str, int]:
 
 
 def _update(variables, url: str, attrs: Mapping[str, Any], field, spw, storage_options) -> str:
-    import zarr
-
     from .zarr import finish_store
 
     merged = open_delta(url, field=field, spw=spw, **storage_options)

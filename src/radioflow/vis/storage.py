@@ -341,7 +341,8 @@ def atomic_write(
 def update_marker(url: str, *, extra: Mapping[str, Any] | None = None, **storage_options: Any) -> dict[str, Any]:
     """Publish a new version marker for an in-place update of ``url`` (e.g. a delta overlay)."""
     old = read_marker(url, **storage_options) or {}
-    payload = _marker_payload(old.get("format", "unknown"), {**{k: v for k, v in old.items() if k not in ("version", "created", "writer")}, **dict(extra or {})})
+    kept = {k: v for k, v in old.items() if k not in ("version", "created", "writer", "format")}
+    payload = _marker_payload(old.get("format", "unknown"), {**kept, **dict(extra or {})})
     fs, path = filesystem(url, **storage_options)
     fs.pipe_file(f"{path}/{MARKER}", json.dumps(payload).encode())
     return payload
