@@ -16,6 +16,7 @@ building (:meth:`KubernetesBackend.manifests`) and the watch logic (:func:`job_s
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shlex
@@ -23,7 +24,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import UsageError
 from ..ops import deploy
@@ -136,7 +138,9 @@ class KubernetesBackend:
             with self._lock:
                 index, self._counter = self._counter, self._counter + 1
         name = deploy.k8s_name("rf", inv.step, limit=40) + f"-{self.run_id[:10]}-{index}"
-        cmap = deploy.config_map(name, self.config, {INVOCATION_FILE: invocation_json(inv)},
+        # In the pod the step log goes to stdout only; the backend streams it into inv.log_path.
+        remote = dataclasses.replace(inv, log_path=None)
+        cmap = deploy.config_map(name, self.config, {INVOCATION_FILE: invocation_json(remote)},
                                  run_id=self.run_id, step=inv.step)
         step = " ".join(shlex.quote(str(c)) for c in self.config.get("step_command", ["radioflow", "step"]))
         # The result goes to a scratch file first (written atomically), then into the
@@ -186,7 +190,9 @@ class KubernetesBackend:
     def _stream_logs(self, name: str, inv: Invocation, done: threading.Event, lines: list[str]) -> None:
         _, core = self._apis()
         seen: set[str] = set()
-        sink = open(inv.log_path, "a", encoding="utf-8") if inv.log_path else None
+        if inv.log_path:
+            Path(inv.log_path).parent.mkdir(parents=True, exist_ok=True)
+        sink = open(inv.log_path, "w", encoding="utf-8") if inv.log_path else None
         try:
             while True:
                 finished = done.is_set()
@@ -203,6 +209,7 @@ class KubernetesBackend:
                         if sink:
                             sink.write(text)
                             sink.flush()
+                    resp.release_conn()
                 if finished:
                     return
                 time.sleep(self.poll)
@@ -210,21 +217,32 @@ class KubernetesBackend:
             if sink:
                 sink.close()
 
-    def wait(self, name: str, inv: Invocation) -> Result:
-        """Watch Job ``name`` to completion, streaming its logs; build the step's Result."""
+    def _job_events(self, name: str) -> Iterator[dict[str, Any]]:
+        """Watch events of Job ``name`` (ends after a server-side timeout; then watch again)."""
         from kubernetes import watch
 
-        batch, core = self._apis()
+        batch, _ = self._apis()
+        w = watch.Watch()
+        try:
+            yield from w.stream(batch.list_namespaced_job, self.namespace,
+                                field_selector=f"metadata.name={name}", timeout_seconds=60)
+        finally:
+            w.stop()
+
+    def wait(self, name: str, inv: Invocation) -> Result:
+        """Watch Job ``name`` to completion, streaming its logs; build the step's Result."""
+        _, core = self._apis()
         started = time.time()
         done, lines = threading.Event(), []
         streamer = threading.Thread(target=self._stream_logs, args=(name, inv, done, lines), daemon=True)
         streamer.start()
         state, reason = "running", ""
         while state == "running":
-            w = watch.Watch()
-            state, reason, _ = follow_job(w.stream(batch.list_namespaced_job, self.namespace,
-                                                   field_selector=f"metadata.name={name}", timeout_seconds=60))
-            w.stop()
+            events = self._job_events(name)
+            try:
+                state, reason, _ = follow_job(events)
+            finally:
+                events.close()
         done.set()
         streamer.join(timeout=60)
         pods = core.list_namespaced_pod(self.namespace, label_selector=f"job-name={name}").items
