@@ -110,6 +110,13 @@ def test_lithops_config_defaults_and_s3():
     assert k8s["k8s"] == {"max_workers": 16, "runtime": "ghcr.io/x/rf:1"}
     assert k8s["minio"] == {"endpoint": "http://minio:9000", "access_key_id": "AK", "secret_access_key": "SK",
                             "storage_bucket": "rf"}
+    import copy
+
+    from lithops.config import default_config, extract_storage_config
+
+    checked = default_config(config_data=copy.deepcopy(k8s))  # Lithops' own loader accepts it
+    assert checked["lithops"]["mode"] == "serverless" and checked["k8s"]["runtime"] == "ghcr.io/x/rf:1"
+    assert extract_storage_config(checked)["minio"]["endpoint"] == "http://minio:9000"
     with pytest.raises(UsageError, match="no S3 endpoint"):
         lithops_config({"storage": "ceph"}, environ=env)
     with pytest.raises(UsageError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"):
