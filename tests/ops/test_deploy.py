@@ -142,6 +142,12 @@ def test_daskcluster_validates_against_the_dask_kubernetes_crd(rendered):
     assert cluster["metadata"]["name"] == "rf-scatter-demo-dask"
     assert cluster["apiVersion"] == "kubernetes.dask.org/v1" and cluster["kind"] == "DaskCluster"
     assert cluster["spec"]["worker"]["replicas"] == 3
+    from dask_kubernetes.operator.validation import validate_cluster_name
+
+    validate_cluster_name(cluster["metadata"]["name"])
+    long_name = deploy.dask_cluster({}, name="x" * 80)["metadata"]["name"]
+    validate_cluster_name(long_name)
+    assert deploy.scheduler_address(cluster) == "tcp://rf-scatter-demo-dask-scheduler.radio.svc.cluster.local:8786"
     schema = crd_schema("daskcluster")
     jsonschema.validate(cluster, schema)
     cluster["spec"]["worker"]["replicaz"] = 2

@@ -265,7 +265,7 @@ def dask_cluster(cfg: Mapping[str, Any], name: str | None = None) -> dict[str, A
     Uses ``cfg`` keys: ``name``, ``namespace``, ``image``, ``n_workers``, ``resources``, ``env``,
     ``secret_env``, ``volumes``, ``threads_per_worker``, ``idle_timeout``, ``scheduler_service_type``.
     """
-    name = k8s_name(name or cfg.get("name") or "radioflow-dask")
+    name = k8s_name(name or cfg.get("name") or "radioflow-dask", limit=53)  # + "-scheduler" <= 63
     image = str(cfg.get("image") or DEFAULT_IMAGE)
     env = env_vars(cfg)
     vols, mounts = _volumes(cfg)
