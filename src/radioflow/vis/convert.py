@@ -246,8 +246,8 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
             if name not in arrays:
                 # full chunks of real data: skip zarr's per-chunk "all equal to fill?" scan,
                 # which runs in its event-loop thread and serialises the writers
-                arrays[name] = zarr.open_array(store, path=f"{group}/{name}", mode="r+", zarr_format=3,
-                                               config={"write_empty_chunks": True})
+                arr = zarr.open_array(store, path=f"{group}/{name}", mode="r+", zarr_format=3)
+                arrays[name] = arr.with_config({"write_empty_chunks": True})
         t1 = t0 + block.sizes["time"]
 
         def put(name: str) -> None:
