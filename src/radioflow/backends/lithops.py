@@ -6,7 +6,7 @@ The Lithops configuration is built from radioflow's own (``backend.lithops`` plu
     compute: localhost        # or k8s
     storage: localhost        # or minio / ceph / aws_s3 (S3-compatible, with an endpoint)
     workers: 2                # localhost worker processes / k8s max_workers
-    endpoint: http://127.0.0.1:9000   # S3 endpoint (default: storage.s3.endpoint_url)
+    endpoint: http://127.0.0.1:9000   # S3 endpoint (default: storage.s3.endpoint_url, $AWS_ENDPOINT_URL)
     storage_bucket: radioflow # bucket for Lithops' own payloads and results
     region: us-east-1
     access_key_env: AWS_ACCESS_KEY_ID       # credentials are read from these env vars,
@@ -71,7 +71,7 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
         out[compute] = copy.deepcopy(config.get(compute) or {})
     if storage in S3_STORAGES:
         section: dict[str, Any] = copy.deepcopy(config.get(storage) or {})
-        endpoint = config.get("endpoint") or (s3 or {}).get("endpoint_url")
+        endpoint = config.get("endpoint") or (s3 or {}).get("endpoint_url") or environ.get("AWS_ENDPOINT_URL")
         if endpoint:
             section.setdefault("endpoint", str(endpoint))
         if config.get("region") or (s3 or {}).get("region"):
@@ -115,8 +115,8 @@ class LithopsBackend:
         self.max_payload = int(self.config.get("max_payload_bytes", 1 << 20))
         self._target = _remote.EXECUTE
         self.lithops_config = lithops_config(self.config, s3=s3)
-        self.workers = int(self.lithops_config.get(self.lithops_config["lithops"]["backend"], {}).get(
-            "worker_processes", self.lithops_config.get("k8s", {}).get("max_workers", 1)))
+        lc = self.lithops_config
+        self.workers = int(lc.get("localhost", {}).get("worker_processes") or lc.get("k8s", {}).get("max_workers") or 1)
         try:
             self.executor = lithops.FunctionExecutor(config=copy.deepcopy(self.lithops_config))
         except Exception as exc:  # noqa: BLE001 - Lithops raises bare Exceptions for config problems
