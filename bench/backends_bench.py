@@ -14,6 +14,7 @@ Prints a markdown table and writes it to ``bench/results/backends.md`` (``--out`
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                "lithops": (bench_lithops, args.lithops_items, "FunctionExecutor.map + get_result"),
                "lithops-batch1": (bench_lithops_unbatched, args.lithops_items, "FunctionExecutor.map + get_result")}
     rows = [
-        f"Scatter overhead per no-op item ({args.workers} workers, median of {args.reps}).",
+        f"Scatter overhead per no-op item ({args.workers} workers, median of {args.reps}; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the start).",
         "",
         "| backend | items | raw engine | raw ms/item | radioflow ms/item | overhead |",
         "| --- | ---: | --- | ---: | ---: | ---: |",
