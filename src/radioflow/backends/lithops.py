@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import sys
+import threading
 from typing import Any, Sequence
 
 from ..config import deep_merge
@@ -146,6 +147,7 @@ class LithopsBackend:
                 break
             batches = self._batches(pending)
             data = [{"invs": [invocations[i] for i in batch], "target": self._target} for batch in batches]
+            self._settle_localhost_manager()
             futures = self.executor.map(_remote.run_batch, data, include_modules=None, obj_newline=None)
             self.executor.wait(futures, throw_except=False, show_progressbar=False)
             pending = []
@@ -162,6 +164,18 @@ class LithopsBackend:
             if pending:
                 log.info("lithops: %d item(s) failed on attempt %d", len(pending), attempt)
         return results  # type: ignore[return-value]
+
+    def _settle_localhost_manager(self) -> None:
+        """Let the localhost v1 job-manager thread of the previous map exit before the next map.
+
+        Lithops' manager thread decides to stop when its queue is empty and only then clears
+        ``job_manager``; a job queued inside that window finds a "running" manager, starts no
+        new one, and is never run (a hang seen under heavy load). Joining the finished manager
+        first closes the window.
+        """
+        manager = getattr(self.executor.compute_handler, "job_manager", None)
+        if isinstance(manager, threading.Thread) and manager is not threading.current_thread():
+            manager.join(timeout=60)
 
     def run(self, invocation: Invocation) -> Result:
         """Run one invocation as a single activation and wait for it."""
