@@ -10,13 +10,14 @@ Simulates an SKA-Low observation (``ska-low-model`` layout cut at ``--rmax``, ho
   same settings (``epsilon=1e-4``), write model / residual / restored / PSF FITS.
 
 It checks both recover the source fluxes (model summed in a 5×5 box) to 1 % of each other and
-prints one markdown table row (``--header`` adds the table header), also appended to
-``bench/results/clean.md`` (``--out``).
+prints one markdown table row (``--header`` adds the table header); the table, that row and a
+note on the set-up are written to ``bench/results/clean.md`` (``--out``).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -126,15 +127,17 @@ def main() -> None:
     diff = float(np.max(np.abs(f_rf - f_ws) / np.abs(f_ws)))
     row = (f"| {nvis / 1e6:.1f} M | {args.npix}² | {t_ws:.1f} | {t_rf:.1f} | {t_rf / t_ws:.2f}× | "
            f"{ws['niter']}/{ws['nmajor']} | {rf['niter']}/{rf['nmajor']} | {100 * diff:.2f} % |")
+    note = (f"\nSame MS ({args.rmax:g} m cut of ska-low-model, {args.ntimes} times, {args.nchan} channels, "
+            f"{args.nsrc} sources, noise {args.noise:g} Jy), {args.threads} threads each, wall time end to end "
+            f"(read MS, clean, write FITS); flux = model summed in 5×5 pixels about each source. "
+            f"Load average during the run: {os.getloadavg()[0]:.1f}. Target: ratio ≤ 0.5×.\n")
     if args.header:
         print(HEADER)
     print(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    new = not args.out.exists()
-    with args.out.open("a") as fh:
-        if new:
-            fh.write(HEADER + "\n")
-        fh.write(row + "\n")
+    tmp = args.out.with_name(f".{args.out.name}.tmp-{os.getpid()}")
+    tmp.write_text(HEADER + "\n" + row + "\n" + note)
+    os.replace(tmp, args.out)
     if diff > 0.01:
         raise SystemExit(f"clean_bench: radioflow and WSClean fluxes differ by {100 * diff:.2f} % (> 1 %).")
 

@@ -298,6 +298,22 @@ def test_clean_rejects_bad_input(observation):
         clean(uvw, FREQ, vis, wgt, N, N, cell, cell, mgain=0.0)
     with pytest.raises(UsageError, match="nrow"):
         clean(uvw[:10], FREQ, vis, wgt, N, N, cell, cell)
+    with pytest.raises(UsageError, match="auto_threshold"):
+        clean(uvw, FREQ, vis, wgt, N, N, cell, cell, auto_threshold=-3)
+    with pytest.raises(UsageError, match="mask"):
+        clean(uvw, FREQ, vis, wgt, N, N, cell, cell, mask=np.ones((N, N + 1), bool))
+
+
+def test_clean_with_mask_and_fthreshold(observation):
+    uvw, cell, vis, wgt = observation
+    mask = np.zeros((N, N), bool)
+    mask[110:131, 90:111] = True  # the 2 Jy source only
+    res = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=2000, fthreshold=0.01, mask=mask)
+    assert not res.model[~mask].any()
+    assert res.model[119:122, 99:102].sum() == pytest.approx(2.0, rel=0.02)
+    assert res.stats[0]["stop_threshold"] == pytest.approx(0.01 * res.stats[0]["peak"])
+    # The unmasked 1 Jy source stays in the residual.
+    assert res.residual[128, 128] == pytest.approx(1.0, rel=0.05)
 
 
 def test_write_clean_images(observation, tmp_path):

@@ -406,6 +406,9 @@ def clean(
         raise UsageError(f"CLEAN mgain must be in (0, 1]; got {mgain}.")
     if nmajor < 1:
         raise UsageError(f"CLEAN nmajor must be at least 1; got {nmajor}.")
+    for name, value in (("fthreshold", fthreshold), ("auto_threshold", auto_threshold)):
+        if value is not None and value < 0:
+            raise UsageError(f"CLEAN {name} must be >= 0 (or unset); got {value}.")
     _check_params(gain, niter, threshold)
     vis = np.asarray(vis)
     wgt = np.asarray(wgt)
@@ -425,6 +428,8 @@ def clean(
         scales = auto_scales(beam[1] / max(cell_x, cell_y), min(npix_x, npix_y))
     residual = vis_to_image(uvw, freq, vis, wgt, **grid)
     allowed = np.ones(residual.shape, bool) if mask is None else np.asarray(mask, bool)
+    if allowed.shape != residual.shape:
+        raise UsageError(f"The clean mask has shape {allowed.shape}; the image is {residual.shape} [y, x].")
     model = np.zeros_like(residual)
     first_peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
     stop_floor = max(threshold, (fthreshold or 0.0) * first_peak)
