@@ -16,6 +16,8 @@ from radioflow.backends.dask import DaskBackend
 from radioflow.errors import UsageError
 from conftest import free_port, target
 
+pytestmark = pytest.mark.timeout(300)  # an engine hang fails the test instead of the run
+
 
 def items(tmp_path, n=8, delay=0.0):
     return [

@@ -12,6 +12,8 @@ import yaml
 
 from radioflow.cli import main
 
+pytestmark = pytest.mark.timeout(300)  # an engine hang fails the test instead of the run
+
 N_PARTS = 8
 RECIPE = f"""\
 cabs:

@@ -14,6 +14,8 @@ from radioflow.backends.base import Invocation
 from radioflow.backends.lithops import LithopsBackend, lithops_config
 from radioflow.errors import UsageError
 
+pytestmark = pytest.mark.timeout(300)  # an engine hang fails the test instead of the run
+
 
 NPARTS = 4  # objects in the bucket test (the loopback S3 server takes ~0.4 s per request)
 
