@@ -33,6 +33,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies (no orphaned dask processes)."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+
+
 class ExternalDask:
     """A real `dask scheduler` and worker processes on 127.0.0.1, started as subprocesses."""
 
@@ -46,7 +54,7 @@ class ExternalDask:
         self.scheduler = subprocess.Popen(
             [str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(free_port()),
              "--dashboard-address", f"127.0.0.1:{free_port()}", "--scheduler-file", str(self.scheduler_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         deadline = time.time() + 30
         while not self.scheduler_file.exists() and time.time() < deadline:
@@ -63,7 +71,7 @@ class ExternalDask:
         proc = subprocess.Popen(
             [str(bindir / "dask"), "worker", "--scheduler-file", str(self.scheduler_file), "--nthreads", "1",
              "--no-nanny", "--host", "127.0.0.1", "--no-dashboard"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         return proc
 
