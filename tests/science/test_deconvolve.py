@@ -331,3 +331,19 @@ def test_write_clean_images(observation, tmp_path):
         np.testing.assert_allclose(data[0, 0], res.restored, rtol=1e-6)
     with fits.open(paths["model"]) as hdul:
         assert hdul[0].header["BUNIT"] == "JY/PIXEL"
+
+
+def test_clean_rectangular_image_with_unequal_cells(observation):
+    uvw, cell, _, wgt = observation
+    nx, ny, cell_y = 256, 192, 1.2 * cell
+    sources = [(100, 120, 2.0), (200, 30, 0.5)]
+    vis = np.zeros(wgt.shape, complex)
+    for x, y, flux in sources:
+        l, m = -(x - nx // 2) * cell, (y - ny // 2) * cell_y
+        n = np.sqrt(1 - l * l - m * m)
+        vis += flux * np.exp(2j * np.pi * (uvw @ np.array([l, m, n - 1]))[:, None] * FREQ[None, :] / C)
+    res = clean(uvw, FREQ, vis, wgt, nx, ny, cell, cell_y, niter=3000, threshold=1e-3)
+    assert res.model.shape == (ny, nx)
+    for x, y, flux in sources:
+        assert res.model[y - 1:y + 2, x - 1:x + 2].sum() == pytest.approx(flux, rel=0.01)
+        assert res.restored[y, x] == pytest.approx(flux, rel=0.02)
