@@ -15,6 +15,10 @@ update keeps only the phase, ``g_p ← arg(Σ_q A_pq g_q)``: that is the station
 the weighted least-squares (maximum-likelihood) phase solution, whose weighting by
 ``w |M|^2`` makes it reach the Cramér–Rao bound.
 
+The numba kernels are serial and release the GIL: parallelism comes from the workflow (one
+solve per frequency window / chunk on Dask workers), which avoids oversubscribing the cores
+and keeps the one-off compilation short (results are cached on disk).
+
 Modes: ``phase`` (scalar phase-only, like a ``T`` term), ``complex`` (scalar amplitude and
 phase), ``diag_phase`` and ``diag`` (per-receptor phase-only / complex gains solved from the
 parallel hands XX and YY separately).
@@ -55,7 +59,7 @@ class GainSolution:
     freq_interval: int
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _reduce(vis, model, weight, flag, ti, fi, cmap, nst, nsf, npol):  # pragma: no cover - compiled
     """One pass over the data: per-interval sums A, B (per baseline), Σ w|V|^2 and sample counts."""
     nt, nbl, nf, nc = vis.shape
@@ -63,7 +67,7 @@ def _reduce(vis, model, weight, flag, ti, fi, cmap, nst, nsf, npol):  # pragma: 
     B = np.zeros((nst, nsf, npol, nbl), np.float64)
     C = np.zeros((nst, nsf, npol), np.float64)
     N = np.zeros((nst, nsf, npol), np.int64)
-    for st in numba.prange(nst):
+    for st in range(nst):
         for t in range(st * ti, min((st + 1) * ti, nt)):
             for b in range(nbl):
                 for f in range(nf):
@@ -105,7 +109,7 @@ def _reduce(vis, model, weight, flag, ti, fi, cmap, nst, nsf, npol):  # pragma: 
     return A, B, C, N
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _sums(A, B, g, rows, ant1, ant2, with_den):  # pragma: no cover - compiled
     """StEFCal sums for intervals ``rows``: Σ_q A_pq g_q and Σ_q B_pq |g_q|^2 (both directions).
 
@@ -116,7 +120,7 @@ def _sums(A, B, g, rows, ant1, ant2, with_den):  # pragma: no cover - compiled
     nbl = ant1.size
     num = np.zeros((nrow, nant), np.complex128)
     den = np.zeros((nrow, nant), np.float64)
-    for i in numba.prange(nrow):
+    for i in range(nrow):
         s = rows[i]
         b = 0
         while b < nbl:
@@ -141,12 +145,12 @@ def _sums(A, B, g, rows, ant1, ant2, with_den):  # pragma: no cover - compiled
     return num, den
 
 
-@numba.njit(parallel=True, cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True)
 def _model_terms(A, B, g, ant1, ant2):  # pragma: no cover - compiled
     """Σ over intervals and baselines of ``-2 Re(conj(A) g_p conj(g_q)) + B |g_p|^2 |g_q|^2``."""
     nsol = A.shape[0]
     out = np.zeros(nsol, np.float64)
-    for s in numba.prange(nsol):
+    for s in range(nsol):
         acc = 0.0
         for b in range(ant1.size):
             gp = g[s, ant1[b]]
