@@ -413,8 +413,9 @@ def solutions_to_dataset(
         coords={
             "time": _interval_centres(times, nst, sol.time_interval),
             "frequency": _interval_centres(freqs, nsf, sol.freq_interval),
-            "antenna_name": (("antenna",), [str(a) for a in antenna_names]),
-            "polarization": list(receptors),
+            # object dtype: stored as variable-length UTF-8 (Zarr 3 has no fixed-width spec)
+            "antenna_name": (("antenna",), np.array([str(a) for a in antenna_names], dtype=object)),
+            "polarization": np.array([str(r) for r in receptors], dtype=object),
         },
         attrs={
             "mode": sol.mode,
