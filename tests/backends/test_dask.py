@@ -46,7 +46,9 @@ def test_map_runs_in_order_on_two_worker_processes(fake, tmp_path):
         assert r.outputs["sha256"] == expected_sha(i)
         assert hashlib.sha256((tmp_path / f"out-{i}.bin").read_bytes()).hexdigest() == expected_sha(i)
     assert os.getpid() not in {r.outputs["pid"] for r in results}
-    assert len(fake.client.scheduler_info()["workers"]) == 2
+    workers = fake.client.scheduler_info()["workers"].values()
+    assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers)
+    assert all(w["host"] == "127.0.0.1" for w in workers)
 
 
 def test_run_single(fake, tmp_path):
