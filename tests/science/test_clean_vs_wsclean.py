@@ -22,6 +22,8 @@ RA0, DEC0 = math.radians(60.0), math.radians(-30.0)
 PIXELS = np.array([[128, 128], [70, 150], [200, 60], [160, 210], [90, 90]])  # (x, y), on pixel centres
 FLUXES = np.array([2.0, 1.0, 0.5, 1.5, 0.2])
 NITER = 10000
+GAUSS_PIXELS = np.array([[128, 128], [70, 150]])  # a 3 Jy Gaussian and a 1 Jy point source
+GAUSS_FLUXES = np.array([3.0, 1.0])
 
 pytestmark = [
     pytest.mark.wsclean,
@@ -54,8 +56,8 @@ def cleaned(tmp_path_factory):
     return ws, ours
 
 
-def _box_sums(model: np.ndarray, half: int = 2) -> np.ndarray:
-    return np.array([model[y - half:y + half + 1, x - half:x + half + 1].sum() for x, y in PIXELS])
+def _box_sums(model: np.ndarray, pixels: np.ndarray = PIXELS, half: int = 2) -> np.ndarray:
+    return np.array([model[y - half:y + half + 1, x - half:x + half + 1].sum() for x, y in pixels])
 
 
 def test_model_fluxes_agree_with_wsclean(cleaned):
@@ -86,3 +88,37 @@ def test_stopping_and_beam_agree_with_wsclean(cleaned):
     assert math.degrees(ours.beam[1]) == pytest.approx(img_header["BMIN"], rel=1e-4)
     pa_diff = (math.degrees(ours.beam[2]) - img_header["BPA"]) % 180.0
     assert min(pa_diff, 180.0 - pa_diff) < 0.05
+
+
+@pytest.fixture(scope="module")
+def cleaned_multiscale(tmp_path_factory):
+    """A resolved Gaussian (3 Jy, 0.6° × 0.4°) and a point source, multi-scale cleaned by both."""
+    lay = T.load_layout("ska-low-model").select(rmax=400)
+    obs = O.make_observation(ra=RA0, dec=DEC0, layout=lay, freq_min=1.0e8, freq_max=1.1e8, nchan=2,
+                             ha_range=(-math.pi / 12, math.pi / 12), ntimes=8)
+    ra, dec = S.pixel_to_radec(GAUSS_PIXELS[:, 0], GAUSS_PIXELS[:, 1], NPIX, NPIX, CELL, CELL, RA0, DEC0)
+    sky = S.SkyModel.from_components(ra, dec, GAUSS_FLUXES, ref_freq=1.05e8, spectral_index=0.0,
+                                     major=[math.radians(0.6), 0.0], minor=[math.radians(0.4), 0.0],
+                                     pa=[math.radians(30.0), 0.0])
+    ds = simulate(lay, obs, sky, noise_sigma=0.2, seed=12)
+    tmp = tmp_path_factory.mktemp("msclean")
+    ms = write_ms(ds, tmp / "gauss.ms")
+    name = tmp / "ws"
+    subprocess.run(["wsclean", "-quiet", "-j", "2", "-use-wgridder", "-wgridder-accuracy", "1e-5",
+                    "-no-small-inversion", "-size", str(NPIX), str(NPIX), "-scale", f"{CELL_ASEC}asec",
+                    "-weight", "natural", "-niter", str(NITER), "-mgain", "0.8", "-auto-threshold", "3",
+                    "-multiscale", "-name", str(name), str(ms)], check=True, capture_output=True, cwd=tmp)
+    back = read_ms(ms)
+    vis, wgt, flag = stokes_i(back)
+    ours = clean(uvw_rows(back), back["frequency"].values, vis, np.where(flag, 0.0, wgt), NPIX, NPIX,
+                 CELL, CELL, algorithm="multiscale", niter=NITER, mgain=0.8, auto_threshold=3.0)
+    return read_fits_image(f"{name}-model.fits")[0], ours
+
+
+def test_multiscale_integrated_fluxes_agree_with_wsclean(cleaned_multiscale):
+    ws_model, ours = cleaned_multiscale
+    ws_flux = _box_sums(ws_model, GAUSS_PIXELS, 20)
+    our_flux = _box_sums(ours.model, GAUSS_PIXELS, 20)
+    assert np.all(np.abs(our_flux - ws_flux) <= 0.01 * ws_flux), (our_flux, ws_flux)
+    np.testing.assert_allclose(our_flux, GAUSS_FLUXES, rtol=0.02)
+    assert ours.stop_reason == "threshold"
