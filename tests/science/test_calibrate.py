@@ -284,3 +284,18 @@ def test_plot_gains_writes_png(tmp_path):
     img = matplotlib.image.imread(path)
     assert img.shape[0] == 4 * 260 and img.shape[1] == 2 * 550  # 4 rows (time + frequency), 2 receptors
     assert img[..., :3].std() > 0.05
+
+
+def test_iteration_cap_reports_unconverged_intervals():
+    nant, ntime, nchan = 20, 4, 1
+    model, a1, a2 = point_source_model(nant, ntime, nchan, seed=2)
+    g = random_gains(nant, ntime, nchan, phase_rms=1.0, seed=3)
+    vis = apply_gains(model, g, a1, a2)
+    capped = solve_gains(vis, model, None, None, a1, a2, nant, maxiter=3)
+    assert capped.converged == 0.0 and np.all(capped.iterations == 3)
+    loose = solve_gains(vis, model, None, None, a1, a2, nant, tol=1e-3)
+    tight = solve_gains(vis, model, None, None, a1, a2, nant, tol=1e-10)
+    assert loose.converged == tight.converged == 1.0
+    assert loose.iterations.max() < tight.iterations.max()
+    err = [np.sqrt(np.mean(phase_error(s.gains, g) ** 2)) for s in (loose, tight)]
+    assert err[1] < 1e-8 < 1e-5 < err[0] < 1e-2
