@@ -347,3 +347,19 @@ def test_clean_rectangular_image_with_unequal_cells(observation):
     for x, y, flux in sources:
         assert res.model[y - 1:y + 2, x - 1:x + 2].sum() == pytest.approx(flux, rel=0.01)
         assert res.restored[y, x] == pytest.approx(flux, rel=0.02)
+
+
+def test_clean_continues_from_a_start_model(observation):
+    uvw, cell, vis, wgt = observation
+    first = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=30, threshold=1e-3)
+    assert first.stop_reason == "niter" and first.model[120, 100] < 1.99
+    more = clean(uvw, FREQ, vis, wgt, N, N, cell, cell, niter=5000, threshold=1e-3, start_model=first.model)
+    assert more.stats[0]["peak"] == pytest.approx(first.stats[-1]["peak"], rel=1e-6)
+    for x, y, flux in SOURCES:
+        assert more.model[y - 1:y + 2, x - 1:x + 2].sum() == pytest.approx(flux, rel=0.01)
+    summary = more.summary()
+    assert summary["niter"] == more.niter and summary["stop_reason"] == "threshold"
+    assert summary["model_flux"] == pytest.approx(sum(f for *_, f in SOURCES), rel=0.01)
+    assert summary["bmaj_deg"] == pytest.approx(np.degrees(more.beam[0]))
+    with pytest.raises(UsageError, match="start model"):
+        clean(uvw, FREQ, vis, wgt, N, N, cell, cell, start_model=np.zeros((N, 2 * N)))

@@ -345,6 +345,17 @@ class CleanResult:
     nmajor: int = 0
     stop_reason: str = ""
 
+    def summary(self) -> dict:
+        """Plain numbers for logs and step outputs: iterations, final residual, beam (degrees)."""
+        last = self.stats[-1] if self.stats else {}
+        return {
+            "niter": self.niter, "nmajor": self.nmajor, "stop_reason": self.stop_reason,
+            "residual_peak": last.get("peak"), "residual_rms": last.get("rms"), "residual_sigma": last.get("sigma"),
+            "model_flux": float(self.model.sum()),
+            "bmaj_deg": float(np.degrees(self.beam[0])), "bmin_deg": float(np.degrees(self.beam[1])),
+            "bpa_deg": float(np.degrees(self.beam[2])),
+        }
+
 
 def auto_scales(beam_px: float, npix: int, nscales: int = 4) -> list[float]:
     """Multi-scale radii: the delta, then the beam width doubling, up to 1/8 of the image."""
@@ -380,6 +391,7 @@ def clean(
     mask: np.ndarray | None = None,
     psf_cutoff: float | None = None,
     beam_fit: Literal["mainlobe", "wsclean"] = "mainlobe",
+    start_model: np.ndarray | None = None,
     epsilon: float = 1e-5,
     nthreads: int = 0,
 ) -> CleanResult:
@@ -395,9 +407,12 @@ def clean(
     ``(1 − mgain)/2``) limits the PSF patch the minor cycle subtracts to where its sidelobes
     exceed that fraction of the peak. ``beam_fit`` picks the restoring-beam fit
     (:func:`radioflow.science.beam.fit_restoring_beam`: CASA's main lobe or WSClean 3.1's).
+    ``start_model`` (Jy/pixel, ``[y, x]``) continues from an earlier model, e.g. the previous
+    self-calibration cycle's: it is subtracted first and the returned model includes it.
+    ``fthreshold`` is relative to the peak of the first residual image.
     """
     from .beam import fit_restoring_beam, restore
-    from .imaging import image_to_vis, psf_image, vis_to_image
+    from .imaging import psf_image, vis_to_image
     from .quality import mad_sigma
 
     if algorithm not in ("hogbom", "multiscale"):
@@ -426,11 +441,17 @@ def clean(
         psf_cutoff = 0.5 * (1.0 - mgain)
     if algorithm == "multiscale" and scales is None:
         scales = auto_scales(beam[1] / max(cell_x, cell_y), min(npix_x, npix_y))
-    residual = vis_to_image(uvw, freq, vis, wgt, **grid)
+    if start_model is None:
+        model = np.zeros((npix_y, npix_x))
+        residual = vis_to_image(uvw, freq, vis, wgt, **grid)
+    else:
+        model = np.array(start_model, dtype=np.float64)
+        if model.shape != (npix_y, npix_x):
+            raise UsageError(f"The start model has shape {model.shape}; the image is {(npix_y, npix_x)} [y, x].")
+        residual = _residual_image(vis, model, uvw, freq, wgt, grid)
     allowed = np.ones(residual.shape, bool) if mask is None else np.asarray(mask, bool)
     if allowed.shape != residual.shape:
         raise UsageError(f"The clean mask has shape {allowed.shape}; the image is {residual.shape} [y, x].")
-    model = np.zeros_like(residual)
     first_peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
     stop_floor = max(threshold, (fthreshold or 0.0) * first_peak)
     stats: list[dict] = []
@@ -466,10 +487,7 @@ def clean(
             break
         total += minor["niter"]
         model += delta
-        resid_vis = image_to_vis(model, uvw, freq, **grid)
-        np.subtract(vis, resid_vis, out=resid_vis)
-        residual = vis_to_image(uvw, freq, resid_vis, wgt, **grid)
-        del resid_vis
+        residual = _residual_image(vis, model, uvw, freq, wgt, grid)
         # Like WSClean: a minor cycle that reached the stopping threshold (not just the mgain
         # level) or used up niter is the last; the major cycle above gives the final residual.
         if minor_threshold <= stop or total >= niter:
@@ -479,6 +497,16 @@ def clean(
     nmaj = sum(1 for s in stats if "niter" in s)
     return CleanResult(model=model, residual=residual, psf=psf, beam=beam, restored=restored, stats=stats,
                        niter=total, nmajor=nmaj, stop_reason=reason)
+
+
+def _residual_image(vis: np.ndarray, model: np.ndarray, uvw: np.ndarray, freq: np.ndarray, wgt: np.ndarray,
+                    grid: dict) -> np.ndarray:
+    """Image of ``vis − predict(model)``: the Cotton–Schwab major cycle."""
+    from .imaging import image_to_vis, vis_to_image
+
+    resid_vis = image_to_vis(model, uvw, freq, **grid)
+    np.subtract(vis, resid_vis, out=resid_vis)
+    return vis_to_image(uvw, freq, resid_vis, wgt, **grid)
 
 
 def write_clean_images(result: CleanResult, prefix: str, *, ra: float, dec: float, cell_x: float,
