@@ -265,7 +265,9 @@ def multiscale(
     ``bias_s = scale_bias^-log2(s / first non-zero scale)`` (1 for the delta and first scale);
     its flux is ``gain · (K_s * R)(p) / (K_s * PSF)(0)``. Every smoothed residual is updated
     with the cross PSF ``K_s * K_t * PSF``. Stops on ``niter`` or when the peak |residual| is at
-    most ``threshold``. Returns ``(model Jy/pixel, residual Jy/beam, stats)``.
+    most ``threshold``. Components stay a kernel radius inside the image. The cross PSFs take
+    ``S·(S+1)`` patches of ``(2h+1)²`` doubles (``h`` up to N−1 without ``psf_cutoff``; the
+    major cycle passes one). Returns ``(model Jy/pixel, residual Jy/beam, stats)``.
     """
     _check_params(gain, niter, threshold)
     res, psf, allowed = _check_images(dirty, psf, mask)
