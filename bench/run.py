@@ -16,7 +16,7 @@ BENCHES = [
     ("Recipe runner vs Stimela (issue 3)", "recipes_bench.py", ["--install-stimela"], "recipes.md"),
     ("Batch-imaging workflow (issue 4)", "workflow_bench.py", [], "workflow.md"),
     ("CLEAN vs WSClean (issue 4)", "clean_bench.py", ["--header"], "clean.md"),
-    ("Calibration solve (issue 4)", "calibrate_bench.py", ["--header"], "calibrate.md"),
+    ("Calibration solve (issue 4)", "calibrate_bench.py", ["--header", "--install-quartical"], "calibrate.md"),
     ("MS <-> Zarr conversion (issue 5)", "convert_bench.py", [], "convert.md"),
     ("Backend scatter overhead (issue 6)", "backends_bench.py", [], "backends.md"),
 ]
