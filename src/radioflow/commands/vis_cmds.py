@@ -29,9 +29,8 @@ def convert_cmd(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
-    from ..vis.convert import convert, limit_heap_fragmentation
+    from ..vis.convert import convert
 
-    limit_heap_fragmentation()
     con = _console()
     start = time.perf_counter()
     moved = [0]

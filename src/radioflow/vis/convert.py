@@ -33,22 +33,20 @@ SUBTABLES = ("ANTENNA", "FEED", "FIELD", "SPECTRAL_WINDOW", "POLARIZATION", "DAT
 Progress = Callable[[int], None]
 
 
-def limit_heap_fragmentation(threshold: int = 1 << 20) -> bool:
-    """Make glibc serve allocations above ``threshold`` bytes by mmap, returned on free.
+def _malloc_trim() -> Callable[[], Any]:
+    """glibc's ``malloc_trim(0)``: hand freed block buffers back to the OS (no-op elsewhere).
 
-    glibc raises its mmap threshold dynamically up to 32 MB; block buffers freed by worker
-    threads then linger in per-thread arenas and the resident size of a long conversion
-    creeps up with the dataset size. A fixed threshold keeps peak memory at a few blocks.
-    Process-wide: the CLI calls it, library users may. Returns False off glibc.
+    Freed buffers otherwise linger in the per-thread arenas of the reader/writer threads and
+    the resident size creeps up over a long conversion.
     """
     import ctypes
     import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
+        trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
-        return False
+        return lambda: None
+    return lambda: trim(0)
 
 
 def _big_vars(ds: xr.Dataset) -> list[str]:
@@ -83,10 +81,11 @@ def _stream(ds: xr.Dataset, step: int, sink: Callable[[xr.Dataset, int], Any], p
             warnings.simplefilter("ignore")
             return ds[names].isel(time=slice(t0, t0 + step)).compute(scheduler="threads")
 
-    fast = _ms_block_loader(ds, names, step)
+    fast = _ms_block_loader(ds, names, step) or _zarr_block_loader(ds, names, step)
     if fast is not None:
         load = fast  # noqa: F811  (the MS rows are the grid in order: read them directly)
 
+    trim = _malloc_trim()
     with cf.ThreadPoolExecutor(1, thread_name_prefix="radioflow-read") as pool:
         nxt = pool.submit(load, starts[0]) if starts else None
         for k, t0 in enumerate(starts):
@@ -96,6 +95,7 @@ def _stream(ds: xr.Dataset, step: int, sink: Callable[[xr.Dataset, int], Any], p
             if progress is not None:
                 progress(block.sizes["time"] * per_time)
             del block
+            trim()
 
 
 # --------------------------------------------------------------------------- MS subtables
@@ -187,6 +187,30 @@ def _open_ms_group(path: str, field: int, spw: int, step: int) -> xr.Dataset:
     return ds
 
 
+def _zarr_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callable[[int], xr.Dataset] | None:
+    """A direct zarr slab reader for a dataset opened from one radioflow store (not a delta
+    view): one output buffer per block instead of dask's per-chunk pieces."""
+    source = ds.encoding.get("radioflow_zarr")
+    if source is None:
+        return None
+    import zarr
+
+    url, group = source
+    store = storage.zarr_store(url, read_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        root = zarr.open_consolidated(store, zarr_format=3, mode="r")
+    arrays = {name: root[f"{group}/{name}"] for name in names}
+    ntime = ds.sizes["time"]
+
+    def load(t0: int) -> xr.Dataset:
+        t1 = min(ntime, t0 + step)
+        return xr.Dataset({name: (ds[name].dims, arrays[name][t0:t1]) for name in names},
+                          coords={"time": ds["time"].values[t0:t1]})
+
+    return load
+
+
 def _ms_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callable[[int], xr.Dataset] | None:
     """A direct ``getcol`` block reader when the MS rows are exactly the (time, baseline)
     grid in order (what radioflow, and most correlators, write); None otherwise."""
@@ -227,7 +251,7 @@ def _ms_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callabl
                 data = data.astype(var.dtype, copy=False)
                 shape = (nt, nbl, 3) if name == "UVW" else (nt, nbl, nchan, ncorr)
                 out[name] = (var.dims, data.reshape(shape))
-        return xr.Dataset(out)
+        return xr.Dataset(out, coords={"time": ds["time"].values[t0:t0 + nt]})
 
     return load
 

@@ -273,7 +273,8 @@ def read_zarr(
     for var in ds.variables.values():
         var.encoding.pop("coordinates", None)
         var.attrs.pop("_FillValue", None)
-    ds.encoding = {"source": storage.normalise_url(url), "group": name}
+    ds.encoding = {"source": storage.normalise_url(url), "group": name,
+                   "radioflow_zarr": (storage.normalise_url(url), name)}
     return ds
 
 
