@@ -14,10 +14,14 @@ from ..errors import UsageError
 #: MAD → standard deviation of a Gaussian.
 MAD_TO_SIGMA = 1.482602218505602
 
+#: Pixel positions: a sequence of (x, y) pairs or an (n, 2) array.
+Positions = Sequence[Sequence[float]] | np.ndarray
 
-def _positions(positions_px: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
-    pos = np.asarray(positions_px, dtype=np.float64).reshape(-1, 2) if len(positions_px) else np.zeros((0, 2))
-    return pos
+
+def _positions(positions_px: Positions) -> np.ndarray:
+    if len(positions_px) == 0:
+        return np.zeros((0, 2))
+    return np.asarray(positions_px, dtype=np.float64).reshape(-1, 2)
 
 
 def rms(image: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -39,7 +43,7 @@ def mad_sigma(image: np.ndarray, mask: np.ndarray | None = None) -> float:
     return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
 
 
-def source_mask(shape: tuple[int, int], positions_px, radius_px: float) -> np.ndarray:
+def source_mask(shape: tuple[int, int], positions_px: Positions, radius_px: float) -> np.ndarray:
     """True within ``radius_px`` of any of ``positions_px`` (x, y)."""
     pos = _positions(positions_px)
     y, x = np.indices(shape, dtype=np.float64)
@@ -49,13 +53,13 @@ def source_mask(shape: tuple[int, int], positions_px, radius_px: float) -> np.nd
     return near
 
 
-def off_source_rms(image: np.ndarray, positions_px, radius_px: float) -> float:
+def off_source_rms(image: np.ndarray, positions_px: Positions, radius_px: float) -> float:
     """RMS of the pixels farther than ``radius_px`` from every source position."""
     image = np.asarray(image, dtype=np.float64)
     return rms(image, ~source_mask(image.shape, positions_px, radius_px))
 
 
-def dynamic_range(image: np.ndarray, positions_px=(), radius_px: float = 10.0) -> float:
+def dynamic_range(image: np.ndarray, positions_px: Positions = (), radius_px: float = 10.0) -> float:
     """Peak / off-source RMS; without positions the brightest pixel is the only source."""
     image = np.asarray(image, dtype=np.float64)
     pos = _positions(positions_px)
@@ -67,7 +71,7 @@ def dynamic_range(image: np.ndarray, positions_px=(), radius_px: float = 10.0) -
     return peak / noise if noise > 0 else float("inf")
 
 
-def flux_at(image: np.ndarray, positions_px, box: int = 0) -> np.ndarray:
+def flux_at(image: np.ndarray, positions_px: Positions, box: int = 0) -> np.ndarray:
     """Value at the nearest pixel to each (x, y); with ``box`` > 0 the peak within ±box pixels."""
     image = np.asarray(image, dtype=np.float64)
     ny, nx = image.shape
@@ -84,7 +88,7 @@ def flux_at(image: np.ndarray, positions_px, box: int = 0) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def flux_in_box(image: np.ndarray, positions_px, box: int) -> np.ndarray:
+def flux_in_box(image: np.ndarray, positions_px: Positions, box: int) -> np.ndarray:
     """Sum of pixels within ±box of each (x, y): the integrated flux of a model image (Jy/pixel)."""
     image = np.asarray(image, dtype=np.float64)
     out = []
