@@ -1,6 +1,9 @@
 """The recipe loader: includes, _use, _scrub, merging, source locations, and fuzzing."""
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -197,7 +200,8 @@ def test_fuzz_raw_text(text):
     _load_or_user_error(_FUZZ_DIR, text)
 
 
-_FUZZ_DIR = Path(__import__("tempfile").mkdtemp(prefix="rf-fuzz-"))
+_FUZZ_DIR = Path(tempfile.mkdtemp(prefix="rf-fuzz-"))
+atexit.register(shutil.rmtree, _FUZZ_DIR, True)
 
 
 def test_duplicate_keys_are_an_error(tmp_path):
