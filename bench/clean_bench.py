@@ -53,7 +53,7 @@ def build_ms(path: Path, args: argparse.Namespace, cell: float) -> None:
     lay = T.load_layout("ska-low-model").select(rmax=args.rmax)
     obs = O.make_observation(ra=RA0, dec=DEC0, layout=lay, freq_min=1.0e8, freq_max=1.1e8, nchan=args.nchan,
                              ha_range=(-math.pi / 12, math.pi / 12), ntimes=args.ntimes)
-    pix, _ = sources(args.npix, args.nsrc, args.seed)
+    pix, flux = sources(args.npix, args.nsrc, args.seed)
     ra, dec = S.pixel_to_radec(pix[:, 0], pix[:, 1], args.npix, args.npix, cell, cell, RA0, DEC0)
     sky = S.SkyModel.from_components(ra, dec, flux, ref_freq=1.05e8, spectral_index=0.0)
     ds = simulate(lay, obs, sky, noise_sigma=args.noise, seed=args.seed)
