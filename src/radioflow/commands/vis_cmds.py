@@ -29,8 +29,14 @@ def convert_cmd(
 
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 
+    from ..vis import storage
     from ..vis.convert import convert
+    from ..vis.io import format_of
+    from ..vis.zarr import parse_chunks
 
+    parse_chunks(chunks)
+    format_of(src), format_of(dst)
+    storage.check_writable_destination(storage.normalise_url(dst), overwrite)
     con = _console()
     start = time.perf_counter()
     moved = [0]

@@ -239,7 +239,9 @@ class Commit:
         return None if self.marker is None else self.marker["version"]
 
 
-def _check_writable_destination(url: str, overwrite: bool, storage_options: Mapping[str, Any]) -> None:
+def check_writable_destination(url: str, overwrite: bool, storage_options: Mapping[str, Any] | None = None) -> None:
+    """Raise a :class:`UsageError` if ``url`` holds a dataset that may not be replaced."""
+    storage_options = storage_options or {}
     marker = read_marker(url, **storage_options)
     if marker is not None and not overwrite:
         raise UsageError(
@@ -248,10 +250,7 @@ def _check_writable_destination(url: str, overwrite: bool, storage_options: Mapp
     proto, path = split_protocol(url)
     if proto == "file" and os.path.exists(path) and marker is None and not overwrite:
         if not os.path.isdir(path) or any(True for _ in os.scandir(path)):
-            raise UsageError(
-                f"Output {url} already exists and was not written by radioflow; pass "
-                "overwrite=True (--overwrite) to replace it."
-            )
+            raise UsageError(f"Output {url} already exists; pass overwrite=True (--overwrite) to replace it.")
 
 
 def _pid_alive(pid: int) -> bool:
@@ -295,7 +294,7 @@ def atomic_write(
     readable is left behind. An incomplete dataset (no marker) may always be replaced.
     """
     url = normalise_url(url)
-    _check_writable_destination(url, overwrite, storage_options)
+    check_writable_destination(url, overwrite, storage_options)
     proto, path = split_protocol(url)
     payload = _marker_payload(fmt, extra)
     if proto == "file":
