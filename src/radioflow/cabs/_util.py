@@ -15,8 +15,10 @@ ARCSEC = math.pi / 180 / 3600
 
 
 def say(message: str) -> None:
-    """A progress line for the step log (captured by the runner) and the logger."""
-    print(message, flush=True)
+    """A summary line: in the step log, and shown on the console by the runner."""
+    from ..run.progress import SUMMARY_MARK
+
+    print(f"{SUMMARY_MARK}{message}", flush=True)
     log.info(message)
 
 

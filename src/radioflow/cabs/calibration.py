@@ -13,13 +13,14 @@ from ..vis.ms_columns import write_ms_columns
 from ._util import say, write_zarr_atomic
 
 
-def predict_model(ms: str, model: str, nthreads: int = 1) -> dict:
+def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4) -> dict:
     """MODEL_DATA = visibilities of a model image (Jy/pixel, Stokes I into the parallel hands)."""
     image, header = read_fits_image(model)
     ds = read_ms(ms, columns=[])
     ny, nx = image.shape
     cell_x, cell_y = np.radians(-header["CDELT1"]), np.radians(header["CDELT2"])
-    vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=nthreads)
+    vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=nthreads,
+                         epsilon=epsilon)
     shape = (ds.sizes["time"], ds.sizes["baseline"], ds.sizes["frequency"], ds.sizes["polarization"])
     model_vis = np.zeros(shape, np.complex64)
     pols = [str(p) for p in ds["polarization"].values]

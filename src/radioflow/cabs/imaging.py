@@ -17,7 +17,7 @@ def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: 
              weighting: str = "natural", robust: float = 0.0, algorithm: str = "multiscale",
              scales: list[float] | None = None, niter: int = 2000, gain: float = 0.1, mgain: float = 0.8,
              threshold: float = 0.0, auto_threshold: float = 3.0, nmajor: int = 10, label: str = "",
-             png: bool = True, nthreads: int = 1) -> dict:
+             png: bool = True, nthreads: int = 1, epsilon: float = 1e-4) -> dict:
     """CLEAN a column of ``ms`` (cell in arcsec); writes ``<prefix>-model/-residual/-restored/-psf.fits``."""
     ds = read_ms(ms, columns=[column])
     vis, wgt, flag = stokes_i(ds, column)
@@ -27,7 +27,7 @@ def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: 
     w = imaging_weights(uvw, freq, wgt, flag, npix, npix, cell_rad, cell_rad, weighting, robust)
     result = clean(uvw, freq, vis, w, npix, npix, cell_rad, cell_rad, algorithm=algorithm, scales=scales,
                    niter=niter, gain=gain, mgain=mgain, threshold=threshold, auto_threshold=auto_threshold,
-                   nmajor=nmajor, nthreads=nthreads)
+                   nmajor=nmajor, nthreads=nthreads, epsilon=epsilon)
     width = ds["CHANNEL_WIDTH"].values
     ra, dec = ds.attrs["phase_center"]
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)

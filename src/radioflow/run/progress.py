@@ -11,6 +11,10 @@ log = logging.getLogger("radioflow.run")
 _MARKS = {"ok": "✓", "failed": "✗", "skipped": "·", "resumed": "↺", "running": "…"}
 
 
+#: Lines a cab prints with this prefix (e.g. a residual RMS) are shown on the console as well as logged.
+SUMMARY_MARK = "» "
+
+
 class Progress:
     """Receives step events from the runner and shows them.
 

@@ -24,7 +24,7 @@ from ..recipe.formula import UNSET, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
-from .progress import Progress
+from .progress import SUMMARY_MARK, Progress
 from .records import RunRecords, fingerprint, new_run_id, params_hash
 from .selection import Decision, Selection, resolve
 
@@ -157,6 +157,24 @@ class Runner:
             self._backend = get_backend(name, cfg)
         return self._backend
 
+    def _recipe_backend(self, rdef: RecipeDef, ns: Mapping[str, Any]) -> None:
+        """Merge the top-level recipe's ``backend`` section (formulas resolved) over the config's.
+
+        A recipe may pick its engine and size it from its inputs (``n_workers: =recipe.n_workers``);
+        ``-b NAME`` on the command line still chooses the engine.
+        """
+        section = rdef.model.backend
+        if not section or self._backend is not None:
+            return
+        if not isinstance(section, Mapping):
+            raise ValidationError(f"{rdef.where}: recipe '{rdef.name}': 'backend' must be a mapping "
+                                  "(select: NAME, plus options per backend).")
+        from ..config import deep_merge
+
+        resolved = resolve_value(to_plain(section), ns, where=where(rdef.raw, "backend", rdef.where))
+        cfg = self.options.config
+        cfg["backend"] = deep_merge(cfg.get("backend") or {}, resolved)
+
     # -- top level -------------------------------------------------------------------------
     def run(self) -> RunOutcome:
         """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
@@ -256,6 +274,8 @@ class Runner:
             self._store_assign(fr, assign_lazy)
             self._assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
         ns_pre = self._ns(fr, current=fr.recipe)
+        if parent is None:
+            self._recipe_backend(rdef, ns_pre)
         self._assertions(rdef.model.preamble, ns_pre, rdef.raw, "preamble", f"recipe '{fqname}'")
         fr.late = [(name, value, where_of(name)) for name, value in late.items() if name not in given]
         return fr
@@ -571,6 +591,9 @@ class Runner:
                                      finished=res.finished, command=command, output=res.log)
             self._open_records.discard(p.record_id)
         p.outputs = outputs
+        for line in res.log.splitlines():  # a cab's progress summaries (radioflow.cabs say()) reach the console
+            if line.startswith(SUMMARY_MARK):
+                self.progress.message(f"  {line[len(SUMMARY_MARK):].strip()}")
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
         if ok:
             return None
