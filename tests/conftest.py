@@ -210,3 +210,13 @@ def _isolated_column_cache(tmp_path_factory):
         yield
     finally:
         os.environ.pop("RADIOFLOW_CACHE__DIR", None)
+
+
+@pytest.fixture
+def local_dask():
+    """Compute dask graphs in this process (threads) even if a distributed Client is the
+    default: ``memory://`` datasets exist only in this process."""
+    import dask
+
+    with dask.config.set(scheduler="threads"):
+        yield

@@ -69,7 +69,7 @@ def test_partition_urls_concat_exact(tmp_path, small_vis, fmt):
         assert back[name].dtype == original[name].dtype
 
 
-def test_partition_by_group(tmp_path, small_vis):
+def test_partition_by_group(tmp_path, small_vis, local_dask):
     s3_prefix = f"memory://{tmp_path.name}"
     a = small_vis(seed=1)
     b = small_vis(seed=2, nchan=3)

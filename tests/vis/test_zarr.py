@@ -19,7 +19,7 @@ def _assert_exact(back: xr.Dataset, ds: xr.Dataset) -> None:
 
 
 @pytest.mark.parametrize("where", ["local", "memory"])
-def test_round_trip_exact(where, tmp_path, small_vis):
+def test_round_trip_exact(where, tmp_path, small_vis, local_dask):
     ds = small_vis()
     ds["MODEL_DATA"] = ds.VISIBILITY * 2
     ds["VISIBILITY"][0, 0, 0, 0] = np.nan + 1j
