@@ -442,3 +442,17 @@ def test_autocorrelations_round_trip(tmp_path: Path) -> None:
     back = read_ms(write_ms(ds, tmp_path / "auto.ms"))
     assert back.sizes["baseline"] == NANT * (NANT + 1) // 2
     assert_same(ds, back)
+
+
+def test_read_only_the_parallel_hands(ds: xr.Dataset, ms_path: Path) -> None:
+    both = read_ms(ms_path, correlations=["XX", "YY"])
+    assert list(both["polarization"].values) == ["XX", "YY"]
+    for var in ("VISIBILITY", "WEIGHT", "FLAG"):
+        np.testing.assert_array_equal(both[var].values, ds[var].values[..., [0, 3]])
+    np.testing.assert_array_equal(both["UVW"].values, ds["UVW"].values)
+    one = read_ms(ms_path, correlations=["XY"])
+    np.testing.assert_array_equal(one["VISIBILITY"].values, ds["VISIBILITY"].values[..., [1]])
+    with pytest.raises(UsageError, match="cannot select"):
+        read_ms(ms_path, correlations=["RR"])
+    with pytest.raises(UsageError, match="evenly spaced"):
+        read_ms(ms_path, correlations=["XX", "XY", "YY"])

@@ -96,6 +96,12 @@ def _load_for_imaging(url: str, column: str):
     if format_of(url) == "ms" and "://" not in url:
         from ..vis.ms import read_ms
 
+        for pair in (["XX", "YY"], ["RR", "LL"]):  # Stokes I needs only the parallel hands
+            try:
+                return read_ms(url, columns=[column], correlations=pair)
+            except UsageError as exc:
+                if "cannot select" not in str(exc) and "evenly spaced" not in str(exc):
+                    raise
         return read_ms(url, columns=[column])
     return open_dataset(url).load()
 

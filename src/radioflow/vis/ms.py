@@ -313,24 +313,41 @@ def _time_chunk(ds: xr.Dataset) -> int:
 # --------------------------------------------------------------------------- reading
 
 
-def _read_rows(t: ct.table, column: str, rownrs: np.ndarray) -> np.ndarray:
+def _read_rows(t: ct.table, column: str, rownrs: np.ndarray,
+               corr: tuple[int, int, int] | None = None) -> np.ndarray:
     """getcol for table rows ``rownrs`` (sorted): one contiguous read, else through a row selection.
 
     Rows outside the selection are never read: they may belong to another spectral window
-    whose cells have a different shape.
+    whose cells have a different shape. ``corr = (first, last, step)`` reads only those
+    correlations of an array column (casacore strided slice: the others are never read).
     """
+    def get(tab: ct.table, **rows: int) -> np.ndarray:
+        if corr is None:
+            return tab.getcol(column, **rows)
+        ndim = tab.getcell(column, int(rownrs[0]) if not rows else rows["startrow"]).ndim
+        if ndim == 1:
+            return tab.getcolslice(column, [corr[0]], [corr[1]], [corr[2]], **rows)
+        nchan = tab.getcell(column, int(rownrs[0]) if not rows else rows["startrow"]).shape[0]
+        return tab.getcolslice(column, [0, corr[0]], [nchan - 1, corr[1]], [1, corr[2]], **rows)
+
     lo, hi = int(rownrs[0]), int(rownrs[-1]) + 1
     if hi - lo == rownrs.size:
-        return t.getcol(column, startrow=lo, nrow=hi - lo)
+        return get(t, startrow=lo, nrow=hi - lo)
     sel = t.selectrows(rownrs)
     try:
-        return sel.getcol(column)
+        return get(sel) if corr is None else _strided_rows(sel, column, corr)
     finally:
         sel.close()
 
 
+def _strided_rows(sel: ct.table, column: str, corr: tuple[int, int, int]) -> np.ndarray:
+    """Correlation slice of every row of a row selection."""
+    data = sel.getcol(column)
+    return data[..., corr[0]:corr[1] + 1:corr[2]]
+
+
 def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: np.ndarray | None,
-                   shape: tuple[int, ...]) -> np.ndarray:
+                   shape: tuple[int, ...], corr: tuple[int, int, int] | None = None) -> np.ndarray:
     """One variable for a block of the grid: rows ``rownrs`` land on flat cells ``cells``.
 
     ``cells=None`` means the rows fill the block exactly in order (the common case). FLAG
@@ -338,7 +355,7 @@ def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: n
     """
     nt, nbl = shape[:2]
     with CASACORE_LOCK, ct.table(src, ack=False) as t:
-        data = _read_rows(t, column, rownrs)
+        data = _read_rows(t, column, rownrs, corr if var != "UVW" else None)
         flag_row = _read_rows(t, "FLAG_ROW", rownrs) if var == "FLAG" and "FLAG_ROW" in t.colnames() else None
     if var == "FLAG":
         data, fill = data.astype(bool, copy=False), True
@@ -421,14 +438,31 @@ def _lazy_variable(src: str, var: str, column: str, blocks: list[tuple[np.ndarra
     return da.concatenate(parts, axis=0)
 
 
+def _correlation_slice(src: str, available: list[str], wanted: list[str],
+                       chunks: Any) -> tuple[tuple[int, int, int], list[str]]:
+    """(first, last, step) of the wanted correlations, which must be evenly spaced in the MS."""
+    unknown = [c for c in wanted if c not in available]
+    if unknown or not wanted:
+        raise UsageError(f"{src} has correlations {available}; cannot select {wanted}.")
+    idx = [available.index(c) for c in wanted]
+    step = idx[1] - idx[0] if len(idx) > 1 else 1
+    if step <= 0 or idx != list(range(idx[0], idx[-1] + 1, step)) or chunks is not None:
+        raise UsageError(f"Selecting correlations {wanted} of {available} in {src} needs evenly spaced, "
+                         "ordered correlations and an eager read (no chunks).")
+    return (idx[0], idx[-1], step), [available[i] for i in idx]
+
+
 def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",), field: int = 0,
-            spw: int = 0, chunks: int | Mapping[str, int] | None = None) -> xr.Dataset:
+            spw: int = 0, chunks: int | Mapping[str, int] | None = None,
+            correlations: Sequence[str] | None = None) -> xr.Dataset:
     """Read one field and spectral window of an MS into the visibility dataset layout.
 
     ``columns`` are the data columns to load (DATA -> VISIBILITY, others keep their names);
     FLAG, WEIGHT (WEIGHT_SPECTRUM, else WEIGHT broadcast over channels) and UVW always come.
     Grid cells without a row are flagged with zero data and weight. ``chunks`` (time steps per
     chunk, or ``{"time": n, "frequency": m}``) returns dask arrays read lazily per time chunk.
+    ``correlations`` (e.g. ``["XX", "YY"]``, evenly spaced in the MS) reads only those: the
+    others are never read from disk (eager reads only).
     """
     src = check_ms(path)
     ddid, pol_id = data_description_id(src, spw)
@@ -453,6 +487,11 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
     times, b1, b2, cells = _grid(time, a1, a2)
     ntime, nbl = times.size, b1.size
     nchan, ncorr = meta["frequency"].size, len(meta["polarization"])
+    corr = None
+    if correlations is not None:
+        corr, meta["polarization"] = _correlation_slice(src, list(meta["polarization"]), list(correlations),
+                                                        chunks)
+        ncorr = len(meta["polarization"])
     blocks = _blocks(cells, rownrs, ntime, nbl, _time_chunks(chunks, ntime))
 
     variables = [(column_variable(c), c) for c in wanted]
@@ -463,7 +502,7 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
         dims = UVW_DIMS if var == "UVW" else VIS_DIMS
         if chunks is None:
             rows_k, cells_k, nt = blocks[0]
-            data_vars[var] = (dims, _read_variable(src, var, column, rows_k, cells_k, (nt, nbl, *tail)))
+            data_vars[var] = (dims, _read_variable(src, var, column, rows_k, cells_k, (nt, nbl, *tail), corr))
             continue
         arr = _lazy_variable(src, var, column, blocks, (nbl, *tail))
         if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
