@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
+import numba
 import numpy as np
 import xarray as xr
 from ducc0.wgridder.experimental import dirty2vis, vis2dirty
@@ -79,11 +80,12 @@ def imaging_weights(
     ``w_i / W_k`` for uniform and ``w_i / (1 + W_k f²)`` with ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)``
     for Briggs.
     """
+    if scheme == "natural":
+        w32 = np.asarray(weight, dtype=np.float32)
+        return np.where(flag, np.float32(0.0), w32) if flag is not None else w32.copy()
     w = np.asarray(weight, dtype=np.float64)
     if flag is not None:
         w = np.where(flag, 0.0, w)
-    if scheme == "natural":
-        return w.astype(np.float32)
     if scheme not in ("uniform", "briggs"):
         raise UsageError(f"Unknown weighting '{scheme}': use natural, uniform or briggs ROBUST.")
     px, py = (padded_size(n, padding) for n in (npix_x, npix_y))
@@ -204,12 +206,27 @@ def stokes_i(ds: xr.Dataset, column: str = "DATA") -> tuple[np.ndarray, np.ndarr
                     flag[..., k].reshape(nrow, nchan))
         raise UsageError(f"Cannot form Stokes I from correlations {pols}.")
     a, b = idx
-    vis = 0.5 * (data[..., a] + data[..., b])
-    wa, wb = weight[..., a].astype(np.float64), weight[..., b].astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where((wa > 0) & (wb > 0), 4.0 * wa * wb / (wa + wb), 0.0)
-    f = flag[..., a] | flag[..., b]
+    ncorr = data.shape[3]
+    vis, w, f = _stokes_i_kernel(np.ascontiguousarray(data).reshape(-1, ncorr),
+                                 np.ascontiguousarray(weight).reshape(-1, ncorr),
+                                 np.ascontiguousarray(flag).reshape(-1, ncorr), a, b)
     return vis.reshape(nrow, nchan), w.reshape(nrow, nchan), f.reshape(nrow, nchan)
+
+
+@numba.njit(cache=True, nogil=True)
+def _stokes_i_kernel(data, weight, flag, a, b):  # pragma: no cover - compiled
+    """One pass: I = (A + B)/2, w = 4 wA wB/(wA + wB), flag = fA | fB."""
+    n = data.shape[0]
+    vis = np.empty(n, np.complex64)
+    w = np.empty(n, np.float32)
+    f = np.empty(n, np.bool_)
+    for i in range(n):
+        vis[i] = 0.5 * (data[i, a] + data[i, b])
+        wa = np.float64(weight[i, a])
+        wb = np.float64(weight[i, b])
+        w[i] = 4.0 * wa * wb / (wa + wb) if wa > 0 and wb > 0 else 0.0
+        f[i] = flag[i, a] or flag[i, b]
+    return vis, w, f
 
 
 def uvw_rows(ds: xr.Dataset) -> np.ndarray:
