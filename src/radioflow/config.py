@@ -53,6 +53,20 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _scalar(raw: str) -> Any:
+    """A YAML scalar, with numbers like ``1e-6`` (a string to YAML 1.1) read as floats."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
     layer: dict[str, Any] = {}
     for name, raw in environ.items():
@@ -61,10 +75,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
         keys = [k.lower() for k in name[len(ENV_PREFIX):].split("__") if k]
         if not keys:
             continue
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
+        value = _scalar(raw)
         node = layer
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -83,7 +94,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = _scalar(raw)
     return layer
 
 
