@@ -62,7 +62,7 @@ def gaincal(ms: str, solutions: str, mode: str = "phase", time_interval: int = 1
         plot_gains(sol_ds, plot)
     result = {"solutions": solutions, "chi2": float(sol.chi2), "converged": float(sol.converged),
               "phase_error": -1.0}
-    msg = f"Calibration {label}: {mode} solutions, {sol.gains.shape[0]} intervals, converged {100 * sol.converged:.0f} %"
+    msg = f"Calibration{' ' + label if label else ''}: {mode} solutions, {sol.gains.shape[0]} intervals, converged {100 * sol.converged:.0f} %"
     if true_gains:
         with xr.open_zarr(true_gains, consolidated=False) as truth:
             tg = truth["GAIN"].values

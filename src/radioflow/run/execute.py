@@ -51,9 +51,13 @@ class CabFailure(RadioflowError):
     exit_code = 1
 
 
+#: Names that match the pattern above but hold no secret (PWD is the working directory).
+_NOT_SECRET = frozenset({"PWD", "OLDPWD", "XAUTHORITY", "SSH_AUTH_SOCK", "KEYTIMEOUT"})
+
+
 def is_secret(name: str) -> bool:
     """Whether a parameter or environment variable name looks like it holds a secret."""
-    return bool(_SECRET_NAME.search(name))
+    return name.upper() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
 
 
 def _is_unset(value: Any) -> bool:
