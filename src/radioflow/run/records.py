@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..processes import pid_alive
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, recipe TEXT, files TEXT, argv TEXT, workdir TEXT, pid INTEGER,
@@ -115,7 +117,7 @@ class RunRecords:
         out = []
         for row in rows:
             rec = dict(row)
-            if rec["status"] == "running" and not _alive(rec["pid"]):
+            if rec["status"] == "running" and not pid_alive(rec["pid"]):
                 rec["status"] = "interrupted"
             out.append(rec)
         return out
@@ -171,18 +173,3 @@ class RunRecords:
         return [dict(r) for r in rows]
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child still answers kill(0); look at /proc where available
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True

@@ -21,6 +21,7 @@ import xarray as xr
 from casacore import tables as ct
 
 from ..errors import UsageError
+from ..processes import remove_stale_siblings
 from .ms_subtables import check_polarizations, data_description_id, read_metadata, write_subtables
 from .schema import DATA_COLUMNS, UVW_DIMS, VIS_DIMS, check_dataset, column_variable
 
@@ -109,29 +110,12 @@ def _data_variables(ds: xr.Dataset, columns: Sequence[str] | None, source: str) 
     return [(c, v) for c, v in present if c in wanted]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale_temporaries(path: Path) -> list[Path]:
     """Delete ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` siblings left by writers that died.
 
     Temporaries of live processes (possibly writing right now) are left alone.
     """
-    removed = []
-    for kind in ("tmp", "old"):
-        for cand in path.parent.glob(f".{path.name}.{kind}-*"):
-            pid = cand.name[len(f".{path.name}.{kind}-"):].split("-", 1)[0]
-            if pid.isdigit() and not _pid_alive(int(pid)):
-                shutil.rmtree(cand, ignore_errors=True)
-                removed.append(cand)
-    return removed
+    return remove_stale_siblings(path, ("tmp", "old"))
 
 
 class MSWriter:

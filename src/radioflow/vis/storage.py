@@ -30,6 +30,7 @@ from typing import Any, Iterator, Mapping
 import fsspec
 
 from ..errors import UsageError
+from ..processes import remove_stale_siblings
 
 MARKER = ".radioflow-complete"
 _SECRET_KEYS = {"key", "secret", "token", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
@@ -253,29 +254,9 @@ def check_writable_destination(url: str, overwrite: bool, storage_options: Mappi
             raise UsageError(f"Output {url} already exists; pass overwrite=True (--overwrite) to replace it.")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_stale_siblings(target: Path) -> None:
     """Delete temporary siblings of ``target`` left by writers that died (kill -9, crash)."""
-    prefix = f".{target.name}.tmp-"
-    try:
-        entries = list(os.scandir(target.parent))
-    except OSError:
-        return
-    for entry in entries:
-        if not entry.name.startswith(prefix):
-            continue
-        pid = entry.name[len(prefix):].split("-", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    remove_stale_siblings(target, ("tmp",))
 
 
 @contextlib.contextmanager

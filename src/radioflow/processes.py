@@ -1,0 +1,46 @@
+"""Process liveness and the clean-up of temporaries that dead writers left behind.
+
+Writers stage output as hidden siblings named ``.<name>.<kind>-<pid>-...`` (then rename them
+into place); a writer killed mid-way leaves its sibling behind, and the next writer removes
+those whose process is gone.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` is running (a zombie counts as gone)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child still answers kill(0); look at /proc where available
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_siblings(target: Path, kinds: tuple[str, ...] = ("tmp",)) -> list[Path]:
+    """Delete ``.<target>.<kind>-<pid>-*`` siblings whose writer process has died; returns them."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        for kind in kinds:
+            prefix = f".{target.name}.{kind}-"
+            if entry.name.startswith(prefix):
+                pid = entry.name[len(prefix):].split("-", 1)[0]
+                if pid.isdigit() and not pid_alive(int(pid)):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(Path(entry.path))
+    return removed
