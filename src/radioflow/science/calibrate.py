@@ -346,6 +346,13 @@ def expand_gains(
     return gains[np.arange(ntime) // ti][:, :, np.arange(nchan) // fi]
 
 
+def _gain_products(vis: np.ndarray, gains: np.ndarray, ant1: np.ndarray, ant2: np.ndarray,
+                   time_interval: int | None, freq_interval: int | None) -> np.ndarray:
+    """``g_p conj(g_q)`` per visibility of ``vis`` from solution-interval gains."""
+    full = expand_gains(gains, vis.shape[0], vis.shape[2], time_interval, freq_interval)
+    return baseline_gains(full, np.asarray(ant1, np.intp), np.asarray(ant2, np.intp), vis.shape[3])
+
+
 def corrupt(
     vis: np.ndarray,
     gains: np.ndarray,
@@ -356,8 +363,7 @@ def corrupt(
 ) -> np.ndarray:
     """Apply solution-interval gains: ``g_p vis conj(g_q)``."""
     vis = np.asarray(vis)
-    full = expand_gains(gains, vis.shape[0], vis.shape[2], time_interval, freq_interval)
-    prod = baseline_gains(full, np.asarray(ant1, np.intp), np.asarray(ant2, np.intp), vis.shape[3])
+    prod = _gain_products(vis, gains, ant1, ant2, time_interval, freq_interval)
     return np.multiply(vis, prod, order="C").astype(vis.dtype, copy=False)
 
 
@@ -371,8 +377,7 @@ def correct(
 ) -> np.ndarray:
     """Remove solution-interval gains: ``vis / (g_p conj(g_q))`` (left unchanged where that is 0)."""
     vis = np.asarray(vis)
-    full = expand_gains(gains, vis.shape[0], vis.shape[2], time_interval, freq_interval)
-    prod = baseline_gains(full, np.asarray(ant1, np.intp), np.asarray(ant2, np.intp), vis.shape[3])
+    prod = _gain_products(vis, gains, ant1, ant2, time_interval, freq_interval)
     out = vis.astype(np.result_type(vis.dtype, np.complex64), copy=True)
     np.divide(vis, prod, out=out, where=prod != 0, casting="unsafe")
     return out
