@@ -88,7 +88,7 @@ def main() -> None:
     uvw, freq = uvw_rows(ds), ds["frequency"].values
     cell = parse_angle(args.scale)
     t0 = time.perf_counter()
-    vis2dirty(uvw=uvw, freq=freq, vis=vis.astype(np.complex128), wgt=wgt, npix_x=args.npix, npix_y=args.npix,
+    vis2dirty(uvw=uvw, freq=freq, vis=vis.astype(np.complex128), wgt=wgt.astype(np.float64), npix_x=args.npix, npix_y=args.npix,
               pixsize_x=cell, pixsize_y=cell, epsilon=1e-5, do_wgridding=True, nthreads=2, flip_v=True,
               divide_by_n=False)
     ducc_s = time.perf_counter() - t0

@@ -1,5 +1,7 @@
 """``make bench``: run every benchmark and gather their tables into ``bench/results.md``.
 
+``python bench/run.py imaging_bench.py`` reruns only the named scripts and reuses the others' tables.
+
 Each benchmark is a script in ``bench/`` that prints and writes a markdown table under
 ``bench/results/``. A benchmark that fails is reported as such; the others still run.
 """
@@ -23,6 +25,7 @@ BENCHES = [
 
 
 def main() -> int:
+    only = sys.argv[1:]  # script names to (re)run; the other benchmarks' last tables are reused
     sections = [f"# radioflow benchmarks\n\nMeasured {time.strftime('%Y-%m-%d %H:%M')} on this machine "
                 f"(`make bench`).\n"]
     for title, script, args, result in BENCHES:
@@ -30,6 +33,10 @@ def main() -> int:
         out = HERE / "results" / result
         if not path.exists():
             sections.append(f"## {title}\n\n(not available: {script} missing)\n")
+            continue
+        if only and script not in only:
+            body = out.read_text() if out.exists() else "(not run)\n"
+            sections.append(f"## {title}\n\n{body}")
             continue
         out.unlink(missing_ok=True)
         print(f"== {title}: {script}", flush=True)
