@@ -103,9 +103,13 @@ def external_dask(tmp_path_factory):
         cluster.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def local_dask():
-    """One DaskBackend on a two-process LocalCluster for the whole session (startup is slow)."""
+    """One DaskBackend on a two-process LocalCluster per test module (startup is slow).
+
+    Not per session: while it lives its Client is the process's default dask scheduler, and
+    other packages' tests must not compute on it.
+    """
     from radioflow.backends.dask import DaskBackend
 
     backend = DaskBackend({"n_workers": 2, "retries": 1, "show_dashboard": False})

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from ..science.calibrate import correct, gain_flags_to_vis, solve_gains, solutions_to_dataset
+from ..science.calibrate import calibrate_dataset, solutions_to_dataset
 from ..science.fits import read_fits_image
 from ..science.gainplot import plot_gains
-from ..science.imaging import image_to_vis, uvw_rows
+from ..science.imaging import image_to_vis, parallel_hands, uvw_rows
 from ..vis.ms import read_ms
 from ..vis.ms_columns import write_ms_columns
 from ._util import say, write_zarr_atomic
@@ -21,12 +21,7 @@ def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4)
     cell_x, cell_y = np.radians(-header["CDELT1"]), np.radians(header["CDELT2"])
     vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=nthreads,
                          epsilon=epsilon)
-    shape = (ds.sizes["time"], ds.sizes["baseline"], ds.sizes["frequency"], ds.sizes["polarization"])
-    model_vis = np.zeros(shape, np.complex64)
-    pols = [str(p) for p in ds["polarization"].values]
-    for i, p in enumerate(pols):
-        if p in ("XX", "YY", "RR", "LL", "I"):
-            model_vis[..., i] = vis_i.reshape(shape[:3])
+    model_vis = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
     write_ms_columns(ms, {"MODEL_DATA": model_vis})
     say(f"Predicted MODEL_DATA of {ms} from {model} ({np.count_nonzero(image)} model pixels, {image.sum():.4g} Jy)")
     return {}
@@ -44,17 +39,11 @@ def gaincal(ms: str, solutions: str, mode: str = "phase", time_interval: int = 1
             plot: str | None = None, true_gains: str | None = None, label: str = "") -> dict:
     """Solve DATA against MODEL_DATA, write CORRECTED_DATA, save solutions (Zarr) and a PNG plot."""
     ds = read_ms(ms, columns=["DATA", "MODEL_DATA"])
-    ant1 = ds["baseline_antenna1"].values.astype(np.intp)
-    ant2 = ds["baseline_antenna2"].values.astype(np.intp)
-    vis = ds["VISIBILITY"].values
-    sol = solve_gains(vis, ds["MODEL_DATA"].values, ds["WEIGHT"].values, ds["FLAG"].values, ant1, ant2,
-                      ds.sizes["antenna"], time_interval=time_interval, freq_interval=freq_interval, mode=mode,
-                      refant=refant, tol=tol, maxiter=maxiter)
-    corrected = correct(vis, sol.gains, ant1, ant2, sol.time_interval, sol.freq_interval).astype(np.complex64)
-    columns = {"CORRECTED_DATA": corrected}
+    sol, out = calibrate_dataset(ds, "MODEL_DATA", time_interval=time_interval, freq_interval=freq_interval,
+                                 mode=mode, refant=refant, tol=tol, maxiter=maxiter)
+    columns = {"CORRECTED_DATA": out["CORRECTED_DATA"].values}
     if sol.flags.any():
-        columns["FLAG"] = ds["FLAG"].values | gain_flags_to_vis(sol, ant1, ant2, vis.shape[0], vis.shape[2],
-                                                                 vis.shape[3])
+        columns["FLAG"] = out["FLAG"].values
     write_ms_columns(ms, columns)
     sol_ds = solutions_to_dataset(sol, ds["time"].values, ds["frequency"].values, ds["antenna_name"].values)
     write_zarr_atomic(sol_ds, solutions)
@@ -62,7 +51,8 @@ def gaincal(ms: str, solutions: str, mode: str = "phase", time_interval: int = 1
         plot_gains(sol_ds, plot)
     result = {"solutions": solutions, "chi2": float(sol.chi2), "converged": float(sol.converged),
               "phase_error": -1.0}
-    msg = f"Calibration{' ' + label if label else ''}: {mode} solutions, {sol.gains.shape[0]} intervals, converged {100 * sol.converged:.0f} %"
+    msg = (f"Calibration{' ' + label if label else ''}: {mode} solutions, {sol.gains.shape[0]} intervals, "
+           f"converged {100 * sol.converged:.0f} %")
     if true_gains:
         with xr.open_zarr(true_gains, consolidated=False) as truth:
             tg = truth["GAIN"].values

@@ -1,9 +1,7 @@
 """Cabs: partition and concatenate datasets, model visibilities from a sky catalogue."""
 from __future__ import annotations
 
-import numpy as np
-
-from ..science.imaging import uvw_rows
+from ..science.imaging import parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
 from ..vis.ms import read_ms
@@ -32,11 +30,7 @@ def predict_sky(ms: str, sky: str) -> dict:
     model = read_catalogue(sky)
     ra, dec = ds.attrs["phase_center"]
     vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
-    shape = (ds.sizes["time"], ds.sizes["baseline"], ds.sizes["frequency"], ds.sizes["polarization"])
-    out = np.zeros(shape, np.complex64)
-    for i, p in enumerate(str(p) for p in ds["polarization"].values):
-        if p in ("XX", "YY", "RR", "LL", "I"):
-            out[..., i] = vis_i.reshape(shape[:3])
+    out = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
     write_ms_columns(ms, {"MODEL_DATA": out})
     say(f"MODEL_DATA of {ms} from {len(model)} catalogue sources")
     return {}

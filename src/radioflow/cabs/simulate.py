@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from ..science.calibrate import GainSolution, solutions_to_dataset
-from ..science.corrupt import apply_gains, random_gains
+from ..science.corrupt import corrupt_dataset
 from ..science.observation import make_observation
 from ..science.simulate import simulate
 from ..science.skymodel import read_catalogue
@@ -32,12 +32,8 @@ def simulate_window(ms: str, sky: str, frequency: float, channel_width: float, w
     model = read_catalogue(sky)
     ds = simulate(layout, obs, model, noise_sigma=noise_sigma or None, seed=seed * 1000 + window,
                   telescope_name="SKA-Low" if "low" in layout.name.lower() else layout.name)
-    ant1 = ds["baseline_antenna1"].values
-    ant2 = ds["baseline_antenna2"].values
     if phase_error > 0 or amplitude_error > 0:
-        gains = random_gains(layout.n, ds.sizes["time"], 1, phase_rms=phase_error, amp_rms=amplitude_error,
-                             seed=seed * 7919 + window)
-        ds["VISIBILITY"].values[:] = apply_gains(ds["VISIBILITY"].values, gains, ant1, ant2)
+        ds, gains = corrupt_dataset(ds, phase_rms=phase_error, amp_rms=amplitude_error, seed=seed * 7919 + window)
         if true_gains:
             sol = GainSolution(gains=gains, flags=np.zeros(gains.shape, bool),
                                iterations=np.zeros((gains.shape[0], 1, 1), np.int64), converged=1.0, chi2=0.0,

@@ -253,13 +253,7 @@ def _expand_includes(node: Any, base_dir: Path, ctx: _Ctx) -> Any:
             node[key] = _expand_includes(node[key], base_dir, ctx)
     if "_include" not in node:
         return node
-    loc = node.where("_include")
-    specs = node.pop("_include")
-    node.key_locs.pop("_include", None)
-    if isinstance(specs, str):
-        specs = [specs]
-    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
-        raise UsageError(f"{loc}: _include must be a file name or a list of file names.")
+    loc, specs = _pop_names(node, "_include", "a file name or a list of file names")
     base: Any = LocDict()
     base.loc = node.loc
     for spec in specs:
@@ -271,6 +265,18 @@ def _expand_includes(node: Any, base_dir: Path, ctx: _Ctx) -> Any:
             raise UsageError(f"{loc}: included file {path} must hold a mapping, not a {type(included).__name__}.")
         base = merge(base, included)
     return merge(base, node)
+
+
+def _pop_names(node: LocDict, key: str, expected: str) -> tuple[str, list[str]]:
+    """Remove directive ``key`` (a name or a list of names) from ``node``: (its location, the names)."""
+    loc = node.where(key)
+    specs = node.pop(key)
+    node.key_locs.pop(key, None)
+    if isinstance(specs, str):
+        specs = [specs]
+    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+        raise UsageError(f"{loc}: {key} must be {expected}.")
+    return loc, specs
 
 
 def _lookup(root: LocDict, dotted: str) -> Any:
@@ -297,13 +303,7 @@ def _expand_use(node: Any, root: LocDict, active: list[int]) -> Any:
     active.append(id(node))
     try:
         if "_use" in node:
-            loc = node.where("_use")
-            specs = node.pop("_use")
-            node.key_locs.pop("_use", None)
-            if isinstance(specs, str):
-                specs = [specs]
-            if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
-                raise UsageError(f"{loc}: _use must be a dotted section name or a list of them.")
+            loc, specs = _pop_names(node, "_use", "a dotted section name or a list of them")
             base: Any = LocDict()
             base.loc = node.loc
             for spec in specs:
@@ -328,13 +328,7 @@ def _expand_use(node: Any, root: LocDict, active: list[int]) -> Any:
 
 
 def _scrub(node: LocDict) -> None:
-    loc = node.where("_scrub")
-    specs = node.pop("_scrub")
-    node.key_locs.pop("_scrub", None)
-    if isinstance(specs, str):
-        specs = [specs]
-    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
-        raise UsageError(f"{loc}: _scrub must be a key pattern or a list of key patterns.")
+    _, specs = _pop_names(node, "_scrub", "a key pattern or a list of key patterns")
     for spec in specs:
         _scrub_path(node, spec.split("."))
 

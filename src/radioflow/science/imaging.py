@@ -229,6 +229,23 @@ def _stokes_i_kernel(data, weight, flag, a, b):  # pragma: no cover - compiled
     return vis, w, f
 
 
+PARALLEL_HANDS = ("XX", "YY", "RR", "LL", "I")
+
+
+def parallel_hands(vis_i: np.ndarray, polarization) -> np.ndarray:
+    """Unpolarised Stokes-I visibilities ``(...)`` into correlations ``(..., npol)``.
+
+    The inverse of :func:`stokes_i` for an unpolarised sky: XX = YY = I (RR = LL = I), cross
+    hands zero.
+    """
+    pols = [str(p) for p in polarization]
+    out = np.zeros((*np.shape(vis_i), len(pols)), np.complex64)
+    for i, p in enumerate(pols):
+        if p in PARALLEL_HANDS:
+            out[..., i] = vis_i
+    return out
+
+
 def uvw_rows(ds: xr.Dataset) -> np.ndarray:
     """UVW as ``(time·baseline, 3)`` metres, matching :func:`stokes_i` rows."""
     uvw = ds["UVW"].values

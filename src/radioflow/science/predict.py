@@ -1,4 +1,4 @@
-"""Predict visibilities of a sky model by a direct Fourier sum, and thermal noise.
+"""Predict visibilities of a sky model by a direct Fourier sum (noise: :mod:`radioflow.science.corrupt`).
 
 Sign (CONVENTIONS.md): V(u,v,w) = Σ_k S_k · exp(+2πi (u·l_k + v·m_k + w·(n_k − 1))), with
 u, v, w in wavelengths and UVW = position(ANTENNA2) − position(ANTENNA1). Gaussian components
@@ -78,15 +78,3 @@ def predict_rows(sky: SkyModel, uvw: np.ndarray, freq: np.ndarray, ra0: float, d
     # Recurrence error grows ~ nchan·1e-16: fine for any realistic channel count.
     _dft_kernel(uvw, freq, lmn, flux, gauss, out, regular)
     return out
-
-
-def thermal_sigma(sefd: float, channel_width: float, integration_time: float) -> float:
-    """Noise rms (Jy) of each real and imaginary part of one correlation: SEFD/√(2·Δν·Δt)."""
-    return float(sefd / math.sqrt(2.0 * channel_width * integration_time))
-
-
-def add_noise(vis: np.ndarray, sigma: float | np.ndarray, seed: int | None = None) -> np.ndarray:
-    """Return ``vis`` plus complex Gaussian noise of rms ``sigma`` per real/imaginary part."""
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal(vis.shape) + 1j * rng.standard_normal(vis.shape)
-    return (vis + np.asarray(sigma) * noise).astype(vis.dtype)
