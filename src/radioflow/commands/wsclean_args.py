@@ -41,6 +41,8 @@ class ImageArgs:
     data_column: str = "DATA"
     threads: int = 0
     epsilon: float = 1e-5
+    rank_filter_level: float = 3.0
+    rank_filter_size: int = 16
     no_png: bool = False
     extra: list[str] = field(default_factory=list)
 
@@ -103,12 +105,17 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
             args.threads = _int(take(tok), tok)
         elif opt in ("epsilon", "wgridder-accuracy"):
             args.epsilon = _float(take(tok), tok)
+        elif opt == "weighting-rank-filter":
+            args.rank_filter_level = _float(take(tok), tok)
+        elif opt == "weighting-rank-filter-size":
+            args.rank_filter_size = _int(take(tok), tok)
         elif opt == "no-png":
             args.no_png = True
         else:
             raise UsageError(
                 f"Unknown option {tok} for 'radioflow image' (known: --size N [M], --scale ANGLE, "
-                "--weight natural|uniform|briggs R, --name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png)."
+                "--weight natural|uniform|briggs R, --weighting-rank-filter LEVEL, --weighting-rank-filter-size N, "
+                "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png)."
             )
         i += 1
     if len(positional) != 1:
@@ -121,4 +128,6 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
         raise UsageError("--scale is required (e.g. --scale 1.5asec).")
     if args.epsilon < 1e-12 or args.epsilon >= 0.1:
         raise UsageError(f"--epsilon must be between 1e-12 and 0.1, got {args.epsilon}.")
+    if args.rank_filter_size < 1:
+        raise UsageError(f"--weighting-rank-filter-size must be at least 1, got {args.rank_filter_size}.")
     return args

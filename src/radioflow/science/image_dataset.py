@@ -38,12 +38,19 @@ def dirty_and_psf(
     column: str = "DATA",
     epsilon: float = 1e-5,
     nthreads: int = 0,
+    rank_filter_level: float = 3.0,
+    rank_filter_size: int = 16,
 ) -> DirtyProducts:
-    """Stokes-I dirty image and PSF of ``ds`` with the given weighting."""
+    """Stokes-I dirty image and PSF of ``ds`` with the given weighting.
+
+    ``rank_filter_level``/``rank_filter_size`` are WSClean's weighting rank filter (on by
+    default there, as here; a level below 1 turns it off).
+    """
     vis, wgt, flag = stokes_i(ds, column)
     uvw = uvw_rows(ds)
     freq = ds["frequency"].values
-    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell, weighting, robust)
+    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell, weighting, robust,
+                        rank_filter_level=rank_filter_level, rank_filter_size=rank_filter_size)
     dirty = vis_to_image(uvw, freq, vis, w, npix_x, npix_y, cell, cell, epsilon=epsilon, nthreads=nthreads)
     # The PSF is for people and beam fits: 1e-4 accuracy is ample and grids ~40 % faster.
     psf = psf_image(uvw, freq, w, npix_x, npix_y, cell, cell, epsilon=max(epsilon, PSF_EPSILON), nthreads=nthreads)

@@ -60,6 +60,30 @@ def uv_grid_density(
     return grid, index
 
 
+def rank_filter(grid: np.ndarray, level: float = 3.0, size: int = 16) -> np.ndarray:
+    """WSClean's weighting rank filter on a half-plane weight grid ``(ny/2, nx)``.
+
+    A non-zero cell weight above ``level`` × the mean of the non-zero cells in its window
+    (``size`` cells wide, ``[i − size/2, i + size/2)`` clipped at the edges) is set to that
+    limit. This stops a lone visibility in an empty uv cell from dominating the noise.
+    Vectorised with summed-area tables.
+    """
+    h, w = grid.shape
+    d = size // 2
+
+    def box_sum(a: np.ndarray) -> np.ndarray:
+        s = np.zeros((h + 1, w + 1))
+        s[1:, 1:] = a.cumsum(0).cumsum(1)
+        y1, y2 = np.clip(np.arange(h) - d, 0, h), np.minimum(np.arange(h) + d, h)
+        x1, x2 = np.clip(np.arange(w) - d, 0, w), np.minimum(np.arange(w) + d, w)
+        return s[y2][:, x2] - s[y1][:, x2] - s[y2][:, x1] + s[y1][:, x1]
+
+    nonzero = grid != 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        limit = level * box_sum(grid) / box_sum(nonzero.astype(np.float64))
+    return np.where(nonzero & (grid > limit), limit, grid)
+
+
 def imaging_weights(
     uvw: np.ndarray,
     freq: np.ndarray,
@@ -72,13 +96,18 @@ def imaging_weights(
     scheme: Weighting = "natural",
     robust: float = 0.0,
     padding: float = 1.2,
+    rank_filter_level: float = 3.0,
+    rank_filter_size: int = 16,
 ) -> np.ndarray:
     """Imaging weights ``(nrow, nchan)``: natural, uniform or Briggs(robust), flags zeroed.
 
-    Uniform and Briggs density is gridded like WSClean's ``ImageWeights``: on the uv grid of
-    the *padded* image (``padding`` × size, rounded up to even, WSClean's default 1.2), as
-    ``w_i / W_k`` for uniform and ``w_i / (1 + W_k f²)`` with ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)``
-    for Briggs.
+    Computed like WSClean's ``ImageWeights``: the density ``W_k`` (sum of weights per cell) is
+    gridded on the uv grid of the *padded* image (``padding`` × size, rounded up to even,
+    WSClean's default 1.2); the per-cell factor is ``1/W_k`` for uniform and
+    ``1/(1 + W_k f²)`` with ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)`` for Briggs (empty cells 1);
+    WSClean's default rank filter (``rank_filter_level`` 3, ``size`` 16; a level below 1
+    turns it off) then caps factors at level × their local mean; a sample's weight is
+    ``w_i`` × its cell's factor.
     """
     if scheme == "natural":
         w32 = np.asarray(weight, dtype=np.float32)
@@ -90,14 +119,14 @@ def imaging_weights(
         raise UsageError(f"Unknown weighting '{scheme}': use natural, uniform or briggs ROBUST.")
     px, py = (padded_size(n, padding) for n in (npix_x, npix_y))
     grid, index = uv_grid_density(uvw, np.asarray(freq, np.float64), w, px, py, cell_x, cell_y)
-    density = np.where(index >= 0, grid[np.maximum(index, 0)], 0.0)
-    out = np.zeros_like(w)
-    ok = (w > 0) & (density > 0)
     if scheme == "uniform":
-        out[ok] = w[ok] / density[ok]
+        factor = np.divide(1.0, grid, out=np.zeros_like(grid), where=grid != 0)
     else:
-        f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(grid**2) / np.sum(w[ok]))
-        out[ok] = w[ok] / (1.0 + density[ok] * f2)
+        f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(grid**2) / np.sum(grid))
+        factor = 1.0 / (1.0 + grid * f2)
+    if rank_filter_level >= 1.0:
+        factor = rank_filter(factor.reshape(py // 2, px), rank_filter_level, rank_filter_size).ravel()
+    out = np.where(index >= 0, factor[np.maximum(index, 0)], 0.0) * w
     return out.astype(np.float32)
 
 

@@ -1,0 +1,65 @@
+"""Imaging weights: WSClean's rank filter and the density grid, against direct definitions."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from radioflow.commands.wsclean_args import parse_image_args
+from radioflow.errors import UsageError
+from radioflow.science.imaging import imaging_weights, rank_filter
+
+
+def _rank_filter_reference(grid: np.ndarray, level: float, size: int) -> np.ndarray:
+    """The filter cell by cell, written from its definition (window [i-d, i+d), non-zero cells)."""
+    h, w = grid.shape
+    d = size // 2
+    out = grid.copy()
+    for y in range(h):
+        for x in range(w):
+            if grid[y, x] == 0:
+                continue
+            win = grid[max(y - d, 0):min(y + d, h), max(x - d, 0):min(x + d, w)]
+            mean = win[win != 0].mean()
+            if grid[y, x] > level * mean:
+                out[y, x] = level * mean
+    return out
+
+
+@pytest.mark.parametrize("level,size", [(3.0, 16), (1.5, 7), (1.0, 2)])
+def test_rank_filter_matches_its_definition(level, size):
+    rng = np.random.default_rng(3)
+    grid = rng.exponential(1.0, (23, 41)) * (rng.random((23, 41)) < 0.4)
+    grid[4:6, 6:8] = 1.0
+    grid[5, 7] = 50.0  # a heavy cell among light ones: must be capped at every window size
+    got = rank_filter(grid, level, size)
+    np.testing.assert_allclose(got, _rank_filter_reference(grid, level, size), rtol=1e-12)
+    assert got[5, 7] < 50.0
+    assert np.all(got <= grid) and np.all((got == 0) == (grid == 0))
+
+
+def test_uniform_weights_capped_for_a_lone_sample():
+    """A sample alone in its cell, surrounded by crowded cells, gets 3 × the local mean factor."""
+    cell = math.radians(60 / 3600)
+    freq = np.array([299_792_458.0])  # u, v in metres = wavelengths
+    n = 64
+    du = 1.0 / (1.2 * n * cell)  # one uv cell of the padded grid
+    crowded = [(du * (i + 0.5), du * 2.5, 0.0) for i in range(4) for _ in range(10)]
+    lone = [(du * 2.5, du * 6.5, 0.0)]
+    uvw = np.array(crowded + lone)
+    wgt = np.ones((len(uvw), 1))
+    w_on = imaging_weights(uvw, freq, wgt, None, n, n, cell, cell, "uniform")
+    w_off = imaging_weights(uvw, freq, wgt, None, n, n, cell, cell, "uniform", rank_filter_level=0)
+    assert w_off[-1, 0] == pytest.approx(1.0)
+    # window mean of the factors: four cells at 1/10 and the lone cell at 1 → (0.4 + 1) / 5
+    assert w_on[-1, 0] == pytest.approx(3 * (0.4 + 1.0) / 5, rel=1e-6)
+    np.testing.assert_allclose(w_on[:-1, 0], 0.1, rtol=1e-6)
+
+
+def test_image_args_take_wsclean_rank_filter_options():
+    a = parse_image_args(["x.ms", "-size", "64", "-scale", "1amin", "-weight", "uniform",
+                          "-weighting-rank-filter", "2", "-weighting-rank-filter-size", "8"])
+    assert (a.rank_filter_level, a.rank_filter_size) == (2.0, 8)
+    with pytest.raises(UsageError, match="rank-filter-size"):
+        parse_image_args(["x.ms", "-size", "64", "-scale", "1amin", "-weighting-rank-filter-size", "0"])
