@@ -36,8 +36,10 @@ def test_simulate_image_and_info_end_to_end(tmp_path):
     assert data[64, 64] == pytest.approx(2.5, rel=1e-4)
     wcs = WCS(header)
     assert wcs.naxis == 4 and header["CTYPE4"] == "STOKES" and header["CRVAL2"] == pytest.approx(-30.0)
-    r = run(["image", "obs.ms", "-size", "128", "128", "-scale", "3amin", "-name", "ws", "-j", "1"], tmp_path)
+    r = run(["image", "obs.ms", "-size", "128", "128", "-scale", "3amin", "-name", "ws", "-j", "1", "-no-psf"], tmp_path)
     assert r.returncode == 0, r.stderr
+    assert (tmp_path / "ws-dirty.fits").exists() and not (tmp_path / "ws-psf.fits").exists()
+    assert fits.getdata(tmp_path / "ws-dirty.fits")[0, 0, 64, 64] == pytest.approx(2.5, rel=1e-4)
 
 
 @pytest.mark.parametrize("args,needle", [

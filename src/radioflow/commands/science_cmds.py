@@ -79,7 +79,7 @@ def simulate(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
                                "help_option_names": ["-h", "--help"]})
 def image(ctx: typer.Context) -> None:
-    """Dirty image + PSF, WSClean style: DATASET --size N [M] --scale 1.5asec --weight natural|uniform|briggs R --name PREFIX [--data-column DATA] [--threads N] [--weighting-rank-filter 3] [--weighting-rank-filter-size 16]."""
+    """Dirty image + PSF, WSClean style: DATASET --size N [M] --scale 1.5asec --weight natural|uniform|briggs R --name PREFIX [--data-column DATA] [--threads N] [--weighting-rank-filter 3] [--weighting-rank-filter-size 16] [--no-psf]."""
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
@@ -116,10 +116,13 @@ def make_dirty_image(args) -> list[Path]:
         raise UsageError("Non-square images are not supported yet: give --size N.")
     prod = dirty_and_psf(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
                          column=args.data_column, epsilon=args.epsilon, nthreads=args.threads,
-                         rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size)
+                         rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size,
+                         make_psf=not args.no_psf)
     written = []
     hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight}"]
     for kind, data in (("dirty", prod.dirty), ("psf", prod.psf)):
+        if data is None:
+            continue
         path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=prod.ra, dec=prod.dec, cell_x=prod.cell_x,
                                 cell_y=prod.cell_y, freq=prod.freq, bandwidth=prod.bandwidth, history=hist)
         written.append(path)

@@ -44,6 +44,7 @@ class ImageArgs:
     rank_filter_level: float = 3.0
     rank_filter_size: int = 16
     no_png: bool = False
+    no_psf: bool = False
     extra: list[str] = field(default_factory=list)
 
 
@@ -111,11 +112,13 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
             args.rank_filter_size = _int(take(tok), tok)
         elif opt == "no-png":
             args.no_png = True
+        elif opt == "no-psf":
+            args.no_psf = True
         else:
             raise UsageError(
                 f"Unknown option {tok} for 'radioflow image' (known: --size N [M], --scale ANGLE, "
                 "--weight natural|uniform|briggs R, --weighting-rank-filter LEVEL, --weighting-rank-filter-size N, "
-                "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png)."
+                "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf)."
             )
         i += 1
     if len(positional) != 1:
