@@ -10,7 +10,7 @@ channels (≈ 23 M visibilities), writes it as an MS, then times in one run:
 * the same with the PSF (radioflow's default) against WSClean with ``-make-psf``;
 * the bare ``ducc0 vis2dirty`` call (dirty only) on arrays already in memory, and reading the MS.
 
-Each timed command runs ``--repeat`` times (default 3) and the median is reported: this VM's
+Each timed command runs ``--repeat`` times (default 5) and the median is reported: this VM's
 wall times vary by ±10 %. Targets (issue 2): radioflow ≤ 0.5 × WSClean and ≤ 1.3 × (MS read
 + bare ducc0).
 Also reports ``radioflow simulate`` throughput in visibilities × sources per second.
@@ -65,7 +65,7 @@ def main() -> None:
     ap.add_argument("--npix", type=int, default=2048)
     ap.add_argument("--scale", default="1.5asec")
     ap.add_argument("--nsources", type=int, default=20)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "imaging.md")
     args = ap.parse_args()
     work = HERE / "work" / "imaging"

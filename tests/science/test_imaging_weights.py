@@ -63,3 +63,32 @@ def test_image_args_take_wsclean_rank_filter_options():
     assert (a.rank_filter_level, a.rank_filter_size) == (2.0, 8)
     with pytest.raises(UsageError, match="rank-filter-size"):
         parse_image_args(["x.ms", "-size", "64", "-scale", "1amin", "-weighting-rank-filter-size", "0"])
+
+
+def test_stokes_i_in_place_equals_a_fresh_copy():
+    """``overwrite`` forms Stokes I inside the dataset's arrays and gives the same numbers."""
+    import xarray as xr
+
+    from radioflow.science.imaging import stokes_i
+
+    rng = np.random.default_rng(5)
+    shape = (7, 11, 13, 4)
+    data = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)
+    weight = rng.uniform(0.5, 2.0, shape).astype(np.float32)
+    flag = rng.random(shape) < 0.2
+    dims = ("time", "baseline", "frequency", "polarization")
+
+    def dataset():
+        return xr.Dataset({"VISIBILITY": (dims, data.copy()), "WEIGHT": (dims, weight.copy()), "FLAG": (dims, flag.copy())},
+                          coords={"polarization": ["XX", "XY", "YX", "YY"]})
+
+    fresh = stokes_i(dataset())
+    ds = dataset()
+    inplace = stokes_i(ds, overwrite=True)
+    for a, b in zip(fresh, inplace):
+        np.testing.assert_array_equal(a, b)
+    assert np.shares_memory(inplace[0], ds["VISIBILITY"].values)
+    np.testing.assert_allclose(fresh[0], 0.5 * (data[..., 0] + data[..., 3]).reshape(77, 13), rtol=1e-6)
+    w0, w3 = weight[..., 0].astype(float), weight[..., 3].astype(float)
+    np.testing.assert_allclose(fresh[1], (4 * w0 * w3 / (w0 + w3)).reshape(77, 13), rtol=1e-6)
+    np.testing.assert_array_equal(fresh[2], (flag[..., 0] | flag[..., 3]).reshape(77, 13))

@@ -108,16 +108,17 @@ def _load_for_imaging(url: str, column: str):
 
 def make_dirty_image(args) -> list[Path]:
     """Run the imaging behind ``radioflow image``; returns the files written."""
-    from ..science.fits import write_fits_image, write_png_preview
     from ..science.image_dataset import dirty_and_psf
-    ds = _load_for_imaging(args.dataset, args.data_column)
     nx, ny = args.size
     if nx != ny:
         raise UsageError("Non-square images are not supported yet: give --size N.")
+    ds = _load_for_imaging(args.dataset, args.data_column)
     prod = dirty_and_psf(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
                          column=args.data_column, epsilon=args.epsilon, nthreads=args.threads,
                          rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size,
-                         make_psf=not args.no_psf)
+                         make_psf=not args.no_psf, overwrite_data=True)
+    from ..science.fits import write_fits_image, write_png_preview
+
     written = []
     hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight}"]
     for kind, data in (("dirty", prod.dirty), ("psf", prod.psf)):

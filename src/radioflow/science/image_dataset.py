@@ -42,13 +42,15 @@ def dirty_and_psf(
     rank_filter_level: float = 3.0,
     rank_filter_size: int = 16,
     make_psf: bool = True,
+    overwrite_data: bool = False,
 ) -> DirtyProducts:
     """Stokes-I dirty image and (unless ``make_psf`` is false) PSF of ``ds`` with the given weighting.
 
     ``rank_filter_level``/``rank_filter_size`` are WSClean's weighting rank filter (on by
-    default there, as here; a level below 1 turns it off).
+    default there, as here; a level below 1 turns it off). ``overwrite_data`` lets Stokes I be
+    formed inside the dataset's own arrays (no new memory; the dataset is spent afterwards).
     """
-    vis, wgt, flag = stokes_i(ds, column)
+    vis, wgt, flag = stokes_i(ds, column, overwrite=overwrite_data)
     uvw = uvw_rows(ds)
     freq = ds["frequency"].values
     w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell, weighting, robust,
