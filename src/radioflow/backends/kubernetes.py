@@ -42,7 +42,7 @@ MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of termination messag
 
 def invocation_json(inv: Invocation) -> str:
     """The invocation as JSON, refusing inline values of secret-looking parameters."""
-    from ..run.execute import is_secret
+    from ..secrets import is_secret
     from ..run.serialize import invocation_to_json
 
     for name, value in inv.params.items():

@@ -37,12 +37,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import yaml
 
 from ..errors import UsageError
+from ..secrets import is_secret
 
 DEFAULT_IMAGE = "radioflow:latest"
 LABEL_PREFIX = "radioflow.io"
 RUN_ID_LABEL = f"{LABEL_PREFIX}/run-id"
 STEP_LABEL = f"{LABEL_PREFIX}/step"
-_SECRET_NAME = re.compile(r"(?i)(key|secret|token|password|passwd|passphrase|credential|auth)")
 _NAME_BAD = re.compile(r"[^a-z0-9-]+")
 
 
@@ -91,7 +91,7 @@ def env_vars(cfg: Mapping[str, Any], extra: Mapping[str, str] | None = None) -> 
     out: list[dict[str, Any]] = []
     plain = {**(cfg.get("env") or {}), **(extra or {})}
     for name, value in plain.items():
-        if _SECRET_NAME.search(str(name)) and value not in (None, ""):
+        if is_secret(str(name)) and value not in (None, ""):
             raise UsageError(
                 f"backend.kubernetes.env.{name} looks like a secret and would be written into the "
                 "Job manifest in clear text. Store it in a Kubernetes Secret and reference it with "

@@ -20,7 +20,6 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -34,14 +33,12 @@ from typing import Any, Callable, Iterator, Mapping
 
 from ..backends.base import Invocation, Result
 from ..errors import RadioflowError
+from ..secrets import is_secret
 from . import policies, wranglers
 from .capture import capture
 
 LineCallback = Callable[[str, int], None]
 
-_SECRET_NAME = re.compile(
-    r"(?i)(key|secret|token|password|passwd|passphrase|pwd|credentials?|auth)s?(?![a-z])"
-)
 _in_process_lock = threading.RLock()
 
 
@@ -49,15 +46,6 @@ class CabFailure(RadioflowError):
     """A cab that cannot run as defined (bad command, missing module, ...)."""
 
     exit_code = 1
-
-
-#: Names that match the pattern above but hold no secret (PWD is the working directory).
-_NOT_SECRET = frozenset({"PWD", "OLDPWD", "XAUTHORITY", "SSH_AUTH_SOCK", "KEYTIMEOUT"})
-
-
-def is_secret(name: str) -> bool:
-    """Whether a parameter or environment variable name looks like it holds a secret."""
-    return name.upper() not in _NOT_SECRET and bool(_SECRET_NAME.search(name))
 
 
 def _is_unset(value: Any) -> bool:

@@ -627,14 +627,14 @@ class Runner:
 
 def _redacted(values: Mapping[str, Any]) -> dict[str, Any]:
     """Values with secret-looking names (key, token, password, ...) replaced by '***'."""
-    from ..run.execute import is_secret
+    from ..secrets import is_secret
 
     return {k: "***" if is_secret(k) else v for k, v in values.items()}
 
 
 def _append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, Any], ok: bool,
                    returncode: int, seconds: float) -> None:
-    from ..run.execute import is_secret
+    from ..secrets import is_secret
 
     def show(d: Mapping[str, Any]) -> str:
         return "\n".join(f"#   {k} = {'***' if is_secret(k) else repr(v)}" for k, v in d.items()) or "#   (none)"
