@@ -372,3 +372,14 @@ def test_scatter_through_nested_recipe_uses_map(tmp_path, capsys):
     # the iterations advance together: all 'first' steps, then all 'second' steps
     assert names[:6] == [f"scatter_nested.sub-{i}.first" for i in range(3)] + \
         [f"scatter_nested.sub-{i}.second" for i in range(3)]
+
+
+def test_looping_recipe_inside_a_scatter_advances_with_the_other_iterations(tmp_path, capsys):
+    """Each caller's cycles stay in order; the callers' cycles run together (one map per round)."""
+    code, out, err = cli(capsys, "run", STIMELA, "scatter_cycles", "-C", str(tmp_path))
+    assert code == 0, err
+    assert "all = [[4, 9], [9, 16]]" in out
+    assert (tmp_path / "cyc-3-1.txt").read_text() == "16"
+    names = [r["fqname"] for r in step_rows(tmp_path) if r["fqname"].endswith(".sq-0") or r["fqname"].endswith(".sq-1")]
+    assert names == ["scatter_cycles.sub-0.sq-0", "scatter_cycles.sub-1.sq-0",
+                     "scatter_cycles.sub-0.sq-1", "scatter_cycles.sub-1.sq-1"]

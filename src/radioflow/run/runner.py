@@ -80,6 +80,7 @@ class _Frame:
     previous: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     late: list[tuple[str, Any, str]] = field(default_factory=list)   # output defaults resolved at the end
+    backend: dict[str, Any] = field(default_factory=dict)  # backend options inherited by its steps
 
 
 @dataclass
@@ -94,6 +95,7 @@ class _Prepared:
     record_id: int | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
+    backend: dict[str, Any] = field(default_factory=dict)  # the step's own backend section, resolved
 
 
 class _Overlay(Mapping):
@@ -133,7 +135,9 @@ class Runner:
         self.workdir = os.path.abspath(self.options.workdir)
         self.files = files or list(doc.files)
         self._backend = backend
+        self._backend_given = backend is not None
         self._backend_name = backend_name
+        self._step_backends: dict[str, Backend] = {}
         self.run_id = new_run_id()
         self.reports: list[StepReport] = []
         self.records: RunRecords | None = None
@@ -175,6 +179,40 @@ class Runner:
         cfg = self.options.config
         cfg["backend"] = deep_merge(cfg.get("backend") or {}, resolved)
 
+    def _section(self, section: Any, ns: Mapping[str, Any], raw: Any, what: str, loc: str) -> dict[str, Any]:
+        """A ``backend`` section of a step, cab or nested recipe, formulas resolved."""
+        if not section:
+            return {}
+        if not isinstance(section, Mapping):
+            raise ValidationError(f"{loc}: {what}: 'backend' must be a mapping (select: NAME, plus options "
+                                  "per backend).")
+        return dict(resolve_value(to_plain(section), ns, where=where(raw, "backend", loc)))
+
+    def _backend_for(self, section: Mapping[str, Any]) -> Backend:
+        """The backend a step runs on: the run's, or one built for its merged ``backend`` options.
+
+        Options merge over the run's configuration (step over cab over nested recipes over the
+        recipe); ``-b NAME`` still picks the engine. A Backend object given to the Runner runs
+        everything. Backends are built once per distinct configuration and closed with the run.
+        """
+        if not section or self._backend_given:
+            return self.backend
+        import json
+
+        from ..backends import get_backend
+        from ..config import deep_merge
+
+        base = self.options.config.get("backend") or {}
+        cfg = copy.deepcopy(self.options.config)
+        cfg["backend"] = deep_merge(base, dict(section))
+        if cfg["backend"] == base:  # the section repeats the run's own settings
+            return self.backend
+        name = self._backend_name or cfg["backend"].get("select") or "local"
+        key = json.dumps([name, cfg["backend"]], sort_keys=True, default=str)
+        if key not in self._step_backends:
+            self._step_backends[key] = get_backend(name, cfg)
+        return self._step_backends[key]
+
     # -- top level -------------------------------------------------------------------------
     def run(self) -> RunOutcome:
         """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
@@ -207,6 +245,8 @@ class Runner:
                 self.records.close()
             if self._backend is not None:
                 self._backend.close()
+            for extra in self._step_backends.values():
+                extra.close()
 
     def _close_open_records(self, status: str, error: str | None) -> None:
         if self.records is not None:
@@ -222,17 +262,21 @@ class Runner:
         return ns
 
     def _run_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
-                    path: str, given_where: str) -> dict[str, Any]:
-        fr = self._enter_recipe(rdef, given, fqname, parent, path, given_where)
+                    path: str, given_where: str, backend: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        fr = self._enter_recipe(rdef, given, fqname, parent, path, given_where, backend)
         if rdef.for_loop is None:
             self._run_steps(rdef, [fr])
         else:
-            self._run_loop(fr, rdef.for_loop)
+            self._run_loops([fr], rdef.for_loop)
         return self._exit_recipe(fr)
 
     def _enter_recipe(self, rdef: RecipeDef, given: Mapping[str, Any], fqname: str, parent: _Frame | None,
-                      path: str, given_where: str) -> _Frame:
-        """Resolve and validate a recipe's inputs, assignments and preamble: a frame ready for its steps."""
+                      path: str, given_where: str, backend: Mapping[str, Any] | None = None) -> _Frame:
+        """Resolve and validate a recipe's inputs, assignments and preamble: a frame ready for its steps.
+
+        ``backend`` is the calling step's resolved ``backend`` section: it wins over the nested
+        recipe's own section, which wins over what the parent frame passes down.
+        """
         raw: dict[str, Any] = {}
         late: dict[str, Any] = {}        # output defaults with formulas: resolved after the steps
         for name, p in rdef.schema.items():
@@ -276,6 +320,11 @@ class Runner:
         ns_pre = self._ns(fr, current=fr.recipe)
         if parent is None:
             self._recipe_backend(rdef, ns_pre)
+        else:
+            from ..config import deep_merge
+
+            own = self._section(rdef.model.backend, ns_pre, rdef.raw, f"recipe '{fqname}'", rdef.where)
+            fr.backend = deep_merge(deep_merge(parent.backend, own), dict(backend or {}))
         self._assertions(rdef.model.preamble, ns_pre, rdef.raw, "preamble", f"recipe '{fqname}'")
         fr.late = [(name, value, where_of(name)) for name, value in late.items() if name not in given]
         return fr
@@ -294,7 +343,37 @@ class Runner:
                         workdir=self.workdir)
         return outputs
 
-    def _run_loop(self, fr: _Frame, loop: Any) -> None:
+    def _run_loops(self, frs: list[_Frame], loop: Any) -> None:
+        """Run the for-loop of each frame; the frames' iterations advance together.
+
+        Each frame's iterations go in batches of ``scatter`` (one at a time without scatter, as
+        an ICAL cycle needs the previous one). Round r runs the r-th batch of *every* frame in
+        one :meth:`_run_steps`, so a looping recipe called from a scatter still reaches the
+        backend as one ``map`` per step across all callers.
+        """
+        rdef = frs[0].rdef
+        rounds: list[list[_Frame]] = []
+        per_frame: list[list[_Frame]] = []
+        for fr in frs:
+            batches = self._loop_batches(fr, loop)
+            per_frame.append([it for batch in batches for it in batch])
+            for r, batch in enumerate(batches):
+                if r == len(rounds):
+                    rounds.append([])
+                rounds[r].extend(batch)
+        for frames in rounds:
+            for it in frames:
+                self._recipe_assign(it)
+                if loop.display_status:
+                    note = resolve_value(loop.display_status, self._ns(it),
+                                         where=where(rdef.raw.get("for_loop"), "display_status"))
+                    self.progress.message(f"{it.fqname}: {note}")
+            self._run_steps(rdef, frames)
+        for fr, iterations in zip(frs, per_frame):
+            self._gather_loop(fr, loop, iterations)
+
+    def _loop_batches(self, fr: _Frame, loop: Any) -> list[list[_Frame]]:
+        """A frame's loop iterations (not yet assigned), in batches of ``scatter``."""
         rdef = fr.rdef
         if isinstance(loop.over, str) and not is_dynamic(loop.over):
             over = fr.recipe.get(loop.over, UNSET)
@@ -311,23 +390,24 @@ class Runner:
             batch = int(scatter)
         else:
             batch = 1
-        iterations: list[_Frame] = []
+        batches = []
         for start in range(0, len(over), batch):
             frames = []
             for i in range(start, min(start + batch, len(over))):
                 it = _Frame(rdef=rdef, fqname=fr.fqname, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
+                            backend=fr.backend,
                             path=fr.path, previous=fr.previous,
                             info={**fr.info, "suffix": f"-{i}", "index": i, "total": len(over)})
                 it.recipe[loop.var] = over[i]
                 if fr.root is fr.recipe:
                     it.root = it.recipe
-                self._recipe_assign(it)
-                if loop.display_status:
-                    note = resolve_value(loop.display_status, self._ns(it), where=where(rdef.raw.get("for_loop"), "display_status"))
-                    self.progress.message(f"{fr.fqname}: {note}")
                 frames.append(it)
-            self._run_steps(rdef, frames)
-            iterations.extend(frames)
+            batches.append(frames)
+        return batches
+
+    def _gather_loop(self, fr: _Frame, loop: Any, iterations: list[_Frame]) -> None:
+        """Loop outputs into the frame: gathered lists (``output_elements``), else the last value."""
+        rdef = fr.rdef
         gather = loop.output_elements or []
         elements_raw = (rdef.raw.get("for_loop") or {}).get("output_elements")
         for name in rdef.outputs:
@@ -407,23 +487,25 @@ class Runner:
             todo = [p for p in preps if p.action == "run"]
             failures: list[str] = []
             if sdef.cab is not None and todo:
-                invs = [p.inv for p in todo]
                 for p in todo:
                     self.progress.step_started(p.fqname)
-                results = self.backend.map(invs) if len(invs) > 1 else [self.backend.run(invs[0])]
+                results = self._run_cabs(sdef, todo)
                 for p, res in zip(todo, results):
                     err = self._finish_cab(p, sdef, res)
                     if err:
                         failures.append(err)
-            elif sdef.recipe is not None and len(todo) > 1 and sdef.recipe.for_loop is None:
-                # scatter iterations of a nested recipe advance together, so its cab steps
-                # still reach the backend as one map() per step
+            elif sdef.recipe is not None and len(todo) > 1:
+                # scatter iterations of a nested recipe (and of its own loop) advance together,
+                # so its cab steps still reach the backend as one map() per step
                 t0 = time.time()
                 for p in todo:
                     self.progress.step_started(p.fqname)
-                subs = [self._enter_recipe(sdef.recipe, p.params, p.fqname, p.frame, f"{path}.{label}", sdef.where)
-                        for p in todo]
-                self._run_steps(sdef.recipe, subs)
+                subs = [self._enter_recipe(sdef.recipe, p.params, p.fqname, p.frame, f"{path}.{label}", sdef.where,
+                                           p.backend) for p in todo]
+                if sdef.recipe.for_loop is None:
+                    self._run_steps(sdef.recipe, subs)
+                else:
+                    self._run_loops(subs, sdef.recipe.for_loop)
                 for p, sub in zip(todo, subs):
                     p.outputs = self._exit_recipe(sub)
                     self._done(p, sdef, "ok", time.time() - t0, outputs=p.outputs)
@@ -432,7 +514,7 @@ class Runner:
                     self.progress.step_started(p.fqname)
                     t0 = time.time()
                     outputs = self._run_recipe(sdef.recipe, p.params, p.fqname, p.frame,
-                                               f"{path}.{label}", sdef.where)
+                                               f"{path}.{label}", sdef.where, p.backend)
                     p.outputs = outputs
                     self._done(p, sdef, "ok", time.time() - t0, outputs=outputs)
             for p in preps:
@@ -441,6 +523,26 @@ class Runner:
             if failures:
                 raise StepError(failures[0] if len(failures) == 1 else
                                 f"{len(failures)} scatter iterations failed:\n" + "\n".join(f"  - {f}" for f in failures))
+
+    def _run_cabs(self, sdef: StepDef, todo: list[_Prepared]) -> list[Result]:
+        """Run the invocations of a cab step: one ``map`` per backend (scatter iterations whose
+        ``backend`` options differ go to different engines), results in ``todo`` order."""
+        from ..config import deep_merge
+
+        assert sdef.cab is not None
+        groups: dict[int, tuple[Backend, list[int]]] = {}
+        for i, p in enumerate(todo):
+            cab_section = self._section(sdef.cab.backend, self._ns(p.frame, current=p.params), sdef.cab._raw,
+                                        f"cab '{sdef.cab_name}'", sdef.where)
+            backend = self._backend_for(deep_merge(deep_merge(p.frame.backend, cab_section), p.backend))
+            groups.setdefault(id(backend), (backend, []))[1].append(i)
+        results: list[Result | None] = [None] * len(todo)
+        for backend, idx in groups.values():
+            invs = [todo[i].inv for i in idx]
+            out = backend.map(invs) if len(invs) > 1 else [backend.run(invs[0])]
+            for i, res in zip(idx, out):
+                results[i] = res
+        return results  # type: ignore[return-value]
 
     def _step_fqname(self, fr: _Frame, label: str) -> str:
         return f"{fr.fqname}.{label}{fr.info.get('suffix', '')}"
@@ -492,6 +594,7 @@ class Runner:
         if step.skip_if_outputs and not decision.enabled and self._outputs_ready(values, sdef, step.skip_if_outputs):
             return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
         prep = _Prepared(fr, fq, "run", params=values)
+        prep.backend = self._section(step.backend, ns, sdef.raw, f"step '{fq}'", sdef.where)
         if sdef.cab is None:
             return prep
         try:
