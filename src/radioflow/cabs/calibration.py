@@ -8,23 +8,25 @@ from ..science.calibrate import calibrate_dataset, solutions_to_dataset
 from ..science.fits import read_fits_image
 from ..science.gainplot import plot_gains
 from ..science.imaging import image_to_vis, parallel_hands, uvw_rows
-from ..vis.ms import read_ms
-from ..vis.ms_columns import write_ms_columns
-from ._util import say, write_zarr_atomic
+from ..vis.io import write_columns
+from ._util import load_dataset, say, write_zarr_atomic
 
 
-def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4) -> dict:
-    """MODEL_DATA = visibilities of a model image (Jy/pixel, Stokes I into the parallel hands)."""
+def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4, delta: str | None = None) -> dict:
+    """MODEL_DATA = visibilities of a model image (Jy/pixel, Stokes I into the parallel hands).
+
+    Written like :func:`radioflow.vis.io.write_columns`; returns ``dataset``, the URL that has it.
+    """
     image, header = read_fits_image(model)
-    ds = read_ms(ms, columns=[])
+    ds = load_dataset(ms, columns=[])
     ny, nx = image.shape
     cell_x, cell_y = np.radians(-header["CDELT1"]), np.radians(header["CDELT2"])
     vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=nthreads,
                          epsilon=epsilon)
     model_vis = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
-    write_ms_columns(ms, {"MODEL_DATA": model_vis})
+    dataset = write_columns(ms, {"MODEL_DATA": model_vis}, delta=delta)
     say(f"Predicted MODEL_DATA of {ms} from {model} ({np.count_nonzero(image)} model pixels, {image.sum():.4g} Jy)")
-    return {}
+    return {"dataset": dataset}
 
 
 def _phase_error(solved: np.ndarray, true: np.ndarray, refant: int) -> float:
@@ -36,21 +38,26 @@ def _phase_error(solved: np.ndarray, true: np.ndarray, refant: int) -> float:
 
 def gaincal(ms: str, solutions: str, mode: str = "phase", time_interval: int = 1,
             freq_interval: int | None = None, refant: int = 0, tol: float = 1e-8, maxiter: int = 200,
-            plot: str | None = None, true_gains: str | None = None, label: str = "") -> dict:
-    """Solve DATA against MODEL_DATA, write CORRECTED_DATA, save solutions (Zarr) and a PNG plot."""
-    ds = read_ms(ms, columns=["DATA", "MODEL_DATA"])
+            plot: str | None = None, true_gains: str | None = None, label: str = "",
+            delta: str | None = None) -> dict:
+    """Solve DATA against MODEL_DATA, write CORRECTED_DATA, save solutions (Zarr) and a PNG plot.
+
+    ``ms`` is any dataset URL (a local MS is updated in place; Zarr gets a delta overlay, see
+    :func:`radioflow.vis.io.write_columns`); ``calibrated`` is the URL with CORRECTED_DATA.
+    """
+    ds = load_dataset(ms, columns=["DATA", "MODEL_DATA"])
     sol, out = calibrate_dataset(ds, "MODEL_DATA", time_interval=time_interval, freq_interval=freq_interval,
                                  mode=mode, refant=refant, tol=tol, maxiter=maxiter)
     columns = {"CORRECTED_DATA": out["CORRECTED_DATA"].values}
     if sol.flags.any():
         columns["FLAG"] = out["FLAG"].values
-    write_ms_columns(ms, columns)
+    calibrated = write_columns(ms, columns, delta=delta)
     sol_ds = solutions_to_dataset(sol, ds["time"].values, ds["frequency"].values, ds["antenna_name"].values)
     write_zarr_atomic(sol_ds, solutions)
     if plot:
         plot_gains(sol_ds, plot)
-    result = {"solutions": solutions, "chi2": float(sol.chi2), "converged": float(sol.converged),
-              "phase_error": -1.0}
+    result = {"solutions": solutions, "calibrated": calibrated, "chi2": float(sol.chi2),
+              "converged": float(sol.converged), "phase_error": -1.0}
     msg = (f"Calibration{' ' + label if label else ''}: {mode} solutions, {sol.gains.shape[0]} intervals, "
            f"converged {100 * sol.converged:.0f} %")
     if true_gains:

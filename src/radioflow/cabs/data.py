@@ -4,10 +4,9 @@ from __future__ import annotations
 from ..science.imaging import parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
-from ..vis.ms import read_ms
-from ..vis.ms_columns import write_ms_columns
+from ..vis.io import write_columns
 from ..vis.partition import concat_urls, partition
-from ._util import say
+from ._util import load_dataset, say
 
 
 def partition_dataset(dataset: str, prefix: str, n: int = 4, by: str = "time", fmt: str = "ms") -> dict:
@@ -24,13 +23,17 @@ def concat_datasets(parts: list[str], output: str) -> dict:
     return {"output": out}
 
 
-def predict_sky(ms: str, sky: str) -> dict:
-    """MODEL_DATA of ``ms`` from a sky-model catalogue by direct Fourier sum (parallel hands)."""
-    ds = read_ms(ms, columns=[])
+def predict_sky(ms: str, sky: str, delta: str | None = None) -> dict:
+    """MODEL_DATA of a dataset from a sky-model catalogue by direct Fourier sum (parallel hands).
+
+    A local MS gets the column in place; a Zarr dataset (local or S3) gets it in a delta overlay
+    (``delta``, default beside it). Returns ``dataset``: the URL that has MODEL_DATA.
+    """
+    ds = load_dataset(ms, columns=[])
     model = read_catalogue(sky)
     ra, dec = ds.attrs["phase_center"]
     vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
     out = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
-    write_ms_columns(ms, {"MODEL_DATA": out})
-    say(f"MODEL_DATA of {ms} from {len(model)} catalogue sources")
-    return {}
+    dataset = write_columns(ms, {"MODEL_DATA": out}, delta=delta)
+    say(f"MODEL_DATA of {ms} from {len(model)} catalogue sources" + (f" (in {dataset})" if dataset != ms else ""))
+    return {"dataset": dataset}

@@ -134,6 +134,50 @@ def write_dataset(ds: xr.Dataset, url: str, *, overwrite: bool = False, chunks: 
                      **storage_options)
 
 
+def default_delta_url(url: str) -> str:
+    """Where new columns of the Zarr dataset ``url`` go by default: ``<stem>-delta.zarr`` beside it."""
+    url = storage.normalise_url(url).rstrip("/")
+    return (url[: -len(".zarr")] if url.endswith(".zarr") else url) + "-delta.zarr"
+
+
+def write_columns(url: str, columns: dict[str, np.ndarray], *, delta: str | None = None,
+                  **storage_options: Any) -> str:
+    """Store new data columns of the dataset at ``url``; returns the URL of the dataset that has them.
+
+    ``columns`` maps MS column names (``MODEL_DATA``, ``CORRECTED_DATA``, ``FLAG`` ...) to arrays
+    ``(time, baseline, frequency, polarization)``. A local MS receives them as columns, in
+    place. A Zarr dataset is never rewritten: they go into a delta overlay over it (``delta``,
+    default :func:`default_delta_url`), created or updated as a new version; a delta receives
+    them itself. Read the returned URL to see the dataset with its new columns.
+    """
+    from .schema import VIS_DIMS, column_variable
+
+    fmt = format_of(url)
+    if fmt == "ms":
+        if not storage.is_local(url):
+            raise UsageError(f"Cannot add columns to the MS {url} in object storage (casacore writes only "
+                             "local tables): convert it to Zarr (radioflow vis convert) and write a delta.")
+        from .ms_columns import write_ms_columns
+
+        write_ms_columns(storage.split_protocol(url)[1], columns)
+        return url
+    from .delta import write_delta
+    from .zarr import root_attrs
+
+    variables = {column_variable(name): xr.DataArray(np.asarray(arr), dims=VIS_DIMS) for name, arr in columns.items()}
+    if delta is None and root_attrs(url, **storage_options).get("kind") == "delta":
+        return write_delta(variables, url, **storage_options)
+    target = delta or default_delta_url(url)
+    # A delta left over a base that has since been rewritten (e.g. a rerun partitioned again)
+    # no longer lines up with it: start it afresh.
+    stale = False
+    if storage.read_marker(target, **storage_options) is not None:
+        attrs = root_attrs(target, **storage_options)
+        stale = (attrs.get("parent") == storage.normalise_url(url) and
+                 attrs.get("parent_version") != storage.version_id(url, **storage_options))
+    return write_delta(variables, target, parent=url, overwrite=stale, **storage_options)
+
+
 def upload_ms(write_local, url: str, *, overwrite: bool = False, **storage_options: Any) -> str:
     """Stage an MS through a local temporary directory and publish it at object-store ``url``."""
     with tempfile.TemporaryDirectory(prefix="radioflow-ms-") as tmp:
