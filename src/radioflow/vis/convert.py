@@ -238,18 +238,45 @@ def _ms_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callabl
     column_of = {v: c for c, v in DATA_COLUMNS.items()}
     column_of.update({"FLAG": "FLAG", "UVW": "UVW", "WEIGHT": weight_col})
     nchan, ncorr = ds.sizes["frequency"], ds.sizes["polarization"]
+    from .ms import _NUMPY_TYPES
+
+    with CASACORE_LOCK, ct.table(path, ack=False) as t:
+        native = {name: np.dtype(_NUMPY_TYPES.get(t.coldatatype(column_of[name]), object)) for name in names}
+    # A ring of three block buffers, filled in place by getcolnp: block k+2 is read while block
+    # k+1 waits and block k is being written (the sink finishes block k before taking k+1), so
+    # no buffer is overwritten early and no block pays for fresh pages (page faults cost as
+    # much as the copy itself on this class of machine).
+    ring: list[dict[str, np.ndarray]] = []
+    count = [0]
+
+    def buffers() -> dict[str, np.ndarray]:
+        k = count[0] % 3
+        count[0] += 1
+        if k == len(ring):
+            ring.append({})
+        return ring[k]
 
     def load(t0: int) -> xr.Dataset:
         nt = min(step, ntime - t0)
+        nrow = nt * nbl
+        bufs = buffers()
         out = {}
         with CASACORE_LOCK, ct.table(path, ack=False) as t:
             for name in names:
                 var = ds[name]
-                data = t.getcol(column_of[name], startrow=t0 * nbl, nrow=nt * nbl)
-                if name == "WEIGHT" and data.ndim == 2:
-                    data = np.repeat(data[:, None, :], nchan, axis=1)
-                data = data.astype(var.dtype, copy=False)
+                col = column_of[name]
                 shape = (nt, nbl, 3) if name == "UVW" else (nt, nbl, nchan, ncorr)
+                cell = shape[2:]
+                if native[name] == var.dtype and not (name == "WEIGHT" and col == "WEIGHT"):
+                    if name not in bufs:
+                        bufs[name] = np.empty((step * nbl, *cell), var.dtype)
+                    data = bufs[name][:nrow]
+                    t.getcolnp(col, data, startrow=t0 * nbl, nrow=nrow)
+                else:
+                    data = t.getcol(col, startrow=t0 * nbl, nrow=nrow)
+                    if name == "WEIGHT" and data.ndim == 2:
+                        data = np.repeat(data[:, None, :], nchan, axis=1)
+                    data = data.astype(var.dtype, copy=False)
                 out[name] = (var.dims, data.reshape(shape))
         return xr.Dataset(out, coords={"time": ds["time"].values[t0:t0 + nt]})
 
