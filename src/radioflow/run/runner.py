@@ -167,17 +167,14 @@ class Runner:
         A recipe may pick its engine and size it from its inputs (``n_workers: =recipe.n_workers``);
         ``-b NAME`` on the command line still chooses the engine.
         """
-        section = rdef.model.backend
-        if not section or self._backend is not None:
+        if self._backend is not None:
             return
-        if not isinstance(section, Mapping):
-            raise ValidationError(f"{rdef.where}: recipe '{rdef.name}': 'backend' must be a mapping "
-                                  "(select: NAME, plus options per backend).")
-        from ..config import deep_merge
+        resolved = self._section(rdef.model.backend, ns, rdef.raw, f"recipe '{rdef.name}'", rdef.where)
+        if resolved:
+            from ..config import deep_merge
 
-        resolved = resolve_value(to_plain(section), ns, where=where(rdef.raw, "backend", rdef.where))
-        cfg = self.options.config
-        cfg["backend"] = deep_merge(cfg.get("backend") or {}, resolved)
+            cfg = self.options.config
+            cfg["backend"] = deep_merge(cfg.get("backend") or {}, resolved)
 
     def _section(self, section: Any, ns: Mapping[str, Any], raw: Any, what: str, loc: str) -> dict[str, Any]:
         """A ``backend`` section of a step, cab or nested recipe, formulas resolved."""

@@ -238,10 +238,10 @@ def _ms_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callabl
     column_of = {v: c for c, v in DATA_COLUMNS.items()}
     column_of.update({"FLAG": "FLAG", "UVW": "UVW", "WEIGHT": weight_col})
     nchan, ncorr = ds.sizes["frequency"], ds.sizes["polarization"]
-    from .ms import _NUMPY_TYPES
+    from .ms import CASACORE_NUMPY_TYPES
 
     with CASACORE_LOCK, ct.table(path, ack=False) as t:
-        native = {name: np.dtype(_NUMPY_TYPES.get(t.coldatatype(column_of[name]), object)) for name in names}
+        native = {name: np.dtype(CASACORE_NUMPY_TYPES.get(t.coldatatype(column_of[name]), object)) for name in names}
     # A ring of three block buffers, filled in place by getcolnp: block k+2 is read while block
     # k+1 waits and block k is being written (the sink finishes block k before taking k+1), so
     # no buffer is overwritten early and no block pays for fresh pages (page faults cost as

@@ -297,8 +297,9 @@ def _time_chunk(ds: xr.Dataset) -> int:
 # --------------------------------------------------------------------------- reading
 
 
-_NUMPY_TYPES = {"boolean": np.bool_, "int": np.int32, "float": np.float32, "double": np.float64,
-                "complex": np.complex64, "dcomplex": np.complex128}
+#: numpy dtype of each casacore column data type (for getcol[slice]np into preallocated arrays).
+CASACORE_NUMPY_TYPES = {"boolean": np.bool_, "int": np.int32, "float": np.float32, "double": np.float64,
+                        "complex": np.complex64, "dcomplex": np.complex128}
 
 
 def _read_rows(t: ct.table, column: str, rownrs: np.ndarray,
@@ -314,7 +315,7 @@ def _read_rows(t: ct.table, column: str, rownrs: np.ndarray,
     def get(tab: ct.table, **rows: int) -> np.ndarray:
         first = int(rownrs[0]) if not rows else rows["startrow"]
         cell = np.shape(tab.getcell(column, first))
-        dtype = _NUMPY_TYPES.get(tab.coldatatype(column))
+        dtype = CASACORE_NUMPY_TYPES.get(tab.coldatatype(column))
         if corr is None:
             if rows and dtype is not None:
                 out = np.empty((rows["nrow"], *cell), dtype)
