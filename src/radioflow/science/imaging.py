@@ -136,10 +136,16 @@ def imaging_weights(
     return out.astype(np.float32)
 
 
-def _precision(vis: np.ndarray, epsilon: float) -> tuple[np.ndarray, type]:
+def _dtypes(epsilon: float) -> tuple[type, type]:
+    """(complex, real) dtypes ducc0 grids in for accuracy ``epsilon``."""
     if epsilon < _SINGLE_PRECISION_EPSILON:
-        return np.asarray(vis, np.complex128), np.float64
-    return np.asarray(vis, np.complex64), np.float32
+        return np.complex128, np.float64
+    return np.complex64, np.float32
+
+
+def _precision(vis: np.ndarray, epsilon: float) -> tuple[np.ndarray, type]:
+    cplx, real = _dtypes(epsilon)
+    return np.asarray(vis, cplx), real
 
 
 def vis_to_image(
@@ -187,7 +193,7 @@ def psf_image(
     nthreads: int = 0,
 ) -> np.ndarray:
     """Point-spread function ``[y, x]``, normalised to 1 at the image centre."""
-    ones = np.ones(np.shape(wgt), np.complex128 if epsilon < _SINGLE_PRECISION_EPSILON else np.complex64)
+    ones = np.ones(np.shape(wgt), _dtypes(epsilon)[0])
     return vis_to_image(uvw, freq, ones, wgt, npix_x, npix_y, cell_x, cell_y,
                         epsilon=epsilon, nthreads=nthreads, normalise=True)
 
@@ -205,7 +211,7 @@ def image_to_vis(
     nthreads: int = 0,
 ) -> np.ndarray:
     """Model visibilities ``(nrow, nchan)`` of a model image ``[y, x]`` in Jy/pixel."""
-    real = np.float64 if epsilon < _SINGLE_PRECISION_EPSILON else np.float32
+    real = _dtypes(epsilon)[1]
     if image_yx.shape != (npix_y, npix_x):
         raise UsageError(f"Model image has shape {image_yx.shape}, expected {(npix_y, npix_x)}.")
     return dirty2vis(
