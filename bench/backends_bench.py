@@ -4,7 +4,7 @@ For each engine the same number of no-op items runs twice on the *same* workers:
 the raw engine (``ProcessPoolExecutor.map``, Dask ``client.map`` + ``gather``, Lithops
 ``FunctionExecutor.map`` + ``get_result``) with a trivial function, and once through the
 radioflow backend's ``map`` of invocations of a python cab (``os.getpid``), which adds the
-invocation payload, :func:`radioflow.run.execute.execute` (log capture, parameter handling)
+invocation payload, :func:`radioflow.invoke.execute.execute` (log capture, parameter handling)
 and the Result. Raw and radioflow runs alternate; times are medians of ``--reps`` runs after
 one warm-up. ``lithops`` uses radioflow's default batching (about four activations per
 worker); ``lithops-batch1`` gives every item its own activation, like the raw map.
@@ -26,7 +26,7 @@ from typing import Any, Callable
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from radioflow.backends.base import Invocation  # noqa: E402
+from radioflow.invoke import Invocation  # noqa: E402
 
 NOOP_CAB = {"name": "noop", "flavour": "python", "command": "os.getpid", "inputs": {}, "outputs": {}}
 

@@ -12,22 +12,28 @@ import typer
 
 from .errors import RadioflowError
 
-app = typer.Typer(
-    name="radioflow",
-    help="Cloud workflow management for radio-astronomy pipelines.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-vis_app = typer.Typer(help="Inspect, convert and partition visibility datasets.", no_args_is_help=True)
-app.add_typer(vis_app, name="vis")
+def build_app() -> typer.Typer:
+    """The typer application with every command group registered explicitly (no import side effects)."""
+    from .commands import k8s_cmds, recipe_cmds, science_cmds, step_cmds, vis_cmds
 
-# --- command registrations ---
-from .commands import science_cmds  # noqa: E402,F401  (registers simulate, image, vis info, demo)
-from .commands import recipe_cmds  # noqa: E402,F401  (registers run, doc, runs)
-from .commands import k8s_cmds  # noqa: E402,F401  (registers k8s render)
-from .commands import step_cmds  # noqa: E402,F401  (registers step)
-from .commands import vis_cmds  # noqa: E402,F401  (registers vis convert/partition/concat/squash/history)
+    root = typer.Typer(
+        name="radioflow",
+        help="Cloud workflow management for radio-astronomy pipelines.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    vis = typer.Typer(help="Inspect, convert and partition visibility datasets.", no_args_is_help=True)
+    science_cmds.register(root, vis)
+    recipe_cmds.register(root)
+    k8s_cmds.register(root)
+    step_cmds.register(root)
+    vis_cmds.register(vis)
+    root.add_typer(vis, name="vis")
+    return root
+
+
+app = build_app()
 
 
 def _report(exc: RadioflowError) -> None:

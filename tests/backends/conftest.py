@@ -119,7 +119,7 @@ def local_dask():
 
 @contextmanager
 def target(backend, dotted: str):
-    """Temporarily make ``backend`` run ``dotted`` instead of radioflow.run.execute.execute."""
+    """Temporarily make ``backend`` run ``dotted`` instead of radioflow.invoke.execute.execute."""
     from radioflow.backends import _remote
 
     backend._target = dotted

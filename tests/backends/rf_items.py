@@ -1,6 +1,6 @@
 """Worker-importable items for the backend tests (on PYTHONPATH for every worker process).
 
-Stand-ins for :func:`radioflow.run.execute.execute` with the same signature, plus plain
+Stand-ins for :func:`radioflow.invoke.execute.execute` with the same signature, plus plain
 python-cab functions. Each computes a deterministic numpy result from its parameters.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radioflow.backends.base import Invocation, Result
+from radioflow.invoke import Invocation, Result
 
 
 def compute(seed: int, out: str, n: int = 4096, delay: float = 0.0) -> dict:
@@ -75,7 +75,7 @@ def sleep_execute(inv: Invocation) -> Result:
     return Result(step=inv.step, ok=True, outputs={"slept": inv.params["seconds"]})
 
 
-#: A python cab running :func:`compute` through the real ``radioflow.run.execute.execute``.
+#: A python cab running :func:`compute` through the real ``radioflow.invoke.execute.execute``.
 COMPUTE_CAB = {
     "name": "compute",
     "flavour": "python",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from radioflow.backends import get_backend
-from radioflow.backends.base import Invocation
+from radioflow.invoke import Invocation
 from radioflow.backends.dask import DaskBackend
 from radioflow.errors import UsageError
 from conftest import free_port, target

@@ -23,7 +23,7 @@ from kubernetes.client import (
 )
 
 from radioflow.backends import get_backend
-from radioflow.backends.base import Invocation
+from radioflow.invoke import Invocation
 from radioflow.backends.kubernetes import KubernetesBackend, follow_job, job_state, termination_result
 from radioflow.errors import UsageError
 from radioflow.ops import deploy

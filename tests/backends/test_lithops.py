@@ -10,7 +10,7 @@ import pytest
 import rf_items
 
 from radioflow.backends import get_backend
-from radioflow.backends.base import Invocation
+from radioflow.invoke import Invocation
 from radioflow.backends.lithops import LithopsBackend, lithops_config
 from radioflow.errors import UsageError
 
@@ -52,7 +52,7 @@ def test_failed_item_is_retried_then_reported(local_lithops, tmp_path):
         local_lithops._target = "rf_items.failing_execute"
         (bad,) = local_lithops.map([Invocation(step="bad", cab={}, params={"counter": str(tmp_path / "n")})])
     finally:
-        local_lithops._target = "radioflow.run.execute.execute"
+        local_lithops._target = "radioflow.invoke.execute.execute"
     assert flaky.ok and flaky.outputs == {"attempts": 2}
     assert not bad.ok and bad.returncode == 7 and bad.log == "cab said: boom\n"
     assert bad.error == "cab exited with code 7"
@@ -70,7 +70,7 @@ def test_batches_share_an_activation_and_a_raising_item_sinks_only_itself(local_
         raised = local_lithops.map(invs[:3])
     finally:
         local_lithops.batch_size = "auto"
-        local_lithops._target = "radioflow.run.execute.execute"
+        local_lithops._target = "radioflow.invoke.execute.execute"
     assert all(r.ok for r in results)
     assert len({r.outputs["pid"] for r in results[:4]}) == 1 and len({r.outputs["pid"] for r in results[4:]}) == 1
     assert results[0].outputs["pid"] != results[4].outputs["pid"]
@@ -83,7 +83,7 @@ def test_a_killed_activation_is_retried(local_lithops, tmp_path):
     try:
         (r,) = local_lithops.map([Invocation(step="dies", cab={}, params={"marker": str(tmp_path / "k")})])
     finally:
-        local_lithops._target = "radioflow.run.execute.execute"
+        local_lithops._target = "radioflow.invoke.execute.execute"
     assert (tmp_path / "k").read_text() == "killed"
     assert r.ok and r.outputs["survived"] is True
 

@@ -7,7 +7,8 @@ import time
 import pytest
 
 from radioflow.backends import backend_options, get_backend
-from radioflow.backends.base import Backend, Invocation
+from radioflow.backends.base import Backend
+from radioflow.invoke import Invocation
 from radioflow.backends.local import LocalBackend
 from radioflow.errors import UsageError
 

@@ -5,8 +5,8 @@ import os
 import pickle
 import threading
 
-from radioflow.backends.base import Invocation, Result
-from radioflow.run.execute import execute, is_secret
+from radioflow.invoke import Invocation, Result
+from radioflow.invoke.execute import execute, is_secret
 
 PY = {"name": "add", "flavour": "python", "command": "execute_cabs.add",
       "inputs": {"a": {"dtype": "int", "required": True}, "b": {"dtype": "int", "default": 5}},

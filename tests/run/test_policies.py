@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from radioflow.backends.base import Invocation
+from radioflow.invoke import Invocation
 from radioflow.errors import ValidationError
-from radioflow.run.execute import effective_params, execute
-from radioflow.run.policies import build_arguments, filter_params
+from radioflow.invoke.execute import effective_params, execute
+from radioflow.invoke.policies import build_arguments, filter_params
 
 
 def args(inputs, params, policies=None, outputs=None):

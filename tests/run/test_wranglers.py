@@ -5,10 +5,10 @@ import logging
 
 import pytest
 
-from radioflow.backends.base import Invocation
+from radioflow.invoke import Invocation
 from radioflow.errors import ValidationError
-from radioflow.run import wranglers
-from radioflow.run.execute import execute
+from radioflow.invoke import wranglers
+from radioflow.invoke.execute import execute
 
 
 def sh(script: str, wrang: dict, outputs: dict | None = None, tmp=".") -> object:

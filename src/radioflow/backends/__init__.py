@@ -9,7 +9,8 @@ import importlib
 from typing import Any, Mapping
 
 from ..errors import UsageError
-from .base import Backend, Invocation, Result
+from ..invoke import Invocation, Result
+from .base import Backend
 
 __all__ = ["Backend", "Invocation", "Result", "BACKENDS", "backend_options", "get_backend"]
 

@@ -1,7 +1,7 @@
 """Worker-side glue shared by the remote backends (Dask, Lithops, Kubernetes).
 
 A remote worker receives an :class:`~radioflow.backends.base.Invocation` and the *dotted path*
-of the function that runs it (always :func:`radioflow.run.execute.execute` in production), so
+of the function that runs it (always :func:`radioflow.invoke.execute.execute` in production), so
 nothing but plain data crosses the wire and every backend runs exactly the same code. A cab
 that ran and failed comes back as a ``Result`` with ``ok=False``; :func:`run_invocation` turns
 that into :class:`ItemFailed` so the engine's own retry machinery (Dask ``retries=``, Lithops
@@ -16,9 +16,9 @@ import time
 import traceback
 from typing import Any, Callable
 
-from .base import Invocation, Result
+from ..invoke.invocation import Invocation, Result
 
-EXECUTE = "radioflow.run.execute.execute"
+EXECUTE = "radioflow.invoke.execute.execute"
 
 
 class ItemFailed(Exception):

@@ -11,7 +11,7 @@ Configuration (the ``backend.dask`` section plus ``retries``)::
     retries: 2                # extra attempts per failed item
 
 Each scatter item becomes one future (``pure=False``, ``retries=``) calling
-:func:`radioflow.run.execute.execute` by module path on a worker. A worker that dies
+:func:`radioflow.invoke.execute.execute` by module path on a worker. A worker that dies
 mid-task is survived: the scheduler reschedules its tasks elsewhere.
 
 Data-level parallelism inside a step runs on the same cluster with no extra code: on a
@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from ..errors import UsageError
 from . import _remote
-from .base import Invocation, Result
+from ..invoke import Invocation, Result
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import UsageError
 from ..ops import deploy
-from .base import Invocation, Result
+from ..invoke import Invocation, Result
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of termination messag
 def invocation_json(inv: Invocation) -> str:
     """The invocation as JSON, refusing inline values of secret-looking parameters."""
     from ..secrets import is_secret
-    from ..run.serialize import invocation_to_json
+    from ..invoke.serialize import invocation_to_json
 
     for name, value in inv.params.items():
         if is_secret(str(name)) and isinstance(value, str) and value:

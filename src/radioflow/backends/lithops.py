@@ -39,7 +39,7 @@ from typing import Any, Sequence
 from ..config import deep_merge
 from ..errors import UsageError
 from . import _remote
-from .base import Invocation, Result
+from ..invoke import Invocation, Result
 
 log = logging.getLogger(__name__)
 

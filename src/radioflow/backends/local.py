@@ -19,8 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..run.execute import execute
-from .base import Invocation, Result
+from ..invoke.execute import execute
+from ..invoke import Invocation, Result
 
 
 def _partial_log(inv: Invocation) -> str:

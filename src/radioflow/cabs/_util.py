@@ -16,7 +16,7 @@ ARCSEC = math.pi / 180 / 3600
 
 def say(message: str) -> None:
     """A summary line: in the step log, and shown on the console by the runner."""
-    from ..run.progress import SUMMARY_MARK
+    from ..invoke.markers import SUMMARY_MARK
 
     print(f"{SUMMARY_MARK}{message}", flush=True)
     log.info(message)

@@ -1,1 +1,1 @@
-"""CLI command groups, one module per area; each registers itself on radioflow.cli.app."""
+"""CLI command groups, one module per area; each has a ``register(app)`` that radioflow.cli calls."""

@@ -6,10 +6,7 @@ from typing import Any, Optional
 
 import typer
 
-from ..cli import app
 
-k8s_app = typer.Typer(help="Kubernetes: render manifests for recipes and steps.", no_args_is_help=True)
-app.add_typer(k8s_app, name="k8s")
 
 RECIPE_DIR = "/etc/radioflow/recipe"
 
@@ -43,7 +40,7 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
 
     import yaml
 
-    from ..backends.base import Invocation
+    from ..invoke import Invocation
     from ..errors import UsageError
     from ..ops import deploy
 
@@ -86,7 +83,6 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     return out
 
 
-@k8s_app.command("render")
 def render_cmd(
     source: Path = typer.Argument(..., help="Recipe YAML, or a step's invocation JSON."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory to write the manifests into."),
@@ -110,3 +106,10 @@ def render_cmd(
         else:
             deploy.write_manifests(target, [item])
         typer.echo(str(target))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    k8s_app = typer.Typer(help="Kubernetes: render manifests for recipes and steps.", no_args_is_help=True)
+    app.add_typer(k8s_app, name="k8s")
+    k8s_app.command("render")(render_cmd)

@@ -6,10 +6,8 @@ from typing import List, Optional
 
 import typer
 
-from ..cli import app
 
 
-@app.command("run", context_settings={"allow_interspersed_args": True})
 def run(
     args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...]", show_default=False),
     step: List[str] = typer.Option([], "-s", "--step", help="Run only these steps: label, from:to, sub.from:to."),
@@ -53,7 +51,6 @@ def run(
             typer.echo(f"  {key} = {value!r}")
 
 
-@app.command("doc")
 def doc(
     files: List[Path] = typer.Argument(..., help="FILE.yml... [NAME]: recipe files, then optionally a recipe or cab name."),
 ) -> None:
@@ -63,7 +60,6 @@ def doc(
     typer.echo(describe([str(f) for f in files]))
 
 
-@app.command("runs")
 def runs(
     run_id: Optional[str] = typer.Argument(None, help="Show the steps of this run."),
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory holding .radioflow/runs.db."),
@@ -73,3 +69,10 @@ def runs(
     from ..run.api import list_runs
 
     typer.echo(list_runs(str(workdir), run_id=run_id, limit=limit))
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("run", context_settings={"allow_interspersed_args": True})(run)
+    app.command("doc")(doc)
+    app.command("runs")(runs)

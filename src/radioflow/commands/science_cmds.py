@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from ..cli import app, vis_app
 from ..errors import UsageError
 
 
@@ -17,7 +16,6 @@ def _console():
     return Console(highlight=False)
 
 
-@app.command()
 def simulate(
     output: str = typer.Option(..., "-o", "--output", help="Dataset to write (.ms or .zarr)."),
     telescope: str = typer.Option("ska-low-model", help="Layout: built-in name, name on the layout path, or a file."),
@@ -76,8 +74,6 @@ def simulate(
     con.print(f"Wrote {out}: {nvis:,} visibilities ({layout.name}, {layout.n} stations).")
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                               "help_option_names": ["-h", "--help"]})
 def image(ctx: typer.Context) -> None:
     """Dirty image + PSF, WSClean style: DATASET --size N [M] --scale 1.5asec --weight natural|uniform|briggs R --name PREFIX [--data-column DATA] [--threads N] [--weighting-rank-filter 3] [--weighting-rank-filter-size 16] [--no-psf]."""
     from .wsclean_args import parse_image_args
@@ -132,7 +128,6 @@ def make_dirty_image(args) -> list[Path]:
     return written
 
 
-@vis_app.command("info")
 def vis_info(dataset: str = typer.Argument(..., help="Dataset URL or path (.ms or .zarr).")) -> None:
     """Summarise a visibility dataset."""
     from rich.table import Table
@@ -161,7 +156,6 @@ def vis_info(dataset: str = typer.Argument(..., help="Dataset URL or path (.ms o
     _console().print(table)
 
 
-@app.command()
 def demo(
     out: Path = typer.Option(Path("./radioflow-data/demo"), help="Where the products go."),
 ) -> None:
@@ -177,3 +171,11 @@ def demo(
     args = ImageArgs(dataset=str(ms), size=(512, 512), scale=math.radians(60 / 3600), name=str(out / "ska-low"))
     for p in make_dirty_image(args):
         _console().print(f"Wrote {p}")
+
+
+def register(app: typer.Typer, vis_app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command()(simulate)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]})(image)
+    vis_app.command("info")(vis_info)
+    app.command()(demo)

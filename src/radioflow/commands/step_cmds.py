@@ -6,10 +6,8 @@ from typing import Optional
 
 import typer
 
-from ..cli import app
 
 
-@app.command("step")
 def step(
     invocation: Path = typer.Argument(..., help="Invocation JSON: step, cab, params, workdir, log_path, env."),
     result: Optional[Path] = typer.Option(
@@ -26,8 +24,8 @@ def step(
     import sys
 
     from ..errors import StepError
-    from ..run.execute import execute
-    from ..run.serialize import load_invocation, result_to_dict, write_json
+    from ..invoke.execute import execute
+    from ..invoke.serialize import load_invocation, result_to_dict, write_json
 
     inv = load_invocation(invocation)
 
@@ -42,3 +40,8 @@ def step(
     write_json(target, result_to_dict(res, include_log=with_log, max_bytes=max_bytes))
     if not res.ok:
         raise StepError(res.error or f"step '{res.step}' failed with exit code {res.returncode}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    app.command("step")(step)

@@ -5,7 +5,6 @@ from typing import List, Optional
 
 import typer
 
-from ..cli import vis_app
 
 
 def _console():
@@ -14,7 +13,6 @@ def _console():
     return Console(highlight=False)
 
 
-@vis_app.command("convert")
 def convert_cmd(
     src: str = typer.Argument(..., help="Source dataset (.ms or .zarr; path, s3:// or memory:// URL)."),
     dst: str = typer.Argument(..., help="Destination dataset (.ms or .zarr)."),
@@ -56,7 +54,6 @@ def convert_cmd(
     con.print(f"Wrote {out}: {moved[0] / 1e6:,.1f} MB in {secs:.1f} s ({rate:,.0f} MB/s).")
 
 
-@vis_app.command("partition")
 def partition_cmd(
     src: str = typer.Argument(..., help="Dataset to split."),
     dst_prefix: str = typer.Argument(..., help="Prefix of the parts: PREFIX-000.zarr, PREFIX-001.zarr, ..."),
@@ -83,7 +80,6 @@ def partition_cmd(
         typer.echo(url)
 
 
-@vis_app.command("concat")
 def concat_cmd(
     parts: List[str] = typer.Argument(..., help="Partitions followed by the output dataset."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
@@ -98,7 +94,6 @@ def concat_cmd(
     _console().print(f"Wrote {out} from {len(parts) - 1} partitions.")
 
 
-@vis_app.command("squash")
 def squash_cmd(
     delta: str = typer.Argument(..., help="The newest delta of a chain."),
     dst: str = typer.Argument(..., help="Self-contained output dataset (.zarr or .ms)."),
@@ -111,7 +106,6 @@ def squash_cmd(
     _console().print(f"Wrote {out}.")
 
 
-@vis_app.command("history")
 def history_cmd(url: str = typer.Argument(..., help="A dataset or delta overlay.")) -> None:
     """Show the delta chain of a dataset, newest first, down to its base."""
     from rich.table import Table
@@ -124,3 +118,12 @@ def history_cmd(url: str = typer.Argument(..., help="A dataset or delta overlay.
         table.add_row(str(k), entry["kind"], entry["url"], entry["version"][:12], entry.get("created") or "",
                       variables or "-")
     _console().print(table)
+
+
+def register(vis_app: typer.Typer) -> None:
+    """Add this module's commands to the CLI."""
+    vis_app.command("convert")(convert_cmd)
+    vis_app.command("partition")(partition_cmd)
+    vis_app.command("concat")(concat_cmd)
+    vis_app.command("squash")(squash_cmd)
+    vis_app.command("history")(history_cmd)

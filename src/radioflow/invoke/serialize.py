@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..backends.base import Invocation, Result
+from ..invoke.invocation import Invocation, Result
 from ..errors import UsageError
 
 _INV_FIELDS = {f.name for f in dataclasses.fields(Invocation)}

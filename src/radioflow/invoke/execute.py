@@ -8,8 +8,8 @@ Three flavours, as in Stimela2:
 * ``python-code``: ``command`` is the cab author's inline code, executed with the inputs as
   local variables; outputs are read back from variables (``flavour.output_vars``).
 * ``binary`` (default): ``command`` (which may carry arguments) plus ``args`` plus arguments
-  built by :mod:`radioflow.run.policies`, run as a subprocess in ``inv.workdir`` with
-  ``inv.env``; output lines pass through :mod:`radioflow.run.wranglers`.
+  built by :mod:`radioflow.invoke.policies`, run as a subprocess in ``inv.workdir`` with
+  ``inv.env``; output lines pass through :mod:`radioflow.invoke.wranglers`.
 
 All output is streamed line by line to ``inv.log_path`` and collected in ``Result.log``.
 Values of parameters and environment variables whose names look like secrets (key, secret,
@@ -31,7 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..backends.base import Invocation, Result
+from ..invoke.invocation import Invocation, Result
 from ..errors import RadioflowError
 from ..secrets import is_secret
 from . import policies, wranglers
