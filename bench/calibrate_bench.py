@@ -122,7 +122,9 @@ def build_ms(path: Path, seed: int) -> np.ndarray:
     """
     import math
 
-    from radioflow.science import observation as O, skymodel as S, telescopes as T
+    from radioflow.science import observation as O
+    from radioflow.science import skymodel as S
+    from radioflow.science import telescopes as T
     from radioflow.science.corrupt import add_noise, corrupt_dataset
     from radioflow.science.simulate import simulate
     from radioflow.vis.ms import write_ms

@@ -29,7 +29,9 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 
-from radioflow.science import observation as O, skymodel as S, telescopes as T  # noqa: E402
+from radioflow.science import observation as O  # noqa: E402
+from radioflow.science import skymodel as S  # noqa: E402
+from radioflow.science import telescopes as T  # noqa: E402
 from radioflow.science.deconvolve import clean, write_clean_images  # noqa: E402
 from radioflow.science.fits import read_fits_image  # noqa: E402
 from radioflow.science.imaging import stokes_i, uvw_rows  # noqa: E402

@@ -32,7 +32,9 @@ HERE = Path(__file__).resolve().parent
 
 
 def simulate_ms(path: Path, nsources: int) -> tuple[float, int]:
-    from radioflow.science import observation as O, skymodel as S, telescopes as T
+    from radioflow.science import observation as O
+    from radioflow.science import skymodel as S
+    from radioflow.science import telescopes as T
     from radioflow.science.simulate import simulate
     from radioflow.vis.ms import write_ms
 

@@ -12,6 +12,7 @@ import typer
 
 from .errors import RadioflowError
 
+
 def build_app() -> typer.Typer:
     """The typer application with every command group registered explicitly (no import side effects)."""
     from .commands import k8s_cmds, recipe_cmds, science_cmds, step_cmds, vis_cmds

@@ -10,11 +10,11 @@ import urllib.request
 import numpy as np
 import pytest
 
+from conftest import free_port, target
 from radioflow.backends import get_backend
-from radioflow.invoke import Invocation
 from radioflow.backends.dask import DaskBackend
 from radioflow.errors import UsageError
-from conftest import free_port, target
+from radioflow.invoke import Invocation
 
 pytestmark = pytest.mark.timeout(300)  # an engine hang fails the test instead of the run
 

@@ -23,9 +23,9 @@ from kubernetes.client import (
 )
 
 from radioflow.backends import get_backend
-from radioflow.invoke import Invocation
 from radioflow.backends.kubernetes import KubernetesBackend, follow_job, job_state, termination_result
 from radioflow.errors import UsageError
+from radioflow.invoke import Invocation
 from radioflow.ops import deploy
 
 SECRET_VALUE = "s3cr3t-value-never-rendered"

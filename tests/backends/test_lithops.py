@@ -10,9 +10,9 @@ import pytest
 import rf_items
 
 from radioflow.backends import get_backend
-from radioflow.invoke import Invocation
 from radioflow.backends.lithops import LithopsBackend, lithops_config
 from radioflow.errors import UsageError
+from radioflow.invoke import Invocation
 
 pytestmark = pytest.mark.timeout(300)  # an engine hang fails the test instead of the run
 

@@ -8,9 +8,9 @@ import pytest
 
 from radioflow.backends import backend_options, get_backend
 from radioflow.backends.base import Backend
-from radioflow.invoke import Invocation
 from radioflow.backends.local import LocalBackend
 from radioflow.errors import UsageError
+from radioflow.invoke import Invocation
 
 SLEEPY = {
     "name": "sleepy", "flavour": "python-code",

@@ -5,11 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dask_kubernetes
 import jsonschema
 import pytest
 import yaml
 
-import dask_kubernetes
 from radioflow.cli import main
 from radioflow.errors import UsageError
 from radioflow.ops import deploy

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from radioflow.invoke import Invocation
 from radioflow.errors import ValidationError
+from radioflow.invoke import Invocation
 from radioflow.invoke.execute import effective_params, execute
 from radioflow.invoke.policies import build_arguments, filter_params
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import os
 
+from recipe_helpers import RECIPES
+
 from radioflow.backends.local import LocalBackend
 from radioflow.run.api import prepare_run
 from radioflow.run.runner import Runner
-
-from recipe_helpers import RECIPES
 
 RECIPE = """
 _include: {cabs}

@@ -169,8 +169,8 @@ def test_doc_and_runs_commands(tmp_path, capsys):
 
 
 def test_python_api_outcome(tmp_path):
-    from radioflow.run.api import prepare_run
     from radioflow.backends.local import LocalBackend
+    from radioflow.run.api import prepare_run
 
     prepared = prepare_run([FEATURES, "loop", "values=[4]"], workdir=str(tmp_path))
     outcome = prepared.runner(backend=LocalBackend(max_workers=1)).run()

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from radioflow.invoke import Invocation, Result
 from radioflow.cli import main
+from radioflow.invoke import Invocation, Result
 from radioflow.invoke.serialize import invocation_to_json, load_invocation, result_from_dict, result_to_dict
 
 RADIOFLOW = str(Path(sys.executable).with_name("radioflow"))

@@ -5,9 +5,8 @@ import logging
 
 import pytest
 
-from radioflow.invoke import Invocation
 from radioflow.errors import ValidationError
-from radioflow.invoke import wranglers
+from radioflow.invoke import Invocation, wranglers
 from radioflow.invoke.execute import execute
 
 

@@ -8,7 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
-from radioflow.science import observation as O, skymodel as S, telescopes as T
+from radioflow.science import observation as O
+from radioflow.science import skymodel as S
+from radioflow.science import telescopes as T
 from radioflow.science.deconvolve import clean
 from radioflow.science.fits import read_fits_image
 from radioflow.science.imaging import stokes_i, uvw_rows

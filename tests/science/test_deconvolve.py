@@ -7,8 +7,15 @@ from scipy import signal
 
 from radioflow.errors import UsageError
 from radioflow.science.beam import FWHM_PER_SIGMA, fit_restoring_beam, gaussian_image, restore
-from radioflow.science.deconvolve import (auto_scales, clean, hogbom, multiscale, psf_support, scale_kernel,
-                                         write_clean_images)
+from radioflow.science.deconvolve import (
+    auto_scales,
+    clean,
+    hogbom,
+    multiscale,
+    psf_support,
+    scale_kernel,
+    write_clean_images,
+)
 from radioflow.science.imaging import image_to_vis, psf_image
 
 C = 299_792_458.0

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from astropy.wcs import WCS
 
-from radioflow.science import observation as O, skymodel as S, telescopes as T
+from radioflow.science import observation as O
+from radioflow.science import skymodel as S
+from radioflow.science import telescopes as T
 from radioflow.science.fits import read_fits_image, write_fits_image
 from radioflow.science.image_dataset import dirty_and_psf
 from radioflow.science.predict import predict_rows

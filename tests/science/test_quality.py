@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from radioflow.errors import UsageError
-from radioflow.science.quality import (dynamic_range, flux_at, flux_in_box, mad_sigma, off_source_rms,
-                                       rms, source_mask)
+from radioflow.science.quality import dynamic_range, flux_at, flux_in_box, mad_sigma, off_source_rms, rms, source_mask
 
 
 def test_rms_with_and_without_mask():

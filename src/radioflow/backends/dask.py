@@ -30,8 +30,8 @@ import uuid
 from typing import Any, Sequence
 
 from ..errors import UsageError
-from . import _remote
 from ..invoke import Invocation, Result
+from . import _remote
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from ..errors import UsageError
-from ..ops import deploy
 from ..invoke import Invocation, Result
+from ..ops import deploy
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ MAX_RESULT_BYTES = 4096  # the kubelet keeps at most 4 KiB of termination messag
 
 def invocation_json(inv: Invocation) -> str:
     """The invocation as JSON, refusing inline values of secret-looking parameters."""
-    from ..secrets import is_secret
     from ..invoke.serialize import invocation_to_json
+    from ..secrets import is_secret
 
     for name, value in inv.params.items():
         if is_secret(str(name)) and isinstance(value, str) and value:
@@ -157,7 +157,8 @@ class KubernetesBackend:
     def _apis(self) -> Any:
         if self._api is None:
             try:
-                from kubernetes import client, config as kconfig
+                from kubernetes import client
+                from kubernetes import config as kconfig
             except ImportError:  # pragma: no cover - depends on the install
                 raise UsageError("The kubernetes backend needs the `kubernetes` package.") from None
             try:

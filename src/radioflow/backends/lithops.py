@@ -38,8 +38,8 @@ from typing import Any, Sequence
 
 from ..config import deep_merge
 from ..errors import UsageError
-from . import _remote
 from ..invoke import Invocation, Result
+from . import _remote
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..invoke.execute import execute
 from ..invoke import Invocation, Result
+from ..invoke.execute import execute
 
 
 def _partial_log(inv: Invocation) -> str:

@@ -6,8 +6,6 @@ from typing import Any, Optional
 
 import typer
 
-
-
 RECIPE_DIR = "/etc/radioflow/recipe"
 
 
@@ -40,8 +38,8 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
 
     import yaml
 
-    from ..invoke import Invocation
     from ..errors import UsageError
+    from ..invoke import Invocation
     from ..ops import deploy
 
     if not source.is_file():

@@ -7,7 +7,6 @@ from typing import List, Optional
 import typer
 
 
-
 def run(
     args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...]", show_default=False),
     step: List[str] = typer.Option([], "-s", "--step", help="Run only these steps: label, from:to, sub.from:to."),

@@ -7,7 +7,6 @@ from typing import Optional
 import typer
 
 
-
 def step(
     invocation: Path = typer.Argument(..., help="Invocation JSON: step, cab, params, workdir, log_path, env."),
     result: Optional[Path] = typer.Option(

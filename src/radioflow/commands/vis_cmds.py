@@ -6,7 +6,6 @@ from typing import List, Optional
 import typer
 
 
-
 def _console():
     from rich.console import Console
 

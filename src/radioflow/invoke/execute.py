@@ -31,8 +31,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..invoke.invocation import Invocation, Result
 from ..errors import RadioflowError
+from ..invoke.invocation import Invocation, Result
 from ..secrets import is_secret
 from . import policies, wranglers
 from .capture import capture

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..invoke.invocation import Invocation, Result
 from ..errors import UsageError
+from ..invoke.invocation import Invocation, Result
 
 _INV_FIELDS = {f.name for f in dataclasses.fields(Invocation)}
 _RES_FIELDS = {f.name for f in dataclasses.fields(Result)}

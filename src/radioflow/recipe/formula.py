@@ -656,7 +656,7 @@ class _Evaluator:
     def substitute(self, text: str) -> Any:
         if "{" not in text and "}" not in text:
             return text
-        from radioflow.recipe.substitute import substitute   # circular import: late binding
+        from radioflow.recipe.substitute import substitute  # circular import: late binding
 
         return substitute(text, self.ns, where=self.where)
 
@@ -1078,7 +1078,7 @@ class LazyMapping(Mapping):
         where = self.where_of(key)
         stack.append((token, key, self._label(key), where))
         try:
-            from radioflow.recipe.substitute import resolve_value   # circular import
+            from radioflow.recipe.substitute import resolve_value  # circular import
 
             value = resolve_value(raw, self._factory(), where=where)
         finally:

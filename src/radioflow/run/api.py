@@ -13,7 +13,7 @@ from ..errors import UsageError
 from ..recipe.load import Document, load_documents
 from ..recipe.validate import RecipeDef, compile_recipe
 from .progress import Progress
-from .runner import RunOptions, Runner
+from .runner import Runner, RunOptions
 from .selection import Selection, resolve
 
 _YAML_SUFFIXES = (".yml", ".yaml")

@@ -12,7 +12,6 @@ _MARKS = {"ok": "✓", "failed": "✗", "skipped": "·", "resumed": "↺", "runn
 
 
 #: Lines a cab prints with this prefix (e.g. a residual RMS) are shown on the console as well as logged.
-from ..invoke.markers import SUMMARY_MARK  # re-exported for the runner
 
 
 class Progress:

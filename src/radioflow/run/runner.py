@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..backends.base import Backend
-from ..invoke import Invocation, Result
 from ..errors import RadioflowError, StepError, UsageError, ValidationError
+from ..invoke import Invocation, Result
+from ..invoke.markers import SUMMARY_MARK
 from ..recipe.formula import UNSET, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
-from ..invoke.markers import SUMMARY_MARK
 from .progress import Progress
 from .records import RunRecords, fingerprint, new_run_id, params_hash
 from .selection import Decision, Selection, resolve

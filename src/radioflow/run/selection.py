@@ -149,7 +149,7 @@ def resolve(rdef: RecipeDef, sel: Selection | None) -> dict[str, Decision]:
         if not run:
             if node.status == "disabled":
                 reason = "deselected"
-            elif "never" in node.tags and not ("enabled" in node.marks):
+            elif "never" in node.tags and "enabled" not in node.marks:
                 reason = "tagged 'never'"
             else:
                 reason = "not selected"
@@ -163,7 +163,7 @@ def _resolve_states(nodes: dict[str, _Node], root: str, default: str) -> None:
             node.status = next(s for s in _HIERARCHY if s in node.marks)
     for strong, weak in (("disabled", "enabled"), ("weakly_disabled", "weakly_enabled")):
         stops = ("enabled",) if strong == "disabled" else ("enabled", "weakly_enabled")
-        for name, node in nodes.items():
+        for node in nodes.values():
             if node.status == strong:
                 for child in node.children:
                     nodes[child].status = strong

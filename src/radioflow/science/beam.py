@@ -116,7 +116,7 @@ def _fit_wsclean(norm: np.ndarray, cell_x: float, cell_y: float, beam: tuple[flo
         box = norm[cy:cy + hy, cx:cx + hx]
         l, m = _lm_offsets(box.shape, 0, 0, cell_x / cell, cell_y / cell)
 
-        def residual(p: np.ndarray) -> np.ndarray:
+        def residual(p: np.ndarray, l: np.ndarray = l, m: np.ndarray = m, box: np.ndarray = box) -> np.ndarray:
             return (np.exp(-np.minimum(p[0] * l**2 + 2 * p[1] * l * m + p[2] * m**2, 700.0)) - box).ravel()
 
         fit = optimize.least_squares(residual, coef * cell**2, method="lm")

@@ -9,7 +9,6 @@ import xarray as xr
 
 from .imaging import imaging_weights, psf_image, stokes_i, uvw_rows, vis_to_image
 
-
 PSF_EPSILON = 1e-4
 
 

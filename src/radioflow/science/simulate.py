@@ -4,9 +4,9 @@ from __future__ import annotations
 import xarray as xr
 
 from ..vis.schema import baseline_pairs, make_dataset
-from .observation import Observation, baseline_uvw
 from .corrupt import add_noise
 from .imaging import parallel_hands
+from .observation import Observation, baseline_uvw
 from .predict import predict_rows
 from .skymodel import SkyModel
 from .telescopes import Layout
