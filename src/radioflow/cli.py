@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as exc:
         # click usage errors (typer may vendor its own click) carry their own exit code.
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+        code = getattr(exc, "exit_code", None)
+        if hasattr(exc, "show") and isinstance(code, int):
             exc.show()
-            return exc.exit_code
+            return code
         raise
     return 0
 

@@ -486,7 +486,7 @@ def calibrate_dataset(
     if isinstance(model, str):
         mvar = column_variable(model)
         if mvar not in ds:
-            raise UsageError(f"The dataset has no model column '{model}' (variable {mvar}); it has {sorted(ds.data_vars)}.")
+            raise UsageError(f"The dataset has no model column '{model}' (variable {mvar}); it has {sorted(map(str, ds.data_vars))}.")
         mdata = ds[mvar].values
     elif isinstance(model, xr.Dataset):
         mvar = column_variable(model_column)

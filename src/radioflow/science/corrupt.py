@@ -134,7 +134,7 @@ def _antennas(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, int]:
 def _data_variable(ds: xr.Dataset, column: str) -> str:
     var = column_variable(column)
     if var not in ds:
-        raise UsageError(f"The dataset has no data column '{column}' (variable {var}); it has {sorted(ds.data_vars)}.")
+        raise UsageError(f"The dataset has no data column '{column}' (variable {var}); it has {sorted(map(str, ds.data_vars))}.")
     return var
 
 
@@ -194,7 +194,7 @@ def add_noise(
             raise UsageError(f"Parameter 'sigma' must be > 0 Jy, got {sigma!r}.")
         sig = np.full(ds.sizes["frequency"], float(sigma))
     else:
-        if not sefd > 0:
+        if sefd is None or not sefd > 0:
             raise UsageError(f"Parameter 'sefd' must be > 0 Jy, got {sefd!r}.")
         dt = float(ds.attrs.get("integration_time", 0.0))
         if not dt > 0:

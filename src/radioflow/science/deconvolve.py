@@ -9,7 +9,7 @@ like WSClean's ``-mgain`` Cotton–Schwab loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from numba import njit
@@ -436,7 +436,7 @@ def clean(
     if not good.all():
         vis = np.where(good, vis, 0)
         wgt = np.where(good, wgt, 0)
-    grid = dict(npix_x=npix_x, npix_y=npix_y, cell_x=cell_x, cell_y=cell_y, epsilon=epsilon, nthreads=nthreads)
+    grid: dict[str, Any] = dict(npix_x=npix_x, npix_y=npix_y, cell_x=cell_x, cell_y=cell_y, epsilon=epsilon, nthreads=nthreads)
     psf = psf_image(uvw, freq, wgt, **grid)
     beam = fit_restoring_beam(psf, cell_x, cell_y, method=beam_fit)
     if psf_cutoff is None:
@@ -478,11 +478,11 @@ def clean(
         if major == nmajor:
             break
         minor_threshold = max(stop, (1.0 - mgain) * peak)
-        kwargs = dict(gain=gain, niter=niter - total, threshold=minor_threshold, mask=mask, psf_cutoff=psf_cutoff)
+        kwargs: dict[str, Any] = dict(gain=gain, niter=niter - total, threshold=minor_threshold, mask=mask, psf_cutoff=psf_cutoff)
         if algorithm == "hogbom":
             delta, _, minor = hogbom(residual, psf, **kwargs)
         else:
-            delta, _, minor = multiscale(residual, psf, scales=scales, scale_bias=scale_bias, **kwargs)
+            delta, _, minor = multiscale(residual, psf, scales=scales or (), scale_bias=scale_bias, **kwargs)
         entry.update(niter=minor["niter"], minor_threshold=minor_threshold, minor_end_peak=minor["peak"])
         if minor["niter"] == 0:
             reason = "stalled"
@@ -516,7 +516,7 @@ def write_clean_images(result: CleanResult, prefix: str, *, ra: float, dec: floa
     """Write ``<prefix>-model/-residual/-restored/-psf.fits`` (WSClean's names); returns the paths."""
     from .fits import write_fits_image
 
-    common = dict(ra=ra, dec=dec, cell_x=cell_x, cell_y=cell_y, freq=freq, bandwidth=bandwidth,
+    common: dict[str, Any] = dict(ra=ra, dec=dec, cell_x=cell_x, cell_y=cell_y, freq=freq, bandwidth=bandwidth,
                   history=list(history))
     images = {"model": (result.model, "JY/PIXEL"), "residual": (result.residual, "JY/BEAM"),
               "restored": (result.restored, "JY/BEAM"), "psf": (result.psf, "JY/BEAM")}

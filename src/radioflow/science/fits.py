@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def write_fits_image(
     return path
 
 
-def read_fits_image(path: str | os.PathLike) -> tuple[np.ndarray, "object"]:
+def read_fits_image(path: str | os.PathLike) -> tuple[np.ndarray, Any]:
     """Read a FITS image: ``(image [y, x], header)`` with degenerate axes dropped."""
     from astropy.io import fits
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Literal, cast
 
 import numpy as np
 import xarray as xr
@@ -52,7 +53,8 @@ def dirty_and_psf(
     vis, wgt, flag = stokes_i(ds, column, overwrite=overwrite_data)
     uvw = uvw_rows(ds)
     freq = ds["frequency"].values
-    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell, weighting, robust,
+    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell,
+                        cast(Literal["natural", "uniform", "briggs"], weighting), robust,
                         rank_filter_level=rank_filter_level, rank_filter_size=rank_filter_size)
     # The PSF is for people and beam fits: 1e-4 accuracy is ample and grids ~40 % faster. It
     # grids beside the dirty image (ducc0 releases the GIL): their serial phases (sorting,

@@ -164,7 +164,7 @@ def vis_to_image(
 ) -> np.ndarray:
     """Dirty image ``[y, x]`` of weighted visibilities; Jy/beam when ``normalise`` (÷ Σ wgt)."""
     vis_c, real = _precision(vis, epsilon)
-    wgt_r = np.ascontiguousarray(wgt, dtype=real)
+    wgt_r: np.ndarray = np.ascontiguousarray(wgt, dtype=real)
     dirty = vis2dirty(
         uvw=np.ascontiguousarray(uvw, np.float64), freq=np.asarray(freq, np.float64),
         vis=np.ascontiguousarray(vis_c), wgt=wgt_r, npix_x=npix_x, npix_y=npix_y,
@@ -193,7 +193,7 @@ def psf_image(
     nthreads: int = 0,
 ) -> np.ndarray:
     """Point-spread function ``[y, x]``, normalised to 1 at the image centre."""
-    ones = np.ones(np.shape(wgt), _dtypes(epsilon)[0])
+    ones: np.ndarray = np.ones(np.shape(wgt), _dtypes(epsilon)[0])
     return vis_to_image(uvw, freq, ones, wgt, npix_x, npix_y, cell_x, cell_y,
                         epsilon=epsilon, nthreads=nthreads, normalise=True)
 
@@ -235,7 +235,7 @@ def stokes_i(ds: xr.Dataset, column: str = "DATA", *, overwrite: bool = False,
 
     var = column_variable(column)
     if var not in ds:
-        raise UsageError(f"Data column {column} is not in the dataset (it has {', '.join(v for v in ds.data_vars)}).")
+        raise UsageError(f"Data column {column} is not in the dataset (it has {', '.join(str(v) for v in ds.data_vars)}).")
     pols = [str(p) for p in ds["polarization"].values]
     pairs = [("XX", "YY"), ("RR", "LL")]
     idx = next(((pols.index(a), pols.index(b)) for a, b in pairs if a in pols and b in pols), None)
