@@ -49,6 +49,10 @@ def test_simulate_image_and_info_end_to_end(tmp_path):
     (["image", "missing.ms", "--size", "64", "--scale", "1amin"], "missing.ms"),
     (["image", "whatever.ms", "--size", "63", "--scale", "1amin"], "--size must be even"),
     (["image", "whatever.ms", "--size", "64", "--scale", "1furlong"], "Cannot read pixel scale"),
+    (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-auto-threshold", "-3"], "-auto-threshold must be >= 0"),
+    (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-channels-out", "4"], "does not support yet"),
+    (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-threshhold", "4"], "Unknown option -threshhold"),
+    (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-pol", "Q"], "Stokes I only"),
 ])
 def test_bad_input_gives_one_paragraph_and_exit_2(tmp_path, args, needle):
     (tmp_path / "not-a-dir").write_text("a file, so nothing can be written beneath it")
@@ -57,3 +61,21 @@ def test_bad_input_gives_one_paragraph_and_exit_2(tmp_path, args, needle):
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     assert needle in r.stderr.replace("\n", " ")
     assert r.stderr.strip().count("\n\n") == 0  # one paragraph
+
+
+def test_rectangular_image_and_clean_options_from_the_command_line(tmp_path):
+    """WSClean's -size W H is width then height; -threshold/-auto-threshold are options, not help."""
+    sky = tmp_path / "sky.csv"
+    sky.write_text("name,ra_deg,dec_deg,flux_jy\nc,0.0,-30.0,2.5\n")
+    r = run(["simulate", "-o", "obs.ms", "--rmax", "600", "--nchan", "2", "--ntimes", "3", "--sky", str(sky)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(["image", "obs.ms", "-size", "160", "96", "-scale", "3amin", "-niter", "200", "-gain", "0.1",
+             "-mgain", "0.8", "-threshold", "0.01", "-auto-threshold", "3", "-name", "rect", "-no-png"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "Usage" not in r.stdout
+    for kind in ("dirty", "psf", "model", "residual", "image"):
+        data = fits.getdata(tmp_path / f"rect-{kind}.fits")[0, 0]
+        assert data.shape == (96, 160), kind  # [y, x]
+    model = fits.getdata(tmp_path / "rect-model.fits")[0, 0]
+    assert np.unravel_index(np.argmax(model), model.shape) == (48, 80)
+    assert model.sum() == pytest.approx(2.5, rel=0.05)

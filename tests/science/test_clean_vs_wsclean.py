@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -35,8 +36,8 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def cleaned(tmp_path_factory):
-    """One noisy simulated MS, cleaned by WSClean and by radioflow with the same settings."""
+def wsclean_run(tmp_path_factory):
+    """One noisy simulated MS and WSClean's CLEAN products of it: (ms, {kind: (image, header)})."""
     lay = T.load_layout("ska-low-model").select(rmax=400)
     obs = O.make_observation(ra=RA0, dec=DEC0, layout=lay, freq_min=1.0e8, freq_max=1.1e8, nchan=2,
                              ha_range=(-math.pi / 12, math.pi / 12), ntimes=8)
@@ -50,7 +51,13 @@ def cleaned(tmp_path_factory):
                     "-no-small-inversion", "-size", str(NPIX), str(NPIX), "-scale", f"{CELL_ASEC}asec",
                     "-weight", "natural", "-niter", str(NITER), "-mgain", "0.8", "-auto-threshold", "3",
                     "-name", str(name), str(ms)], check=True, capture_output=True, cwd=tmp)
-    ws = {kind: read_fits_image(f"{name}-{kind}.fits") for kind in ("model", "image", "residual")}
+    return ms, {kind: read_fits_image(f"{name}-{kind}.fits") for kind in ("model", "image", "residual")}
+
+
+@pytest.fixture(scope="module")
+def cleaned(wsclean_run):
+    """The same MS cleaned by radioflow with WSClean's settings."""
+    ms, ws = wsclean_run
     back = read_ms(ms)
     vis, wgt, flag = stokes_i(back)
     ours = clean(uvw_rows(back), back["frequency"].values, vis, np.where(flag, 0.0, wgt), NPIX, NPIX,
@@ -90,6 +97,43 @@ def test_stopping_and_beam_agree_with_wsclean(cleaned):
     assert math.degrees(ours.beam[1]) == pytest.approx(img_header["BMIN"], rel=1e-4)
     pa_diff = (math.degrees(ours.beam[2]) - img_header["BPA"]) % 180.0
     assert min(pa_diff, 180.0 - pa_diff) < 0.05
+
+
+def test_radioflow_image_with_wsclean_options_matches_wsclean(wsclean_run, tmp_path):
+    """``radioflow image`` takes WSClean's CLEAN options and writes WSClean's products."""
+    ms, ws = wsclean_run
+    cmd = [sys.executable, "-m", "radioflow", "image", str(ms), "-size", str(NPIX), str(NPIX),
+           "-scale", f"{CELL_ASEC}asec", "-weight", "natural", "-niter", str(NITER), "-mgain", "0.8",
+           "-auto-threshold", "3", "-name", str(tmp_path / "rf"), "-no-png"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    for kind in ("dirty", "psf", "model", "residual", "image"):
+        assert (tmp_path / f"rf-{kind}.fits").exists(), kind
+    model = read_fits_image(tmp_path / "rf-model.fits")[0]
+    ws_flux, our_flux = _box_sums(ws["model"][0]), _box_sums(model)
+    assert np.all(np.abs(our_flux - ws_flux) <= 0.01 * ws_flux), (our_flux, ws_flux)
+    image, header = read_fits_image(tmp_path / "rf-image.fits")
+    assert header["BMAJ"] == pytest.approx(ws["image"][1]["BMAJ"], rel=1e-3)
+    ws_peak = np.array([ws["image"][0][y, x] for x, y in PIXELS])
+    assert np.all(np.abs(np.array([image[y, x] for x, y in PIXELS]) - ws_peak) <= 0.01 * ws_peak)
+
+
+def test_auto_mask_cleans_deeper_inside_the_mask(wsclean_run, tmp_path):
+    """-auto-mask 5 -auto-threshold 1: the second stage cleans only where the first found
+    components and goes below the first stage's 5 sigma."""
+    ms, _ = wsclean_run
+    base = [sys.executable, "-m", "radioflow", "image", str(ms), "-size", str(NPIX), str(NPIX),
+            "-scale", f"{CELL_ASEC}asec", "-niter", str(NITER), "-mgain", "0.8", "-no-png"]
+    r = subprocess.run(base + ["-auto-threshold", "5", "-name", str(tmp_path / "a")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run(base + ["-auto-mask", "5", "-auto-threshold", "1", "-name", str(tmp_path / "b")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    first = read_fits_image(tmp_path / "a-model.fits")[0]
+    masked = read_fits_image(tmp_path / "b-model.fits")[0]
+    assert np.all(masked[first == 0] == 0)  # nothing outside the mask
+    assert masked.sum() > first.sum()  # cleaned deeper inside it
+    assert np.abs(_box_sums(masked) - FLUXES).max() < np.abs(_box_sums(first) - FLUXES).max() + 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -75,11 +75,11 @@ def simulate(
 
 
 def image(ctx: typer.Context) -> None:
-    """Dirty image + PSF, WSClean style: DATASET --size N [M] --scale 1.5asec --weight natural|uniform|briggs R --name PREFIX [--data-column DATA] [--threads N] [--weighting-rank-filter 3] [--weighting-rank-filter-size 16] [--no-psf]."""
+    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter)."""
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
-    paths = make_dirty_image(args)
+    paths = make_clean_image(args) if args.niter > 0 else make_dirty_image(args)
     con = _console()
     for p in paths:
         con.print(f"Wrote {p}")
@@ -106,8 +106,6 @@ def make_dirty_image(args) -> list[Path]:
     """Run the imaging behind ``radioflow image``; returns the files written."""
     from ..science.image_dataset import dirty_and_psf
     nx, ny = args.size
-    if nx != ny:
-        raise UsageError("Non-square images are not supported yet: give --size N.")
     ds = _load_for_imaging(args.dataset, args.data_column)
     prod = dirty_and_psf(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
                          column=args.data_column, epsilon=args.epsilon, nthreads=args.threads,
@@ -125,6 +123,35 @@ def make_dirty_image(args) -> list[Path]:
         written.append(path)
         if not args.no_png:
             written.append(write_png_preview(path))
+    return written
+
+
+def make_clean_image(args) -> list[Path]:
+    """``radioflow image -niter N``: WSClean's products NAME-dirty/-psf/-model/-residual/-image.fits."""
+    from ..science.fits import write_fits_image, write_png_preview
+    from ..science.image_dataset import clean_dataset
+
+    nx, ny = args.size
+    ds = _load_for_imaging(args.dataset, args.data_column)
+    prod = clean_dataset(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
+                         column=args.data_column, epsilon=args.epsilon, nthreads=args.threads,
+                         rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size,
+                         auto_mask=args.auto_mask, **args.clean_options())
+    res = prod.result
+    hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} niter={args.niter}",
+            f"{res.niter} components in {res.nmajor} major cycles ({res.stop_reason})"]
+    images = {"dirty": (prod.dirty, "JY/BEAM", None), "psf": (res.psf, "JY/BEAM", res.beam),
+              "model": (res.model, "JY/PIXEL", res.beam), "residual": (res.residual, "JY/BEAM", res.beam),
+              "image": (res.restored, "JY/BEAM", res.beam)}
+    written: list[Path] = []
+    for kind, (data, unit, beam) in images.items():
+        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=prod.ra, dec=prod.dec, cell_x=prod.cell,
+                                cell_y=prod.cell, freq=prod.freq, bandwidth=prod.bandwidth, bunit=unit, beam=beam,
+                                history=hist)
+        written.append(path)
+        if not args.no_png and kind in ("image", "residual"):
+            written.append(write_png_preview(path))
+    _console().print(f"CLEAN: {res.niter} components in {res.nmajor} major cycles ({res.stop_reason}).")
     return written
 
 
@@ -176,6 +203,6 @@ def demo(
 def register(app: typer.Typer, vis_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     app.command()(simulate)
-    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]})(image)
+    app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["--help"]})(image)
     vis_app.command("info")(vis_info)
     app.command()(demo)

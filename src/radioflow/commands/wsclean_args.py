@@ -45,7 +45,24 @@ class ImageArgs:
     rank_filter_size: int = 16
     no_png: bool = False
     no_psf: bool = False
+    niter: int = 0
+    gain: float = 0.1
+    mgain: float = 1.0
+    threshold: float = 0.0
+    auto_threshold: float | None = None
+    auto_mask: float | None = None
+    multiscale: bool = False
+    multiscale_scales: list[float] | None = None
+    multiscale_scale_bias: float = 0.6
+    nmiter: int = 20
     extra: list[str] = field(default_factory=list)
+
+    def clean_options(self) -> dict[str, object]:
+        """Keyword arguments of :func:`radioflow.science.deconvolve.clean` (WSClean's meanings)."""
+        return dict(algorithm="multiscale" if self.multiscale else "hogbom", scales=self.multiscale_scales,
+                    scale_bias=self.multiscale_scale_bias, niter=self.niter, gain=self.gain, mgain=self.mgain,
+                    threshold=self.threshold, auto_threshold=self.auto_threshold, nmajor=self.nmiter,
+                    beam_fit="wsclean")
 
 
 def _int(text: str, opt: str) -> int:
@@ -60,6 +77,40 @@ def _float(text: str, opt: str) -> float:
         return float(text)
     except ValueError:
         raise UsageError(f"Option {opt} expects a number, got '{text}'.") from None
+
+
+def _nonneg_float(text: str, opt: str) -> float:
+    value = _float(text, opt)
+    if not value >= 0:
+        raise UsageError(f"Option {opt} must be >= 0, got '{text}'.")
+    return value
+
+
+#: WSClean's numeric CLEAN options: option -> (ImageArgs field, parser).
+_CLEAN_NUMBERS = {
+    "niter": ("niter", _int), "gain": ("gain", _float), "mgain": ("mgain", _float),
+    "threshold": ("threshold", _nonneg_float), "auto-threshold": ("auto_threshold", _nonneg_float),
+    "auto-mask": ("auto_mask", _nonneg_float), "multiscale-scale-bias": ("multiscale_scale_bias", _float),
+    "nmiter": ("nmiter", _int),
+}
+#: WSClean options that are recognised but not built yet: a clear error, never silently ignored.
+_UNSUPPORTED = {
+    "channels-out": "one image of the whole band", "join-channels": "one image of the whole band",
+    "taper-gaussian": "no uv taper", "fit-spectral-pol": "one image of the whole band",
+}
+
+
+def _check_clean(args: ImageArgs) -> None:
+    if args.niter < 0:
+        raise UsageError(f"-niter must be >= 0, got {args.niter}.")
+    if not 0 < args.gain <= 1:
+        raise UsageError(f"-gain must be in (0, 1], got {args.gain}.")
+    if not 0 < args.mgain <= 1:
+        raise UsageError(f"-mgain must be in (0, 1], got {args.mgain}.")
+    if args.nmiter < 1:
+        raise UsageError(f"-nmiter must be at least 1, got {args.nmiter}.")
+    if args.auto_mask is not None and args.auto_threshold is not None and args.auto_mask < args.auto_threshold:
+        raise UsageError(f"-auto-mask ({args.auto_mask}) must not be below -auto-threshold ({args.auto_threshold}).")
 
 
 def parse_image_args(argv: list[str]) -> ImageArgs:
@@ -114,11 +165,27 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
             args.no_png = True
         elif opt == "no-psf":
             args.no_psf = True
+        elif opt in _CLEAN_NUMBERS:
+            name, kind = _CLEAN_NUMBERS[opt]
+            setattr(args, name, kind(take(tok), tok))
+        elif opt == "multiscale":
+            args.multiscale = True
+        elif opt == "multiscale-scales":
+            args.multiscale = True
+            args.multiscale_scales = [_float(v, tok) for v in take(tok).split(",") if v.strip()]
+        elif opt == "pol":
+            pol = take(tok).upper()
+            if pol != "I":
+                raise UsageError(f"Option {tok} {pol}: radioflow image makes Stokes I only (-pol I).")
+        elif opt in _UNSUPPORTED:
+            raise UsageError(f"Option {tok} is a WSClean option radioflow image does not support yet ({_UNSUPPORTED[opt]}).")
         else:
             raise UsageError(
                 f"Unknown option {tok} for 'radioflow image' (known: --size N [M], --scale ANGLE, "
                 "--weight natural|uniform|briggs R, --weighting-rank-filter LEVEL, --weighting-rank-filter-size N, "
-                "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf)."
+                "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf, -niter N, -gain G, "
+                "-mgain G, -threshold JY, -auto-threshold S, -auto-mask S, -multiscale, -multiscale-scales LIST, "
+                "-multiscale-scale-bias B, -nmiter N, -pol I)."
             )
         i += 1
     if len(positional) != 1:
@@ -131,6 +198,7 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
         raise UsageError("--scale is required (e.g. --scale 1.5asec).")
     if args.epsilon < 1e-12 or args.epsilon >= 0.1:
         raise UsageError(f"--epsilon must be between 1e-12 and 0.1, got {args.epsilon}.")
+    _check_clean(args)
     if args.rank_filter_size < 1:
         raise UsageError(f"--weighting-rank-filter-size must be at least 1, got {args.rank_filter_size}.")
     return args

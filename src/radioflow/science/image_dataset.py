@@ -1,14 +1,17 @@
-"""Dirty image and PSF of a visibility dataset (the work behind ``radioflow image``)."""
+"""Dirty image and PSF, or CLEAN, of a visibility dataset (the work behind ``radioflow image``)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import xarray as xr
 
 from .imaging import imaging_weights, psf_image, stokes_i, uvw_rows, vis_to_image
+
+if TYPE_CHECKING:
+    from .deconvolve import CleanResult
 
 PSF_EPSILON = 1e-4
 
@@ -69,3 +72,69 @@ def dirty_and_psf(
     ra, dec = ds.attrs["phase_center"]
     return DirtyProducts(dirty=dirty, psf=psf, ra=float(ra), dec=float(dec), cell_x=cell, cell_y=cell,
                          freq=0.5 * (lo + hi), bandwidth=hi - lo, sum_weights=float(w.sum(dtype=np.float64)))
+
+
+@dataclass
+class CleanProducts:
+    """What ``radioflow image -niter N`` writes: WSClean's dirty, PSF, model, residual and image."""
+
+    dirty: np.ndarray
+    result: CleanResult
+    ra: float
+    dec: float
+    cell: float
+    freq: float
+    bandwidth: float
+
+
+def clean_dataset(
+    ds: xr.Dataset,
+    *,
+    npix_x: int,
+    npix_y: int,
+    cell: float,
+    weighting: str = "natural",
+    robust: float = 0.0,
+    column: str = "DATA",
+    epsilon: float = 1e-5,
+    nthreads: int = 0,
+    rank_filter_level: float = 3.0,
+    rank_filter_size: int = 16,
+    auto_mask: float | None = None,
+    **clean_options: Any,
+) -> CleanProducts:
+    """Dirty image, then Cotton–Schwab CLEAN of ``ds`` with WSClean's options.
+
+    ``auto_mask`` is WSClean's ``-auto-mask``: CLEAN first down to that many sigma, take the
+    cleaned components as the mask, then continue inside it down to the normal thresholds
+    (``clean_options['auto_threshold']`` / ``threshold``) with the remaining iterations.
+    """
+    from .deconvolve import clean
+
+    vis, wgt, flag = stokes_i(ds, column)
+    uvw = uvw_rows(ds)
+    freq = ds["frequency"].values
+    w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell,
+                        cast(Literal["natural", "uniform", "briggs"], weighting), robust,
+                        rank_filter_level=rank_filter_level, rank_filter_size=rank_filter_size)
+    grid: dict[str, Any] = dict(epsilon=epsilon, nthreads=nthreads)
+    dirty = vis_to_image(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **grid)
+    if auto_mask is not None:
+        first_opts = dict(clean_options, auto_threshold=auto_mask)
+        first = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **first_opts, **grid)
+        remaining = int(clean_options.get("niter", 1000)) - first.niter
+        final_auto = clean_options.get("auto_threshold")
+        if remaining > 0 and (final_auto is None or final_auto < auto_mask):
+            second_opts = dict(clean_options, niter=remaining, mask=first.model != 0, start_model=first.model)
+            result = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **second_opts, **grid)
+            result.niter += first.niter
+            result.nmajor += first.nmajor
+        else:
+            result = first
+    else:
+        result = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **clean_options, **grid)
+    width = ds["CHANNEL_WIDTH"].values if "CHANNEL_WIDTH" in ds else np.full(freq.size, 0.0)
+    lo, hi = float(np.min(freq - width / 2)), float(np.max(freq + width / 2))
+    ra, dec = ds.attrs["phase_center"]
+    return CleanProducts(dirty=dirty, result=result, ra=float(ra), dec=float(dec), cell=cell,
+                         freq=0.5 * (lo + hi), bandwidth=hi - lo)

@@ -34,9 +34,13 @@ def _threads(nthreads: int) -> int:
 
 
 def padded_size(npix: int, padding: float) -> int:
-    """WSClean's padded image size: ``ceil(npix·padding)`` rounded up to even."""
+    """WSClean's padded image size: ``ceil(npix·padding)`` rounded up to a multiple of 4.
+
+    The density grid of uniform/Briggs weighting lives on this grid, so the rounding must be
+    WSClean's exactly (an even rounding moved 768² and 1024² images by ~4e-3 of the peak).
+    """
     n = int(math.ceil(npix * padding))
-    return n + (n % 2)
+    return -(-n // 4) * 4
 
 
 def uv_grid_density(
@@ -107,7 +111,7 @@ def imaging_weights(
     Natural weights without flags are ``weight`` itself (as float32): do not modify them in place.
 
     Computed like WSClean's ``ImageWeights``: the density ``W_k`` (sum of weights per cell) is
-    gridded on the uv grid of the *padded* image (``padding`` × size, rounded up to even,
+    gridded on the uv grid of the *padded* image (``padding`` × size, rounded up to a multiple of 4,
     WSClean's default 1.2); the per-cell factor is ``1/W_k`` for uniform and
     ``1/(1 + W_k f²)`` with ``f² = (5·10^−R)² / (Σ W_k² / Σ w_i)`` for Briggs (empty cells 1);
     WSClean's default rank filter (``rank_filter_level`` 3, ``size`` 16; a level below 1
