@@ -43,14 +43,11 @@ def padded_size(npix: int, padding: float) -> int:
     return -(-n // 4) * 4
 
 
-def uv_grid_density(
-    uvw: np.ndarray, freq: np.ndarray, weight: np.ndarray, npix_x: int, npix_y: int,
-    cell_x: float, cell_y: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of weights per uv cell on WSClean's half-plane grid.
+def uv_cell_index(uvw: np.ndarray, freq: np.ndarray, npix_x: int, npix_y: int, cell_x: float,
+                  cell_y: float) -> np.ndarray:
+    """Per sample ``(nrow, nchan)``, its cell on WSClean's flattened half-plane uv grid (−1 outside).
 
-    Returns ``(grid, index)``: the flattened half-plane grid and, per sample, its cell index
-    (−1 outside the grid). A sample and its conjugate land in the same cell (v folded to ≥ 0).
+    A sample and its conjugate land in the same cell (v folded to ≥ 0).
     """
     scale = freq[None, :] / SPEED_OF_LIGHT
     u = uvw[:, 0:1] * scale
@@ -61,8 +58,20 @@ def uv_grid_density(
     x = np.floor(u * npix_x * cell_x + npix_x // 2).astype(np.int64)
     y = np.floor(v * npix_y * cell_y).astype(np.int64)
     inside = (x >= 0) & (x < npix_x) & (y < npix_y // 2)
-    index = np.where(inside, x + y * npix_x, -1)
-    good = inside & (weight > 0)
+    return np.where(inside, x + y * npix_x, -1)
+
+
+def uv_grid_density(
+    uvw: np.ndarray, freq: np.ndarray, weight: np.ndarray, npix_x: int, npix_y: int,
+    cell_x: float, cell_y: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum of weights per uv cell on WSClean's half-plane grid.
+
+    Returns ``(grid, index)``: the flattened half-plane grid and, per sample, its cell index
+    (−1 outside the grid), from :func:`uv_cell_index`.
+    """
+    index = uv_cell_index(uvw, freq, npix_x, npix_y, cell_x, cell_y)
+    good = (index >= 0) & (weight > 0)
     grid = np.bincount(index[good], weights=weight[good], minlength=npix_x * (npix_y // 2))
     return grid, index
 
@@ -122,21 +131,53 @@ def imaging_weights(
         w32 = np.asarray(weight, dtype=np.float32)
         # No flags: the weights themselves (a view, not a copy — 23 M samples are 93 MB).
         return np.where(flag, np.float32(0.0), w32) if flag is not None and flag.any() else w32
+    w = unflagged_weights(weight, flag)
+    grid = density_grid(uvw, freq, w, npix_x, npix_y, cell_x, cell_y, padding)
+    factor = weight_factors(grid, scheme, robust, rank_filter_level, rank_filter_size)
+    return apply_weight_factors(factor, uvw, freq, w, cell_x, cell_y)
+
+
+def unflagged_weights(weight: np.ndarray, flag: np.ndarray | None) -> np.ndarray:
+    """Visibility weights as float64 with flagged samples zeroed (the input of the density)."""
     w = np.asarray(weight, dtype=np.float64)
-    if flag is not None:
-        w = np.where(flag, 0.0, w)
-    if scheme not in ("uniform", "briggs"):
-        raise UsageError(f"Unknown weighting '{scheme}': use natural, uniform or briggs ROBUST.")
+    return np.where(flag, 0.0, w) if flag is not None else w
+
+
+def density_grid(uvw: np.ndarray, freq: np.ndarray, weight: np.ndarray, npix_x: int, npix_y: int,
+                 cell_x: float, cell_y: float, padding: float = 1.2) -> np.ndarray:
+    """WSClean's weight density ``(py/2, px)`` on the padded half-plane uv grid.
+
+    Additive over visibilities: the density of a dataset is the sum of its chunks' densities,
+    which is how streamed and distributed imaging weight exactly as one in-memory call.
+    """
     px, py = (padded_size(n, padding) for n in (npix_x, npix_y))
-    grid, index = uv_grid_density(uvw, np.asarray(freq, np.float64), w, px, py, cell_x, cell_y)
+    grid, _ = uv_grid_density(uvw, np.asarray(freq, np.float64), weight, px, py, cell_x, cell_y)
+    return grid.reshape(py // 2, px)
+
+
+def weight_factors(grid: np.ndarray, scheme: Weighting, robust: float = 0.0, rank_filter_level: float = 3.0,
+                   rank_filter_size: int = 16) -> np.ndarray:
+    """Per-cell weighting factors from a full density grid: ``1/W`` (uniform) or Briggs', rank-filtered."""
     if scheme == "uniform":
         factor = np.divide(1.0, grid, out=np.zeros_like(grid), where=grid != 0)
-    else:
+    elif scheme == "briggs":
         f2 = (5.0 * 10.0 ** (-robust)) ** 2 / (np.sum(grid**2) / np.sum(grid))
         factor = 1.0 / (1.0 + grid * f2)
+    else:
+        raise UsageError(f"Unknown weighting '{scheme}': use natural, uniform or briggs ROBUST.")
     if rank_filter_level >= 1.0:
-        factor = rank_filter(factor.reshape(py // 2, px), rank_filter_level, rank_filter_size).ravel()
-    out = np.where(index >= 0, factor[np.maximum(index, 0)], 0.0) * w
+        factor = rank_filter(factor, rank_filter_level, rank_filter_size)
+    return factor
+
+
+def apply_weight_factors(factor: np.ndarray, uvw: np.ndarray, freq: np.ndarray, weight: np.ndarray,
+                         cell_x: float, cell_y: float) -> np.ndarray:
+    """Imaging weights ``(nrow, nchan)`` float32: each sample's weight × the factor of its cell on
+    the padded grid ``factor`` (from :func:`weight_factors`)."""
+    px, py = factor.shape[1], 2 * factor.shape[0]
+    index = uv_cell_index(uvw, np.asarray(freq, np.float64), px, py, cell_x, cell_y)
+    flat = factor.ravel()
+    out = np.where(index >= 0, flat[np.maximum(index, 0)], 0.0) * weight
     return out.astype(np.float32)
 
 
