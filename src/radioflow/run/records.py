@@ -99,7 +99,9 @@ class RunRecords:
             " VALUES (?,?,?,?,?,?,?,?)",
             (run_id, fqname, cab, "running", _json(params), phash, time.time(), log_path),
         )
-        return int(cur.lastrowid)
+        row_id = cur.lastrowid
+        assert row_id is not None   # set by every INSERT
+        return row_id
 
     def finish_step(self, step_id: int, status: str, *, outputs: Mapping[str, Any] | None = None,
                     returncode: int | None = None, error: str | None = None,
