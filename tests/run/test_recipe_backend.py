@@ -50,7 +50,7 @@ def _run(tmp_path, *params: str, config=None):
 
 def test_recipe_backend_options_resolve_formulas_over_inputs(tmp_path):
     runner, outcome = _run(tmp_path, "workers=2")
-    assert isinstance(runner._backend, LocalBackend)
+    assert isinstance(runner.engines.current, LocalBackend)
     assert runner.options.config["backend"]["local"]["max_workers"] == 2
     assert outcome.outputs["squares"] == [1, 4, 9, 16]
     assert os.getpid() not in outcome.outputs["pids"]  # ran in pool workers

@@ -71,8 +71,8 @@ def _runner(tmp_path, engine: str, *params: str, backend_name: str | None = None
 def test_step_backend_options_build_their_own_backend(tmp_path):
     runner = _runner(tmp_path, "local", "workers=5")
     assert runner.run().status == "ok"
-    assert isinstance(runner._backend, LocalBackend)
-    sizes = sorted(b.max_workers for b in runner._step_backends.values())
+    assert isinstance(runner.engines.current, LocalBackend)
+    sizes = sorted(b.max_workers for b in runner.engines.step_backends.values())
     # step b: max_workers from the formula; the nested recipe step: 3, inherited by 'inner'
     assert sizes == [3, 5]
     assert (tmp_path / "b.txt").read_text() == "9" and (tmp_path / "inner.txt").read_text() == "16"
@@ -81,18 +81,18 @@ def test_step_backend_options_build_their_own_backend(tmp_path):
 def test_a_step_runs_on_dask_while_the_others_stay_local(tmp_path):
     runner = _runner(tmp_path, "dask")
     out = runner.run().outputs
-    dask_backends = [b for b in runner._step_backends.values() if isinstance(b, DaskBackend)]
+    dask_backends = [b for b in runner.engines.step_backends.values() if isinstance(b, DaskBackend)]
     assert len(dask_backends) == 1
     assert dask_backends[0].client.status in ("closed", "closing")  # closed with the run
     assert out["b_pid"] != os.getpid() == out["a_pid"]  # b ran in the Dask worker process
     assert (tmp_path / "b.txt").read_text() == "9"
-    assert isinstance(runner._backend, LocalBackend)
+    assert isinstance(runner.engines.current, LocalBackend)
 
 
 def test_command_line_engine_wins_over_step_select(tmp_path):
     runner = _runner(tmp_path, "dask", backend_name="local")
     runner.run()
-    assert not any(isinstance(b, DaskBackend) for b in runner._step_backends.values())
+    assert not any(isinstance(b, DaskBackend) for b in runner.engines.step_backends.values())
 
 
 def test_step_backend_must_be_a_mapping(tmp_path):

@@ -25,7 +25,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Generator, Iterable, Sequence
 
 from ..errors import UsageError
 from ..invoke import Invocation, Result
@@ -218,7 +218,7 @@ class KubernetesBackend:
             if sink:
                 sink.close()
 
-    def _job_events(self, name: str) -> Iterator[dict[str, Any]]:
+    def _job_events(self, name: str) -> Generator[dict[str, Any], None, None]:
         """Watch events of Job ``name`` (ends after a server-side timeout; then watch again)."""
         from kubernetes import watch
 
@@ -234,7 +234,7 @@ class KubernetesBackend:
         """Watch Job ``name`` to completion, streaming its logs; build the step's Result."""
         _, core = self._apis()
         started = time.time()
-        done, lines = threading.Event(), []
+        done, lines = threading.Event(), list[str]()
         streamer = threading.Thread(target=self._stream_logs, args=(name, inv, done, lines), daemon=True)
         streamer.start()
         state, reason = "running", ""

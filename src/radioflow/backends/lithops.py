@@ -34,7 +34,7 @@ import math
 import os
 import sys
 import threading
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from ..config import deep_merge
 from ..errors import UsageError
@@ -47,13 +47,13 @@ S3_STORAGES = ("minio", "ceph", "aws_s3")
 
 
 def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
-                   environ: dict[str, str] | None = None) -> dict[str, Any]:
+                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The Lithops configuration dict for radioflow's ``backend.lithops`` options.
 
     ``s3`` is radioflow's ``storage.s3`` section (endpoint fallback); credentials come from
     ``environ`` (default ``os.environ``).
     """
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     compute = str(config.get("compute", config.get("backend", "localhost")))
     storage = str(config.get("storage", "localhost"))
     workers = int(config.get("workers") or config.get("n_workers") or min(os.cpu_count() or 1, 4))
@@ -72,7 +72,7 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
         out[compute] = copy.deepcopy(config.get(compute) or {})
     if storage in S3_STORAGES:
         section: dict[str, Any] = copy.deepcopy(config.get(storage) or {})
-        endpoint = config.get("endpoint") or (s3 or {}).get("endpoint_url") or environ.get("AWS_ENDPOINT_URL")
+        endpoint = config.get("endpoint") or (s3 or {}).get("endpoint_url") or env.get("AWS_ENDPOINT_URL")
         if endpoint:
             section.setdefault("endpoint", str(endpoint))
         if config.get("region") or (s3 or {}).get("region"):
@@ -84,9 +84,9 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
             )
         key_env = str(config.get("access_key_env", "AWS_ACCESS_KEY_ID"))
         secret_env = str(config.get("secret_key_env", "AWS_SECRET_ACCESS_KEY"))
-        if key_env in environ and secret_env in environ:
-            section.setdefault("access_key_id", environ[key_env])
-            section.setdefault("secret_access_key", environ[secret_env])
+        if key_env in env and secret_env in env:
+            section.setdefault("access_key_id", env[key_env])
+            section.setdefault("secret_access_key", env[secret_env])
         elif storage != "aws_s3":
             raise UsageError(
                 f"backend.lithops.storage '{storage}' needs credentials in the environment variables "

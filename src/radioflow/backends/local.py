@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 from ..invoke import Invocation, Result
 from ..invoke.execute import execute
@@ -73,7 +73,7 @@ class LocalBackend:
     def __init__(self, max_workers: int = 0, *, retries: int = 0, start_method: str = "spawn") -> None:
         self.max_workers = int(max_workers) if max_workers and int(max_workers) > 0 else (os.cpu_count() or 1)
         self.retries = max(0, int(retries or 0))
-        self._ctx = multiprocessing.get_context(start_method)
+        self._ctx: Any = multiprocessing.get_context(start_method)   # a concrete context (has Process)
         self._pool: ProcessPoolExecutor | None = None
 
     def run(self, invocation: Invocation) -> Result:
@@ -95,7 +95,7 @@ class LocalBackend:
         for _attempt in range(self.retries + 1):
             for index, result in zip(pending, self._map_once([invocations[i] for i in pending])):
                 results[index] = result
-            pending = [i for i in pending if not results[i].ok]
+            pending = [i for i in pending if not cast(Result, results[i]).ok]
             if not pending:
                 break
         return results  # type: ignore[return-value]

@@ -61,6 +61,7 @@ class _Log:
         self._on_line = on_line
         self._partial = ""
         self._file = None
+        self.output: Callable[[str], None] = self.line   # cab output; execute() routes it through wranglers
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(path, "w", buffering=1, encoding="utf-8", errors="replace")
@@ -86,10 +87,6 @@ class _Log:
         while "\n" in self._partial:
             head, self._partial = self._partial.split("\n", 1)
             self.output(head)
-
-    def output(self, text: str) -> None:
-        """Set by :func:`execute` to pass cab output through wranglers."""
-        self.line(text)
 
     def close(self) -> None:
         if self._partial:
@@ -207,7 +204,7 @@ def _import_callable(command: str, cab_name: str, workdir: str = ".") -> Callabl
 
 
 def _run_python(inv: Invocation, cab: Mapping, params: dict, options: dict, log: _Log, status) -> int:
-    name = cab.get("name") or cab.get("command")
+    name = str(cab.get("name") or cab.get("command"))
     command = str(cab.get("command", "")).strip()
     func = _import_callable(command, name, inv.workdir)
     kwargs = _call_params(cab, params)
@@ -333,9 +330,9 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
         compiled = wranglers.compile_wranglers(cab)
 
         def output(text: str) -> None:
-            text, level = wranglers.apply(compiled, text, logging.INFO, status) if compiled else (text, logging.INFO)
-            if text is not None:
-                log.line(text, level)
+            line, level = wranglers.apply(compiled, text, logging.INFO, status) if compiled else (text, logging.INFO)
+            if line is not None:
+                log.line(line, level)
 
         log.output = output
         Path(inv.workdir).mkdir(parents=True, exist_ok=True)

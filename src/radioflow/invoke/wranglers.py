@@ -91,7 +91,7 @@ def _action(pattern: re.Pattern, spec: str, where: str) -> Action:
                 )
             if action.arg not in pattern.groupindex and pattern.groups < 1:
                 raise ValidationError(f"{where}: wrangler '{spec}' needs a ()-group in '{pattern.pattern}'.")
-        if kind == "SEVERITY" and action.arg.upper() not in LEVELS:
+        if kind == "SEVERITY" and str(action.arg).upper() not in LEVELS:
             raise ValidationError(f"{where}: wrangler '{spec}' names an unknown log level.")
         return action
     raise ValidationError(
@@ -141,7 +141,7 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
             if kind == "SUPPRESS":
                 suppress = True
             elif kind == "SEVERITY":
-                level = max(level, LEVELS[act.arg.upper()])
+                level = max(level, LEVELS[str(act.arg).upper()])
             elif kind == "REPLACE":
                 line = regex.sub(act.arg, line)
             elif kind == "WARNING":
@@ -155,8 +155,9 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
             elif kind == "DECLARE_SUCCESS":
                 status.declare_success()
             elif kind == "PARSE_OUTPUT":
-                gid = act.arg if act.arg in regex.groupindex else 1
-                _load(status, act.arg, match[gid], LOADERS[act.dtype or "str"])
+                name = str(act.arg)
+                gid: str | int = name if name in regex.groupindex else 1
+                _load(status, name, match[gid], LOADERS[act.dtype or "str"])
             elif kind == "PARSE_JSON_OUTPUTS" and regex.groupindex:
                 for name, text in match.groupdict().items():
                     if text is not None:
@@ -184,6 +185,6 @@ def _format(template: str, match: re.Match) -> str:
 
 def _load(status: Status, name: str, text: str | None, loader: Callable[[str], Any]) -> None:
     try:
-        status.outputs[name] = loader(text)
+        status.outputs[name] = loader(text)  # type: ignore[arg-type]  # None fails the int/float loaders
     except (TypeError, ValueError) as exc:
         status.declare_failure(f"could not parse output '{name}' from {text!r}: {exc}")

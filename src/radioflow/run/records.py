@@ -1,20 +1,19 @@
 """Run records in SQLite (``<workdir>/.radioflow/runs.db``): one row per run and per step.
 
-A step row holds the resolved parameters, a hash of (cab, parameters, input fingerprints)
-used by ``--resume``, the outputs, timings, status and the path of its log. Rows are
-committed as soon as they change (WAL journal), so a run killed with SIGKILL keeps the
-records of every step that finished.
+A step row holds the resolved parameters, a hash of (cab, parameters, input fingerprints; see
+:mod:`.resume`) used by ``--resume``, the outputs, timings, status and the path of its log.
+Rows are committed as soon as they change (WAL journal), so a run killed with SIGKILL keeps
+the records of every step that finished.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from ..processes import pid_alive
 
@@ -32,45 +31,11 @@ CREATE INDEX IF NOT EXISTS steps_hash ON steps (params_hash, status);
 CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
 """
 
-_SMALL_FILE = 1 << 20
 MAX_OUTPUT = 64 * 1024       # step output kept in the database (the log file has all of it)
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str)
-
-
-def fingerprint(path: str, workdir: str = ".") -> list[Any]:
-    """A cheap identity of a file or directory: hash of small files, else size + mtime."""
-    full = path if os.path.isabs(path) else os.path.join(workdir, path)
-    if "://" in path:
-        return [path]
-    try:
-        st = os.stat(full)
-    except OSError:
-        return [path, "missing"]
-    if os.path.isdir(full):
-        entries = []
-        for root, dirs, files in os.walk(full):
-            dirs.sort()
-            for name in sorted(files):
-                sub = os.path.join(root, name)
-                try:
-                    s = os.stat(sub)
-                except OSError:
-                    continue
-                entries.append((os.path.relpath(sub, full), s.st_size, s.st_mtime_ns))
-        return [path, "dir", hashlib.sha1(_json(entries).encode()).hexdigest()]
-    if st.st_size <= _SMALL_FILE:
-        with open(full, "rb") as fh:
-            return [path, "sha1", hashlib.sha1(fh.read()).hexdigest()]
-    return [path, st.st_size, st.st_mtime_ns]
-
-
-def params_hash(cab: Mapping[str, Any], params: Mapping[str, Any], fingerprints: Iterable[Any]) -> str:
-    """Hash identifying a step's work: cab definition, resolved params, input fingerprints."""
-    blob = _json({"cab": cab, "params": params, "inputs": list(fingerprints)})
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def new_run_id() -> str:
@@ -134,7 +99,9 @@ class RunRecords:
             " VALUES (?,?,?,?,?,?,?,?)",
             (run_id, fqname, cab, "running", _json(params), phash, time.time(), log_path),
         )
-        return int(cur.lastrowid)
+        row_id = cur.lastrowid
+        assert row_id is not None   # set by every INSERT
+        return row_id
 
     def finish_step(self, step_id: int, status: str, *, outputs: Mapping[str, Any] | None = None,
                     returncode: int | None = None, error: str | None = None,

@@ -1,0 +1,210 @@
+"""Frames: the state of a running recipe, and the namespaces its formulas and ``{}`` see.
+
+A :class:`Frame` is one recipe (or one loop iteration of it) while it runs. :class:`Scopes`
+builds the namespaces ``recipe``, ``root``, ``parent``, ``current``, ``previous``, ``steps``,
+``info`` and ``config`` from a frame, applies ``assign``/``assign_based_on``, checks
+``preamble``/``epilogue`` assertions, resolves a step's parameters and publishes a finished
+step's values back into its frame (``steps``, ``previous``, aliased recipe parameters).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from ..errors import RadioflowError, ValidationError
+from ..recipe.formula import UNSET, LazyMapping
+from ..recipe.load import to_plain, where
+from ..recipe.substitute import resolve_value
+from ..recipe.validate import RecipeDef, StepDef
+
+
+@dataclass
+class Frame:
+    """State of one recipe (or one loop iteration of it) while it runs."""
+
+    rdef: RecipeDef
+    fqname: str
+    recipe: dict[str, Any]
+    root: Any
+    parent: Any
+    path: str                         # static tree name (recipe.step.sub...), the key of step decisions
+    steps: dict[str, Any] = field(default_factory=dict)
+    previous: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    late: list[tuple[str, Any, str]] = field(default_factory=list)   # output defaults resolved at the end
+    backend: dict[str, Any] = field(default_factory=dict)  # backend options inherited by its steps
+
+
+class Overlay(Mapping[str, Any]):
+    """Read-only view: keys of ``first`` (e.g. lazily assigned variables) over ``second``."""
+
+    def __init__(self, first: Mapping[str, Any], second: Mapping[str, Any]) -> None:
+        self._first, self._second = first, second
+
+    def __getitem__(self, key: str) -> Any:
+        return self._first[key] if key in self._first else self._second[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._first or key in self._second
+
+    def __iter__(self) -> Iterator[str]:
+        return iter({**dict.fromkeys(self._second), **dict.fromkeys(self._first)})
+
+    def __len__(self) -> int:
+        return len(set(self._first) | set(self._second))
+
+
+def step_fqname(fr: Frame, label: str) -> str:
+    """The full name of step ``label`` in frame ``fr`` (loop iterations carry a ``-i`` suffix)."""
+    return f"{fr.fqname}.{label}{fr.info.get('suffix', '')}"
+
+
+def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, what: str) -> None:
+    """Evaluate ``preamble``/``epilogue`` formulas (a list, or a mapping of named lists).
+
+    A formula that yields ``False`` fails the step or recipe; other results (e.g. from
+    ``LOG(...)``) are fine; ``ERROR()``/``ABORT()`` raise their own error.
+    """
+    if not items:
+        return
+    node = raw.get(kind) if isinstance(raw, Mapping) else None
+    groups = items.items() if isinstance(items, Mapping) else [(None, items)]
+    for name, group in groups:
+        loc = where(node, name, where(raw, kind)) if name is not None else where(raw, kind)
+        for expr in group if isinstance(group, list) else [group]:
+            value = resolve_value(to_plain(expr), ns, where=loc)
+            if value is False:
+                label = f" '{name}'" if name is not None else ""
+                raise ValidationError(f"{loc}: {what}: {kind}{label} assertion {expr!r} is false.")
+
+
+class Scopes:
+    """Namespaces and assignments of a run's frames; holds the run's ``config`` namespace."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def ns(self, fr: Frame, **extra: Any) -> dict[str, Any]:
+        """The namespaces a formula in frame ``fr`` sees; ``extra`` adds or replaces some."""
+        ns = {"recipe": fr.recipe, "root": fr.root, "parent": fr.parent, "previous": fr.previous,
+              "steps": fr.steps, "info": fr.info, "config": self.config}
+        ns.update(extra)
+        return ns
+
+    # -- assignments ---------------------------------------------------------------------------
+    @staticmethod
+    def assign_lazy(fr: Frame, assign: Mapping[str, Any] | None, raw: Any, ns: dict[str, Any]) -> LazyMapping:
+        """Assignments as a lazy mapping resolved against ``ns`` (filled in by the caller)."""
+        return LazyMapping(to_plain(assign or {}), lambda: ns, name="recipe",
+                           where=lambda k: where(raw, k, fr.rdef.where))
+
+    def assign(self, fr: Frame, assign: Mapping[str, Any], raw: Any) -> None:
+        """Assign variables (order-independent: values may refer to each other), ``config.*`` too."""
+        if not assign:
+            return
+        ns: dict[str, Any] = {}
+        lazy = self.assign_lazy(fr, assign, raw, ns)
+        ns.update(self.ns(fr, recipe=Overlay(lazy, fr.recipe)))
+        self.store_assign(fr, lazy)
+
+    def store_assign(self, fr: Frame, lazy: LazyMapping) -> None:
+        """Resolve assigned values into the frame's recipe (``config.a.b`` keys into ``config``)."""
+        for key in lazy:
+            resolved = lazy[key]
+            if key.startswith("config."):
+                node = self.config
+                parts = key.split(".")[1:]
+                for part in parts[:-1]:
+                    node = node.setdefault(part, {})
+                node[parts[-1]] = resolved
+            else:
+                fr.recipe[key] = resolved
+
+    def assign_based_on(self, fr: Frame, table: Mapping[str, Any], raw: Any) -> None:
+        """Apply ``assign_based_on``: the assignments of the case matching each base variable."""
+        for basevar, cases in (table or {}).items():
+            loc = where(raw, basevar, fr.rdef.where)
+            if not isinstance(cases, Mapping):
+                raise ValidationError(f"{loc}: assign_based_on.{basevar} must map values to assignments.")
+            value = fr.recipe.get(basevar, UNSET)
+            if value is UNSET and basevar.startswith("config."):
+                node: Any = self.config
+                for part in basevar.split(".")[1:]:
+                    node = node.get(part, UNSET) if isinstance(node, Mapping) else UNSET
+                value = node
+            keys = [str(value), str(value).lower()] if value is not UNSET else []
+            match = next((k for k in keys if k in cases), "DEFAULT" if "DEFAULT" in cases else None)
+            if match is None:
+                raise ValidationError(
+                    f"{loc}: assign_based_on.{basevar}: value {value!r} matches none of "
+                    f"{', '.join(map(str, cases))} and there is no DEFAULT.")
+            if cases[match] is None:          # e.g. 'DEFAULT:' with nothing to assign
+                continue
+            if not isinstance(cases[match], Mapping):
+                raise ValidationError(f"{where(cases, match, loc)}: assign_based_on.{basevar}.{match} must be a "
+                                      "mapping of assignments.")
+            self.assign(fr, cases[match], cases[match])
+
+    def recipe_assign(self, fr: Frame) -> None:
+        """The recipe's own ``assign`` and ``assign_based_on`` (per loop iteration)."""
+        rdef = fr.rdef
+        self.assign(fr, rdef.model.assign, rdef.raw.get("assign"))
+        self.assign_based_on(fr, rdef.model.assign_based_on, rdef.raw.get("assign_based_on"))
+
+    # -- steps -----------------------------------------------------------------------------------
+    def resolve_params(self, fr: Frame, label: str, sdef: StepDef) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A step's parameters (schema defaults, recipe step defaults, its own, aliases, implicit
+        values) resolved, and the namespaces they were resolved in (``current`` = the parameters)."""
+        schema = sdef.schema
+        raw: dict[str, Any] = {}
+        for name, p in schema.items():
+            if p.has_default:
+                raw[name] = p.default
+        raw.update(fr.rdef.step_defaults.get(label, {}))
+        raw.update(to_plain(sdef.step.params))
+        aliased = fr.rdef.alias_targets(label)
+        for step_param, recipe_param in aliased.items():
+            value = fr.recipe.get(recipe_param, UNSET)
+            if value is not UNSET and value is not None:
+                raw[step_param] = value
+        for name, p in schema.items():
+            if p.implicit is not None:
+                raw[name] = p.implicit
+        info = {**fr.info, "label": label, "fqname": step_fqname(fr, label)}
+        ns: dict[str, Any] = {}
+        lazy = LazyMapping(raw, lambda: ns, name="current", where=sdef.param_where)
+        ns.update(self.ns(fr, current=lazy, info=info))
+        params = {k: v for k, v in lazy.resolved().items() if v is not UNSET}
+        for step_param, recipe_param in aliased.items():
+            if fr.recipe.get(recipe_param, UNSET) in (UNSET, None) and step_param in params:
+                fr.recipe[recipe_param] = params[step_param]
+        return params, ns
+
+    def try_params(self, fr: Frame, label: str, sdef: StepDef) -> dict[str, Any]:
+        """Parameters of a deselected step (for ``previous``); unresolvable ones are left out."""
+        try:
+            return self.resolve_params(fr, label, sdef)[0]
+        except RadioflowError:
+            return {}
+
+    def publish(self, fr: Frame, sdef: StepDef, fqname: str, status: str, params: Mapping[str, Any],
+                outputs: Mapping[str, Any] | None) -> None:
+        """A finished step's values become ``steps.<label>`` and ``previous``; outputs of a step that
+        ran or resumed reach aliased recipe parameters, and a step that ran checks its epilogue."""
+        merged = {**params, **(outputs or {})}
+        fr.steps[sdef.label] = merged
+        fr.previous = merged
+        if status not in ("ok", "resumed"):
+            return
+        outs = outputs or {}
+        for step_param, recipe_param in fr.rdef.alias_targets(sdef.label).items():
+            if step_param in outs:
+                fr.recipe[recipe_param] = outs[step_param]
+            elif step_param in sdef.outputs and step_param in params:
+                fr.recipe[recipe_param] = params[step_param]
+        if status == "ok" and sdef.step.epilogue:
+            check_assertions(sdef.step.epilogue, self.ns(fr, current=merged), sdef.raw, "epilogue",
+                             f"step '{fqname}'")
+
+
+__all__ = ["Frame", "Overlay", "Scopes", "check_assertions", "step_fqname"]

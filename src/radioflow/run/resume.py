@@ -1,0 +1,113 @@
+"""Deciding that a step's work is already done: input fingerprints, the step hash, outputs on disk.
+
+``--resume`` reuses a recorded step whose hash of (cab definition, resolved parameters, input
+fingerprints) matches and whose file outputs still exist; ``skip_if_outputs`` skips a step
+whose outputs exist (and, with ``fresh``, are no older than its inputs).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Any, Iterable, Mapping
+
+from ..recipe.validate import StepDef
+from .records import RunRecords
+
+_SMALL_FILE = 1 << 20
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def fingerprint(path: str, workdir: str = ".") -> list[Any]:
+    """A cheap identity of a file or directory: hash of small files, else size + mtime."""
+    full = path if os.path.isabs(path) else os.path.join(workdir, path)
+    if "://" in path:
+        return [path]
+    try:
+        st = os.stat(full)
+    except OSError:
+        return [path, "missing"]
+    if os.path.isdir(full):
+        entries = []
+        for root, dirs, files in os.walk(full):
+            dirs.sort()
+            for name in sorted(files):
+                sub = os.path.join(root, name)
+                try:
+                    s = os.stat(sub)
+                except OSError:
+                    continue
+                entries.append((os.path.relpath(sub, full), s.st_size, s.st_mtime_ns))
+        return [path, "dir", hashlib.sha1(_json(entries).encode()).hexdigest()]
+    if st.st_size <= _SMALL_FILE:
+        with open(full, "rb") as fh:
+            return [path, "sha1", hashlib.sha1(fh.read()).hexdigest()]
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def params_hash(cab: Mapping[str, Any], params: Mapping[str, Any], fingerprints: Iterable[Any]) -> str:
+    """Hash identifying a step's work: cab definition, resolved params, input fingerprints."""
+    blob = _json({"cab": cab, "params": params, "inputs": list(fingerprints)})
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def file_values(values: Mapping[str, Any], sdef: StepDef, *, inputs: bool) -> list[tuple[str, str]]:
+    """(parameter, path) of a step's file-type inputs (or outputs), lists flattened."""
+    out = []
+    for name, value in values.items():
+        p = sdef.schema.get(name)
+        if p is None or p.is_output == inputs:
+            continue
+        if p.type.is_file and isinstance(value, str):
+            out.append((name, value))
+        elif p.type.is_file_list and isinstance(value, list):
+            out.extend((name, v) for v in value if isinstance(v, str))
+    return out
+
+
+def step_hash(cab: Mapping[str, Any], values: Mapping[str, Any], sdef: StepDef, workdir: str) -> str:
+    """The resume hash of a cab step: its cab, its resolved values and its inputs' fingerprints."""
+    fps = [fingerprint(path, workdir) for _, path in file_values(values, sdef, inputs=True)]
+    return params_hash(cab, values, fps)
+
+
+def _full(path: str, workdir: str) -> str:
+    return path if os.path.isabs(path) else os.path.join(workdir, path)
+
+
+def outputs_exist(values: Mapping[str, Any], sdef: StepDef, workdir: str) -> bool:
+    """All file-type outputs exist (true when the step has none)."""
+    outs = [p for _, p in file_values(values, sdef, inputs=False) if "://" not in p]
+    return all(os.path.exists(_full(p, workdir)) for p in outs)
+
+
+def outputs_ready(values: Mapping[str, Any], sdef: StepDef, mode: str, workdir: str) -> bool:
+    """``skip_if_outputs``: the step has file outputs, all exist, and (``fresh``) none is older than
+    its newest input."""
+    outs = [path for _, path in file_values(values, sdef, inputs=False) if "://" not in path]
+    if not outs:
+        return False
+    full = [_full(p, workdir) for p in outs]
+    if not all(os.path.exists(p) for p in full):
+        return False
+    if mode == "fresh":
+        ins = [_full(p, workdir) for _, p in file_values(values, sdef, inputs=True) if "://" not in p]
+        newest_in = max((os.path.getmtime(p) for p in ins if os.path.exists(p)), default=0.0)
+        return min(os.path.getmtime(p) for p in full) >= newest_in
+    return True
+
+
+def completed(records: RunRecords, phash: str, values: Mapping[str, Any], sdef: StepDef,
+              workdir: str) -> dict[str, Any] | None:
+    """The recorded step (any run) this one can resume from: same hash, file outputs still there."""
+    rec = records.completed(phash)
+    if rec is not None and outputs_exist(values, sdef, workdir):
+        return rec
+    return None
+
+
+__all__ = ["completed", "file_values", "fingerprint", "outputs_exist", "outputs_ready", "params_hash",
+           "step_hash"]
