@@ -79,3 +79,26 @@ def test_rectangular_image_and_clean_options_from_the_command_line(tmp_path):
     model = fits.getdata(tmp_path / "rect-model.fits")[0, 0]
     assert np.unravel_index(np.argmax(model), model.shape) == (48, 80)
     assert model.sum() == pytest.approx(2.5, rel=0.05)
+
+
+def test_streamed_and_dask_images_equal_the_in_memory_image(tmp_path):
+    """A Zarr dataset, an MS over the -abs-mem budget and -b dask all stream chunk by chunk and
+    give the in-memory image of the same visibilities."""
+    sky = tmp_path / "sky.csv"
+    sky.write_text("name,ra_deg,dec_deg,flux_jy\na,0.0,-30.0,2.5\nb,1.0,-29.0,1.0\n")
+    r = run(["simulate", "-o", "obs.ms", "--rmax", "600", "--nchan", "4", "--ntimes", "6", "--sky", str(sky)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run(["vis", "convert", "obs.ms", "obs.zarr"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    common = ["-size", "128", "128", "-scale", "3amin", "-weight", "uniform", "-no-png"]
+    assert run(["image", "obs.ms", *common, "-name", "mem"], tmp_path).returncode == 0
+    ref = fits.getdata(tmp_path / "mem-dirty.fits")[0, 0]
+    for name, extra, env in (("zarr", ["obs.zarr"], {}), ("budget", ["obs.ms", "-abs-mem", "0.00002"], {}),
+                             ("dask", ["obs.ms", "-b", "dask"], {"RADIOFLOW_BACKEND__DASK__N_WORKERS": "1",
+                                                                 "RADIOFLOW_BACKEND__DASK__SHOW_DASHBOARD": "false"})):
+        r = run(["image", *extra, *common, "-name", name], tmp_path, **env)
+        assert r.returncode == 0, (name, r.stderr)
+        img = fits.getdata(tmp_path / f"{name}-dirty.fits")[0, 0]
+        assert np.abs(img - ref).max() <= 1e-5 * np.abs(ref).max(), name
+        assert fits.getheader(tmp_path / f"{name}-dirty.fits")["CRVAL2"] == pytest.approx(-30.0)
+    assert "chunks" in " ".join(fits.getheader(tmp_path / "budget-dirty.fits")["HISTORY"])

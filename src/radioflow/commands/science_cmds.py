@@ -79,7 +79,12 @@ def image(ctx: typer.Context) -> None:
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
-    paths = make_clean_image(args) if args.niter > 0 else make_dirty_image(args)
+    if args.niter > 0:
+        paths = make_clean_image(args)
+    elif args.backend == "dask" or _needs_streaming(args):
+        paths = make_streamed_image(args)
+    else:
+        paths = make_dirty_image(args)
     con = _console()
     for p in paths:
         con.print(f"Wrote {p}")
@@ -120,6 +125,77 @@ def make_dirty_image(args) -> list[Path]:
             continue
         path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=prod.ra, dec=prod.dec, cell_x=prod.cell_x,
                                 cell_y=prod.cell_y, freq=prod.freq, bandwidth=prod.bandwidth, history=hist)
+        written.append(path)
+        if not args.no_png:
+            written.append(write_png_preview(path))
+    return written
+
+
+def _memory_budget(args) -> int:
+    """Bytes imaging may hold: WSClean's ``-abs-mem`` GB, else half the machine's memory."""
+    import os
+
+    if args.abs_mem:
+        return int(args.abs_mem * 2**30)
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+
+
+def _needs_streaming(args) -> bool:
+    """A local MS whose imaged hands fit the budget is read at once (fastest); anything larger, or
+    any dataset that is not a local MS, streams chunk by chunk."""
+    from ..vis.io import format_of
+
+    if format_of(args.dataset) != "ms" or "://" in args.dataset:
+        return True
+    from casacore import tables as ct
+
+    from ..vis.ms import CASACORE_LOCK, check_ms
+
+    with CASACORE_LOCK, ct.table(check_ms(args.dataset), ack=False) as t:
+        nrow = t.nrows()
+        nchan = t.getcell("FLAG", 0).shape[0] if nrow else 0
+    # the parallel hands of data, weight and flag, and the imaging weights and Stokes I
+    return nrow * nchan * (2 * 13 + 12) > _memory_budget(args)
+
+
+def make_streamed_image(args) -> list[Path]:
+    """Dirty image and PSF streamed over chunks of the dataset (bounded memory), on Dask with -b dask."""
+    from ..science.fits import write_fits_image, write_png_preview
+    from ..science.streaming import GridSpec, stream_dirty_image
+    from ..vis.chunks import TimeChunks
+
+    nx, ny = args.size
+    source = TimeChunks.plan(args.dataset, column=args.data_column, max_bytes=_memory_budget(args) // 8)
+    spec = GridSpec(npix_x=nx, npix_y=ny, cell=args.scale, column=args.data_column, epsilon=args.epsilon,
+                    nthreads=args.threads)
+    backend = None
+    if args.backend == "dask":
+        from ..backends import get_backend
+        from ..config import load_config
+
+        backend = get_backend("dask", load_config())
+    try:
+        client = getattr(backend, "client", None)
+        with _console().status(f"Imaging {len(source)} chunks" + (" on Dask" if client else "")):
+            img = stream_dirty_image(source, spec, weighting=args.weight, robust=args.robust,
+                                     rank_filter_level=args.rank_filter_level,
+                                     rank_filter_size=args.rank_filter_size, make_psf=not args.no_psf,
+                                     client=client)
+    finally:
+        if backend is not None:
+            backend.close()
+    ds = source.lazy()
+    freq = ds["frequency"].values
+    width = ds["CHANNEL_WIDTH"].values
+    lo, hi = float((freq - width / 2).min()), float((freq + width / 2).max())
+    ra, dec = ds.attrs["phase_center"]
+    hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} streamed in {img.chunks} chunks"]
+    written: list[Path] = []
+    for kind, data in (("dirty", img.dirty), ("psf", img.psf)):
+        if data is None:
+            continue
+        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=float(ra), dec=float(dec), cell_x=args.scale,
+                                cell_y=args.scale, freq=0.5 * (lo + hi), bandwidth=hi - lo, history=hist)
         written.append(path)
         if not args.no_png:
             written.append(write_png_preview(path))

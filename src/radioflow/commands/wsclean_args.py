@@ -55,6 +55,8 @@ class ImageArgs:
     multiscale_scales: list[float] | None = None
     multiscale_scale_bias: float = 0.6
     nmiter: int = 20
+    abs_mem: float | None = None
+    backend: str = "local"
     extra: list[str] = field(default_factory=list)
 
     def clean_options(self) -> dict[str, object]:
@@ -91,7 +93,7 @@ _CLEAN_NUMBERS = {
     "niter": ("niter", _int), "gain": ("gain", _float), "mgain": ("mgain", _float),
     "threshold": ("threshold", _nonneg_float), "auto-threshold": ("auto_threshold", _nonneg_float),
     "auto-mask": ("auto_mask", _nonneg_float), "multiscale-scale-bias": ("multiscale_scale_bias", _float),
-    "nmiter": ("nmiter", _int),
+    "nmiter": ("nmiter", _int), "abs-mem": ("abs_mem", _nonneg_float),
 }
 #: WSClean options that are recognised but not built yet: a clear error, never silently ignored.
 _UNSUPPORTED = {
@@ -173,6 +175,10 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
         elif opt == "multiscale-scales":
             args.multiscale = True
             args.multiscale_scales = [_float(v, tok) for v in take(tok).split(",") if v.strip()]
+        elif opt in ("b", "backend"):
+            args.backend = take(tok).lower()
+            if args.backend not in ("local", "dask"):
+                raise UsageError(f"Option {tok} {args.backend}: radioflow image runs locally or on Dask (-b dask).")
         elif opt == "pol":
             pol = take(tok).upper()
             if pol != "I":
@@ -185,7 +191,7 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
                 "--weight natural|uniform|briggs R, --weighting-rank-filter LEVEL, --weighting-rank-filter-size N, "
                 "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf, -niter N, -gain G, "
                 "-mgain G, -threshold JY, -auto-threshold S, -auto-mask S, -multiscale, -multiscale-scales LIST, "
-                "-multiscale-scale-bias B, -nmiter N, -pol I)."
+                "-multiscale-scale-bias B, -nmiter N, -pol I, -abs-mem GB, -b local|dask)."
             )
         i += 1
     if len(positional) != 1:

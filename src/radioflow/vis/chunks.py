@@ -72,12 +72,16 @@ class TimeChunks:
     def __len__(self) -> int:
         return len(self.bounds)
 
+    def lazy(self) -> xr.Dataset:
+        """The whole dataset, lazily (coordinates and attributes for headers; nothing is read)."""
+        return _open(self.url, self.column, self.time_chunk)
+
     def load(self, index: int) -> xr.Dataset:
         """Chunk ``index`` in memory: the data column, WEIGHT, FLAG and UVW of its time steps."""
         import dask
 
         start, stop = self.bounds[index]
-        ds = _open(self.url, self.column, self.time_chunk)
+        ds = self.lazy()
         names = [column_variable(self.column), "WEIGHT", "FLAG", "UVW"]
         # Computed right here (also inside a Dask task): one chunk, never a cluster-wide graph.
         with dask.config.set(scheduler="synchronous"):
