@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic_core import ErrorDetails
 
 from ..errors import ValidationError
 from .dtypes import DType, DTypeError
@@ -169,7 +170,7 @@ class Cab(_Strict):
         return self._outputs
 
     @property
-    def schema(self) -> dict[str, Parameter]:
+    def schema(self) -> dict[str, Parameter]:   # type: ignore[override]  # pydantic's deprecated schema()
         return {**self._inputs, **self._outputs}
 
     @property
@@ -288,7 +289,7 @@ def _error_loc(raw: Any, path: tuple) -> str:
     return loc
 
 
-def _error_text(model: type[BaseModel], err: dict) -> str:
+def _error_text(model: type[BaseModel], err: ErrorDetails) -> str:
     path = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         sub = _submodel(model, err["loc"][:-1])

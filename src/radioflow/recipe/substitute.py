@@ -7,7 +7,7 @@ and formatted with ``format(value, spec)``. ``{{`` and ``}}`` are literal braces
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -26,7 +26,7 @@ __all__ = ["substitute", "resolve_value", "check_substitution"]
 _SPEC_NUMBERS = re.compile(r"\d+")
 _PART = re.compile(r"[^.\[\]]*(?:\[[^\[\]]+\][^.\[\]]*)*")
 _LAST_PART = re.compile(r"([^.\[\]]+)((?:\[[^\[\]]+\])*)")
-_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+_CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
 _INDEX = re.compile(r"\[([^\[\]]+)\]")
 
 
