@@ -17,12 +17,12 @@ from radioflow.recipe.formula import (
     FormulaError,
     FormulaSyntaxError,
     LazyMapping,
-    _parse_cached,
     check,
     evaluate,
     is_formula,
     parse,
 )
+from radioflow.recipe.formula.parser import _parse_cached
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from radioflow.errors import ValidationError
 from radioflow.recipe.dtypes import CoercionError, DType, DTypeError, coerce
 from radioflow.recipe.load import load_documents
-from radioflow.recipe.model import Problems, parse_schemas, parse_shorthand
+from radioflow.recipe.model import Problems, parse_schemas
+from radioflow.recipe.shorthand import parse_shorthand
 from radioflow.recipe.validate import compile_recipe, prepare_outputs, validate_values
 
 

@@ -10,11 +10,12 @@ separator string). Problems are reported as :class:`radioflow.errors.ValidationE
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..errors import ValidationError
+from ..recipe.dtypes import PATH_TYPES
+from ..recipe.shorthand import parse_shorthand
 
 #: Keys a parameter schema may hold; a mapping with other keys is a nested section.
 PARAM_FIELDS = frozenset({
@@ -31,30 +32,6 @@ POLICY_FIELDS = frozenset({
     "replace", "format", "format_list", "format_list_scalar", "pass_missing_as_none",
 })
 
-_FILE_TYPES = {"File", "MS", "Directory", "URI", "URL"}
-
-_SHORTHAND = re.compile(
-    r'^\s*(?P<dtype>[^=*"]+?)\s*(?P<req>\*)?\s*(?:=\s*(?P<default>[^"]*?))?\s*(?:"(?P<info>.*)")?\s*$'
-)
-
-
-def _shorthand(spec: str) -> dict[str, Any]:
-    """Parse the ``int = 0 "help"`` / ``str *`` parameter shorthand into a schema dict."""
-    match = _SHORTHAND.match(spec)
-    if not match:
-        return {"dtype": "str", "info": spec}
-    out: dict[str, Any] = {"dtype": match["dtype"].strip() or "str"}
-    if match["req"]:
-        out["required"] = True
-    if match["default"]:
-        import yaml
-
-        out["default"] = yaml.safe_load(match["default"])
-    if match["info"]:
-        out["info"] = match["info"]
-    return out
-
-
 def _flatten(section: Mapping[str, Any] | None, prefix: str = "") -> Iterator[tuple[str, dict]]:
     for name, value in (section or {}).items():
         if name == "subsection":
@@ -63,7 +40,7 @@ def _flatten(section: Mapping[str, Any] | None, prefix: str = "") -> Iterator[tu
         if value is None:
             yield full, {}
         elif isinstance(value, str):
-            yield full, _shorthand(value)
+            yield full, parse_shorthand(value)
         elif isinstance(value, Mapping) and set(value) - PARAM_FIELDS and all(
             v is None or isinstance(v, (str, Mapping)) for v in value.values()
         ):
@@ -93,7 +70,7 @@ def cab_schemas(cab: Mapping[str, Any]) -> tuple[dict[str, dict], dict[str, dict
 
 def is_named_output(schema: Mapping[str, Any]) -> bool:
     """A file-like output whose name is passed to the cab (not implicit), as in Stimela."""
-    return str(schema.get("dtype", "str")) in _FILE_TYPES and not schema.get("implicit")
+    return str(schema.get("dtype", "str")) in PATH_TYPES and not schema.get("implicit")
 
 
 def get_policy(cab: Mapping[str, Any], schema: Mapping[str, Any], policy: str, default: Any = None) -> Any:

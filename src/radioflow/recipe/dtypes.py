@@ -6,6 +6,7 @@ mildly converts, e.g. ``"3"`` -> ``3`` for ``int``) a value against it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,104 +134,136 @@ _FALSE = {"false", "no", "off", "0"}
 
 def coerce(value: Any, dtype: DType) -> Any:
     """Return ``value`` converted to ``dtype`` or raise :class:`CoercionError`."""
-    name = dtype.base
-    if name == "Any":
+    coercer = _COERCERS.get(dtype.base)
+    if coercer is None:
+        raise CoercionError(f"unsupported dtype {dtype}")
+    return coercer(value, dtype)
+
+
+def _coerce_any(value: Any, dtype: DType) -> Any:
+    return value
+
+
+def _coerce_none(value: Any, dtype: DType) -> None:
+    if value is None:
+        return None
+    raise CoercionError(f"expected None, got {_describe(value)}")
+
+
+def _coerce_union(value: Any, dtype: DType) -> Any:
+    if value is None and any(m.name == "None" for m in dtype.members()):
+        return None
+    reasons = []
+    # exact-type matches first, so Union[int, str] keeps "3" a string
+    for member in sorted(dtype.members(), key=lambda m: 0 if _exact(value, m) else 1):
+        try:
+            return coerce(value, member)
+        except CoercionError as exc:
+            reasons.append(str(exc))
+    raise CoercionError(f"{_describe(value)} matches none of {dtype} ({'; '.join(reasons)})")
+
+
+def _coerce_bool(value: Any, dtype: DType) -> bool:
+    if isinstance(value, bool):
         return value
-    if name == "None":
-        if value is None:
-            return None
-        raise CoercionError(f"expected None, got {_describe(value)}")
-    if name in ("Union", "Optional"):
-        if value is None and any(m.name == "None" for m in dtype.members()):
-            return None
-        reasons = []
-        members = dtype.members()
-        # exact-type matches first, so Union[int, str] keeps "3" a string
-        for member in sorted(members, key=lambda m: 0 if _exact(value, m) else 1):
-            try:
-                return coerce(value, member)
-            except CoercionError as exc:
-                reasons.append(str(exc))
-        raise CoercionError(f"{_describe(value)} matches none of {dtype} ({'; '.join(reasons)})")
-    if name == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, int) and value in (0, 1):
-            return bool(value)
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise CoercionError(f"expected a bool, got {_describe(value)}")
-    if name == "int":
-        if isinstance(value, bool):
-            raise CoercionError(f"expected an int, got {_describe(value)}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise CoercionError(f"expected an int, got {_describe(value)}")
-    if name == "float":
-        if isinstance(value, bool):
-            raise CoercionError(f"expected a float, got {_describe(value)}")
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise CoercionError(f"expected a float, got {_describe(value)}")
-    if name == "complex":
-        if isinstance(value, (int, float, complex)) and not isinstance(value, bool):
-            return complex(value)
-        if isinstance(value, str):
-            try:
-                return complex(value.strip().replace(" ", ""))
-            except ValueError:
-                pass
-        raise CoercionError(f"expected a complex number, got {_describe(value)}")
-    if name == "str" or name in PATH_TYPES:
-        if isinstance(value, str):
-            return value
-        if name == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        if name in PATH_TYPES and hasattr(value, "__fspath__"):
-            return str(value)
-        raise CoercionError(f"expected {'a string' if name == 'str' else 'a ' + name + ' path'}, got {_describe(value)}")
-    if name in ("List", "Tuple"):
-        if isinstance(value, (str, int, float, bool)) and value is not None:
-            value = [value]   # a single value where a list is expected: a one-element list
-        if not isinstance(value, (list, tuple)):
-            raise CoercionError(f"expected a list, got {_describe(value)}")
-        if name == "Tuple" and not (len(dtype.args) == 2 and dtype.args[1].name == "..."):
-            if len(dtype.args) != len(value) and not (len(dtype.args) == 1):
-                raise CoercionError(f"expected {len(dtype.args)} elements, got {len(value)}")
-            if len(dtype.args) > 1:
-                return [coerce(v, a) for v, a in zip(value, dtype.args)]
-        elem = dtype.args[0] if dtype.args else DType("Any")
-        out = []
-        for i, v in enumerate(value):
-            try:
-                out.append(coerce(v, elem))
-            except CoercionError as exc:
-                raise CoercionError(f"element {i}: {exc}") from None
-        return out
-    if name == "Dict":
-        if not isinstance(value, dict):
-            raise CoercionError(f"expected a mapping, got {_describe(value)}")
-        kt, vt = (dtype.args + (DType("Any"), DType("Any")))[:2]
-        out_d = {}
-        for k, v in value.items():
-            try:
-                out_d[coerce(k, kt)] = coerce(v, vt)
-            except CoercionError as exc:
-                raise CoercionError(f"entry {k!r}: {exc}") from None
-        return out_d
-    raise CoercionError(f"unsupported dtype {dtype}")
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise CoercionError(f"expected a bool, got {_describe(value)}")
+
+
+def _coerce_int(value: Any, dtype: DType) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise CoercionError(f"expected an int, got {_describe(value)}")
+
+
+def _coerce_float(value: Any, dtype: DType) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise CoercionError(f"expected a float, got {_describe(value)}")
+
+
+def _coerce_complex(value: Any, dtype: DType) -> complex:
+    if isinstance(value, (int, float, complex)) and not isinstance(value, bool):
+        return complex(value)
+    if isinstance(value, str):
+        try:
+            return complex(value.strip().replace(" ", ""))
+        except ValueError:
+            pass
+    raise CoercionError(f"expected a complex number, got {_describe(value)}")
+
+
+def _coerce_str(value: Any, dtype: DType) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise CoercionError(f"expected a string, got {_describe(value)}")
+
+
+def _coerce_path(value: Any, dtype: DType) -> str:
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    raise CoercionError(f"expected a {dtype.base} path, got {_describe(value)}")
+
+
+def _coerce_sequence(value: Any, dtype: DType) -> list:
+    if isinstance(value, (str, int, float, bool)):
+        value = [value]   # a single value where a list is expected: a one-element list
+    if not isinstance(value, (list, tuple)):
+        raise CoercionError(f"expected a list, got {_describe(value)}")
+    if dtype.base == "Tuple" and not (len(dtype.args) == 2 and dtype.args[1].name == "..."):
+        if len(dtype.args) != len(value) and not (len(dtype.args) == 1):
+            raise CoercionError(f"expected {len(dtype.args)} elements, got {len(value)}")
+        if len(dtype.args) > 1:
+            return [coerce(v, a) for v, a in zip(value, dtype.args)]
+    elem = dtype.args[0] if dtype.args else DType("Any")
+    out = []
+    for i, v in enumerate(value):
+        try:
+            out.append(coerce(v, elem))
+        except CoercionError as exc:
+            raise CoercionError(f"element {i}: {exc}") from None
+    return out
+
+
+def _coerce_dict(value: Any, dtype: DType) -> dict:
+    if not isinstance(value, dict):
+        raise CoercionError(f"expected a mapping, got {_describe(value)}")
+    kt, vt = (dtype.args + (DType("Any"), DType("Any")))[:2]
+    out = {}
+    for k, v in value.items():
+        try:
+            out[coerce(k, kt)] = coerce(v, vt)
+        except CoercionError as exc:
+            raise CoercionError(f"entry {k!r}: {exc}") from None
+    return out
+
+
+#: One coercer per canonical dtype name (:attr:`DType.base`).
+_COERCERS: dict[str, Callable[[Any, DType], Any]] = {
+    "Any": _coerce_any, "None": _coerce_none, "Union": _coerce_union, "Optional": _coerce_union,
+    "bool": _coerce_bool, "int": _coerce_int, "float": _coerce_float, "complex": _coerce_complex,
+    "str": _coerce_str, **{name: _coerce_path for name in PATH_TYPES},
+    "List": _coerce_sequence, "Tuple": _coerce_sequence, "Dict": _coerce_dict,
+}
 
 
 def _exact(value: Any, dtype: DType) -> bool:

@@ -21,7 +21,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import yaml
 
@@ -71,7 +71,13 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml parser when available
+if TYPE_CHECKING:
+    _BaseLoader = yaml.SafeLoader
+else:   # the libyaml parser when available
+    _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):
     source: str = "<string>"
 
 
@@ -424,7 +430,7 @@ def load_documents(paths: Iterable[str | os.PathLike[str]]) -> Document:
             )
         tree = merge(tree, data)
         if not tree.loc or tree.loc == "<unknown>":
-            tree.loc = data.loc
+            tree.loc = where(data)
     tree = _expand_use(tree, tree, [])
     _check_sections(tree)
     return Document(tree=tree, files=ctx.files)
@@ -438,7 +444,7 @@ def _check_sections(tree: LocDict) -> None:
     if isinstance(lib, dict):
         for sub in ("steps", "params", "recipes"):
             if sub in lib and lib[sub] is not None and not isinstance(lib[sub], dict):
-                raise UsageError(f"{lib.where(sub)}: 'lib.{sub}' must be a mapping.")
+                raise UsageError(f"{where(lib, sub)}: 'lib.{sub}' must be a mapping.")
     if "DEFAULT" in tree and not isinstance(tree["DEFAULT"], str):
         raise UsageError(f"{tree.where('DEFAULT')}: DEFAULT must name a recipe.")
     for key, value in tree.items():

@@ -10,12 +10,13 @@ import copy
 from typing import Any, Optional, Union
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic_core import ErrorDetails
 
 from ..errors import ValidationError
 from .dtypes import DType, DTypeError
 from .load import LocDict, where
+from .shorthand import parse_shorthand
 
 
 class Problems:
@@ -169,7 +170,7 @@ class Cab(_Strict):
         return self._outputs
 
     @property
-    def schema(self) -> dict[str, Parameter]:
+    def schema(self) -> dict[str, Parameter]:   # type: ignore[override]  # pydantic's deprecated schema()
         return {**self._inputs, **self._outputs}
 
     @property
@@ -288,7 +289,7 @@ def _error_loc(raw: Any, path: tuple) -> str:
     return loc
 
 
-def _error_text(model: type[BaseModel], err: dict) -> str:
+def _error_text(model: type[BaseModel], err: ErrorDetails) -> str:
     path = ".".join(str(p) for p in err["loc"])
     if err["type"] == "extra_forbidden":
         sub = _submodel(model, err["loc"][:-1])
@@ -319,30 +320,6 @@ def _submodel(model: type[BaseModel], path: tuple) -> type[BaseModel] | None:
         else:
             return None
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
-
-
-def parse_shorthand(text: str) -> dict[str, Any]:
-    """``int = 0 "help"`` / ``File* "help"`` / ``MS`` -> a parameter dict."""
-    schema: dict[str, Any] = {}
-    value = text.strip()
-    if value.endswith('"') and '"' in value[:-1]:
-        value, info, _ = value.rsplit('"', 2)
-        value = value.strip()
-        schema["info"] = info
-    if "=" in value:
-        value, default = value.split("=", 1)
-        value, default = value.strip(), default.strip()
-        if not default and "info" in schema:  # `str = "text"`: the quoted string is the default
-            default = repr(schema.pop("info"))
-        try:
-            schema["default"] = yaml.safe_load(default) if default else None
-        except yaml.YAMLError:
-            schema["default"] = default
-    elif value.endswith("*"):
-        schema["required"] = True
-        value = value[:-1].strip()
-    schema["dtype"] = value or "str"
-    return schema
 
 
 def parse_schemas(raw: Any, label: str, problems: Problems, *, outputs: bool = False,

@@ -7,18 +7,18 @@ and formatted with ``format(value, spec)``. ``{{`` and ``}}`` are literal braces
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
 from radioflow.recipe.formula import (
     UNSET,
     FormulaError,
-    _Missing,
-    _short,
+    Missing,
     evaluate,
     is_formula,
     lookup,
+    short_repr,
 )
 
 __all__ = ["substitute", "resolve_value", "check_substitution"]
@@ -26,7 +26,7 @@ __all__ = ["substitute", "resolve_value", "check_substitution"]
 _SPEC_NUMBERS = re.compile(r"\d+")
 _PART = re.compile(r"[^.\[\]]*(?:\[[^\[\]]+\][^.\[\]]*)*")
 _LAST_PART = re.compile(r"([^.\[\]]+)((?:\[[^\[\]]+\])*)")
-_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+_CONVERSIONS: dict[str, Callable[[Any], str]] = {"r": repr, "s": str, "a": ascii}
 _INDEX = re.compile(r"\[([^\[\]]+)\]")
 
 
@@ -95,7 +95,7 @@ def _lookup_field(name: str, segments: tuple, ns: Mapping[str, Any], text: str,
         if not pending:
             return value
         found = lookup(value, pending)
-        if isinstance(found, _Missing):
+        if isinstance(found, Missing):
             raise _fail(text, where, f"unresolved substitution {{{name}}}: {found.detail}")
         pending.clear()
         return found
@@ -125,7 +125,7 @@ def _format(value: Any, conv: str | None, spec: str, name: str, text: str, where
             value = _CONVERSIONS[conv](value)
         return format(value, spec)
     except Exception as exc:   # whatever the value's __format__ raises: report it
-        raise _fail(text, where, f"cannot format {{{name}}} ({_short(value)}) with "
+        raise _fail(text, where, f"cannot format {{{name}}} ({short_repr(value)}) with "
                                  f"spec {spec!r}: {type(exc).__name__}: {exc}") from None
 
 

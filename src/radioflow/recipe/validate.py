@@ -231,9 +231,9 @@ def _resolve_alias(rdef: RecipeDef, target: str) -> list[tuple[str, str]] | str:
 def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
     entries: list[tuple[str, str, str, bool]] = []   # (recipe param, target, loc, declared)
     for io in (rdef.inputs, rdef.outputs):
-        for pname, param in io.items():
-            for target in param.aliases or []:
-                entries.append((pname, target, param.where, True))
+        for pname, pdef in io.items():
+            for target in pdef.aliases or []:
+                entries.append((pname, target, pdef.where, True))
     aliases_raw = rdef.raw.get("aliases") or {}
     for pname, targets in aliases_raw.items():
         loc = where(aliases_raw, pname)
