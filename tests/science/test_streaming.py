@@ -107,18 +107,18 @@ def test_dask_distributed_image_equals_in_memory(sim, dask_client, weighting):
 
 @pytest.mark.slow
 def test_streaming_memory_stays_bounded(tmp_path):
-    """A dataset with ~190 MB of samples images under a ~40 MB chunk budget; peak traced memory
-    stays far below the dataset (numpy and casacore arrays are traced)."""
-    lay = T.load_layout("ska-low-model").select(rmax=900)
-    obs = O.make_observation(ra=RA0, dec=DEC0, layout=lay, freq_min=1.0e8, freq_max=1.1e8, nchan=64,
-                             start="2025-03-01T12:00:00", duration=3600, integration=120)
+    """A dataset ten times the chunk budget images with peak traced memory (numpy, casacore and
+    zarr buffers are traced) far below the dataset's size, and the source lands right."""
+    lay = T.load_layout("ska-low-model").select(rmax=500)
+    obs = O.make_observation(ra=RA0, dec=DEC0, layout=lay, freq_min=1.0e8, freq_max=1.1e8, nchan=16,
+                             start="2025-03-01T12:00:00", duration=3600, integration=240)
     ds = simulate(lay, obs, S.SkyModel.from_components([RA0], [DEC0], [1.0], ref_freq=1.05e8))
-    dataset_bytes = ds["VISIBILITY"].size // 4 * 13
+    dataset_bytes = sum(ds[v].nbytes for v in ("VISIBILITY", "WEIGHT", "FLAG", "UVW"))
     url = write_dataset(ds, str(tmp_path / "big.zarr"), chunks={"time": 1})
     del ds
-    budget = 40 * 2**20
+    budget = dataset_bytes // 40
     source = TimeChunks.plan(url, max_bytes=budget)
-    assert len(source) >= 4
+    assert len(source) >= 5
     tracemalloc.start()
     try:
         img = stream_dirty_image(source, SPEC, weighting="uniform", make_psf=False)
@@ -127,6 +127,4 @@ def test_streaming_memory_stays_bounded(tmp_path):
         tracemalloc.stop()
     assert np.unravel_index(np.argmax(img.dirty), img.dirty.shape) == (NPIX // 2, NPIX // 2)
     assert img.dirty.max() == pytest.approx(1.0, rel=1e-3)
-    assert dataset_bytes > 4 * budget
-    # one chunk read at full polarisation (4 × 13 B per sample) plus grids, never the dataset
-    assert peak < 0.6 * dataset_bytes * 4, (peak, dataset_bytes)
+    assert peak < dataset_bytes / 4, (peak, dataset_bytes)
