@@ -2,7 +2,9 @@
 
 Heavy modules are imported inside the commands so that ``radioflow --help`` stays fast.
 User mistakes (:class:`radioflow.errors.RadioflowError`) become one paragraph on stderr and
-an exit code (2: usage/load error, 1: validation or step failure), never a traceback.
+an exit code (2: usage/load error, 1: validation or step failure), never a traceback; any other
+failure (a server that died, a bug) is one paragraph and exit 1 too, with the traceback only under
+``--debug`` (anywhere on the command line) or ``RADIOFLOW_DEBUG=1``.
 """
 from __future__ import annotations
 
@@ -41,13 +43,38 @@ def _report(exc: RadioflowError) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+    from .secrets import redact_text
+
+    Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(redact_text(str(exc)))}",
+                                                soft_wrap=True)
+
+
+def _unexpected(exc: BaseException) -> str:
+    """One paragraph for a failure that is not a user mistake, with the innermost cause."""
+    from .secrets import redact_text
+
+    cause = exc
+    while cause.__cause__ is not None or cause.__context__ is not None:
+        nxt = cause.__cause__ or cause.__context__
+        if nxt is None or nxt is cause:
+            break
+        cause = nxt
+    text = f"{type(exc).__name__}: {exc}"
+    if cause is not exc:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    text = " ".join(redact_text(text).split())[:2000]
+    return f"radioflow stopped on an unexpected error: {text}. Run again with --debug for the traceback."
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
+    import os
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("RADIOFLOW_DEBUG", "") not in ("", "0")
+    args = [a for a in args if a != "--debug"]
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=args, standalone_mode=False)
     except RadioflowError as exc:
         _report(exc)
         return exc.exit_code
@@ -64,7 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(exc, "show") and isinstance(code, int):
             exc.show()
             return code
-        raise
+        if debug:
+            raise
+        _report(RadioflowError(_unexpected(exc)))
+        return 1
     return 0
 
 

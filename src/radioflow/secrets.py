@@ -7,7 +7,9 @@ secret names are scrubbed from logs and reports and refused inline in manifests.
 """
 from __future__ import annotations
 
+import os
 import re
+from typing import Iterable, Mapping
 
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _SECRET_WORDS = frozenset({
@@ -28,3 +30,28 @@ def is_secret(name: str) -> bool:
     if name.upper() in _NOT_SECRET:
         return False
     return any(w in _SECRET_WORDS or (w.endswith("s") and w[:-1] in _SECRET_WORDS) for w in name_words(name))
+
+
+MASK = "***"
+
+
+def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> list[str]:
+    """Values to scrub wherever radioflow writes: secret-named environment variables (and any
+    ``extra`` values, e.g. from config), with their URL and base64 encodings; longest first."""
+    import base64
+    from urllib.parse import quote
+
+    env = os.environ if environ is None else environ
+    raw = {v for k, v in env.items() if is_secret(k) and len(v) >= 4} | {v for v in extra if v and len(v) >= 4}
+    found: set[str] = set()
+    for value in raw:
+        found.update({value, quote(value, safe=""), base64.b64encode(value.encode()).decode().rstrip("=")})
+    return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
+
+
+def redact_text(text: str, values: Iterable[str] | None = None) -> str:
+    """``text`` with every secret value (see :func:`secret_values`) replaced by ``***``."""
+    for value in secret_values() if values is None else values:
+        if value in text:
+            text = text.replace(value, MASK)
+    return text

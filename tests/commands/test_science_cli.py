@@ -53,14 +53,22 @@ def test_simulate_image_and_info_end_to_end(tmp_path):
     (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-channels-out", "4"], "does not support yet"),
     (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-threshhold", "4"], "Unknown option -threshhold"),
     (["image", "whatever.ms", "-size", "64", "-scale", "1amin", "-pol", "Q"], "Stokes I only"),
+    (["image", "whatever.ms", "-size", "60000", "-scale", "1asec"], "needs about"),
+    (["image", "whatever.ms", "-size", "100", "-scale", "1e308asec"], "more than the 180°"),
+    (["image", "whatever.ms", "-size", "100000", "-scale", "1asec"], "larger than 65536"),
+    (["simulate", "-o", "x.ms", "--ntimes", "100000000"], "needs about"),
+    (["simulate", "-o", "existing.ms"], "already exists"),
 ])
 def test_bad_input_gives_one_paragraph_and_exit_2(tmp_path, args, needle):
     (tmp_path / "not-a-dir").write_text("a file, so nothing can be written beneath it")
+    (tmp_path / "existing.ms").mkdir()
+    (tmp_path / "existing.ms" / "table.dat").write_text("an earlier dataset that must survive")
     r = run(args, tmp_path)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "Traceback" not in r.stdout
     assert needle in r.stderr.replace("\n", " ")
     assert r.stderr.strip().count("\n\n") == 0  # one paragraph
+    assert (tmp_path / "existing.ms" / "table.dat").read_text() == "an earlier dataset that must survive"
 
 
 def test_rectangular_image_and_clean_options_from_the_command_line(tmp_path):

@@ -41,13 +41,19 @@ def simulate(
     sefd: Optional[float] = typer.Option(None, help="System equivalent flux density (Jy) for thermal noise."),
     seed: int = typer.Option(1, help="Random seed (sky and noise)."),
     catalogue: Optional[Path] = typer.Option(None, help="Write the sky model used to this CSV."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
 ) -> None:
     """Simulate an observation (telescope + observation + sky model) into an MS or Zarr dataset."""
     from ..config import load_config
+    from ..resources import check_memory
     from ..science import observation, skymodel, telescopes
     from ..science.simulate import simulate as run_sim
+    from ..vis import storage
     from ..vis.io import write_dataset
 
+    if not overwrite and storage.exists(output):
+        raise UsageError(f"Output dataset {output} already exists: choose another -o/--output or pass "
+                         "--overwrite to replace it.")
     cfg = load_config()
     layout = telescopes.load_layout(telescope, config=cfg)
     names = [s.strip() for s in stations.split(",")] if stations else None
@@ -66,6 +72,9 @@ def simulate(
                                       ref_freq=float(obs.frequencies.mean()), seed=seed)
     con = _console()
     nvis = obs.times.size * layout.n * (layout.n - 1) // 2 * obs.frequencies.size
+    # four correlations of complex64 data, float32 weights and flags, written once more
+    check_memory(nvis * 4 * (8 + 4 + 1) * 2, f"Simulating {nvis:,} visibilities",
+                 "Reduce --ntimes, --nchan or the array (--rmax), or simulate in pieces.")
     with con.status(f"Simulating {layout.n} stations × {obs.times.size} times × {nchan} channels, {len(model)} sources"):
         ds = run_sim(layout, obs, model, noise_sigma=noise_sigma, sefd=sefd, seed=seed)
         out = write_dataset(ds, output, overwrite=True)
@@ -79,6 +88,7 @@ def image(ctx: typer.Context) -> None:
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
+    _check_image_memory(args)
     if args.niter > 0:
         paths = make_clean_image(args)
     elif args.backend == "dask" or _needs_streaming(args):
@@ -129,6 +139,15 @@ def make_dirty_image(args) -> list[Path]:
         if not args.no_png:
             written.append(write_png_preview(path))
     return written
+
+
+def _check_image_memory(args) -> None:
+    """The padded uv grids (complex128 work arrays of ducc0, dirty and PSF) must fit before any read."""
+    from ..resources import check_memory
+
+    nx, ny = args.size
+    check_memory(nx * ny * 1.44 * 16 * 4, f"An image of -size {nx} {ny}",
+                 "Choose a smaller -size (or a larger -scale for the same field of view).")
 
 
 def _memory_budget(args) -> int:
@@ -270,7 +289,7 @@ def demo(
     simulate(output=str(ms), telescope="ska-low-model", rmax=750.0, stations=None, ra=0.0, dec=-30.0,
              ha_start=-30.0, ha_end=30.0, ntimes=5, start=None, duration=None, integration=None,
              freq_min=0.9e8, freq_max=1.1e8, nchan=8, sky=None, nsources=20, flux_min=0.1, flux_max=5.0,
-             radius=2.0, noise_sigma=None, sefd=None, seed=1, catalogue=out / "sky.csv")
+             radius=2.0, noise_sigma=None, sefd=None, seed=1, catalogue=out / "sky.csv", overwrite=True)
     args = ImageArgs(dataset=str(ms), size=(512, 512), scale=math.radians(60 / 3600), name=str(out / "ska-low"))
     for p in make_dirty_image(args):
         _console().print(f"Wrote {p}")

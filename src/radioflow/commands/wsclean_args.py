@@ -202,6 +202,11 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
         raise UsageError(f"--size must be even and at least 32 pixels, got {nx} {ny}.")
     if args.scale <= 0:
         raise UsageError("--scale is required (e.g. --scale 1.5asec).")
+    if args.scale * max(nx, ny) > math.pi:
+        raise UsageError(f"--scale × --size spans {math.degrees(args.scale * max(nx, ny)):.3g}° — more than "
+                         "the 180° of a hemisphere: give a smaller --scale (e.g. 1.5asec) or --size.")
+    if max(nx, ny) > 65536:
+        raise UsageError(f"--size {nx} {ny} is larger than 65536 pixels a side.")
     if args.epsilon < 1e-12 or args.epsilon >= 0.1:
         raise UsageError(f"--epsilon must be between 1e-12 and 0.1, got {args.epsilon}.")
     _check_clean(args)

@@ -1,0 +1,40 @@
+"""Secrets are redacted by value (and by their URL/base64 encodings), not only by parameter name."""
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from urllib.parse import quote
+
+from radioflow.secrets import redact_text, secret_values
+
+PLANTED = "s3cr3t/Value+with=chars"
+
+
+def test_values_of_secret_named_variables_and_their_encodings_are_redacted():
+    env = {"AWS_SECRET_ACCESS_KEY": PLANTED, "HOME": "/root", "MONKEY": "banana-split"}
+    values = secret_values(env)
+    text = (f"argv s3://x?key={quote(PLANTED, safe='')} header {base64.b64encode(PLANTED.encode()).decode()} "
+            f"raw {PLANTED} home /root banana-split")
+    out = redact_text(text, values)
+    assert PLANTED not in out and quote(PLANTED, safe="") not in out
+    assert base64.b64encode(PLANTED.encode()).decode().rstrip("=") not in out
+    assert "/root" in out and "banana-split" in out  # not secrets
+    assert out.count("***") == 3
+
+
+def test_an_unexpected_error_is_one_paragraph_with_the_secret_masked(tmp_path):
+    """A failure that is not a user mistake (casacore cannot open an empty directory named .ms)
+    is one paragraph and exit 1 — the traceback only with --debug — and never shows a secret."""
+    secret = PLANTED.replace("/", "_")
+    (tmp_path / f"{secret}.ms").mkdir()
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "radioflow", "vis", "info", str(tmp_path / f"{secret}.ms")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "--debug" in r.stderr
+    assert secret not in r.stderr + r.stdout and "***" in r.stderr
+    assert r.stderr.strip().count("\n\n") == 0
+    r = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode != 0 and "Traceback" in r.stderr
