@@ -143,6 +143,7 @@ class Controller:
             self._watch(pb, wf)
 
     def _wait(self, pb: dict[str, Any], wf: Workflow, by_id: dict[str, dict[str, Any]]) -> None:
+        pending = False
         for dep in pb["dependencies"]:
             other = by_id.get(dep["pb_id"]) or self.db.pb(dep["pb_id"])
             dstate = other["state"] if other else "MISSING"
@@ -150,8 +151,9 @@ class Controller:
                 why = f": {other.get('reason')}" if other and other.get("reason") else ""
                 self._set(pb["id"], FAILED, f"dependency {dep['pb_id']} is {dstate}{why}")
                 return
-            if dstate != FINISHED:
-                return
+            pending = pending or dstate != FINISHED
+        if pending:
+            return
         self.db.log(pb["id"], "Resources are available", source=wf.name)
         self.db.log(pb["id"], "Creating buffer reservations", source=wf.name)
         requests = buffer_requests(wf, pb)
