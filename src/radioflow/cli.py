@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("RADIOFLOW_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)   # click returns typer.Exit's code here
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except RadioflowError as exc:
         _report(exc)
         return exc.exit_code

@@ -14,8 +14,7 @@ import pytest
 
 from radioflow.errors import ValidationError
 from radioflow.ops.sdp import EXAMPLES, example_path
-from radioflow.ops.sdp.schema import (ASSIGN_RESOURCES, PROTOTYPE, json_path, load_sbi, load_sbi_file,
-                                      sbi_schema)
+from radioflow.ops.sdp.schema import ASSIGN_RESOURCES, PROTOTYPE, json_path, load_sbi, load_sbi_file, sbi_schema
 
 SRC = str(Path(__file__).resolve().parents[3] / "src")
 

@@ -51,7 +51,7 @@ class EtcdStore(KVStore):
         rows = self._client.get(self.root + key, metadata=True)
         if not rows:
             return None
-        value, meta = rows[0]   # type: ignore[misc]
+        value, meta = rows[0]
         return json.loads(value), int(meta["mod_revision"])
 
     def scan(self, prefix: str) -> list[tuple[str, dict[str, Any], int]]:

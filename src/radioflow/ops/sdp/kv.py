@@ -40,5 +40,6 @@ class KVStore(ABC):
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error when absent)."""
 
+    @abstractmethod
     def close(self) -> None:
         """Release connections."""
