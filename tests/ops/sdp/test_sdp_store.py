@@ -206,3 +206,27 @@ def test_two_controllers_never_own_one_pb_and_a_lease_hands_over(store_url, tmp_
     assert {p["state"] for p in db.pbs()} == {"FINISHED"}
     b.shutdown()
     db.close()
+
+
+def test_a_buffer_larger_than_the_free_space_fails_the_pb_with_a_clear_reason(store_url, tmp_path):
+    db = open_store(store_url)
+    huge = 1 << 50   # 1 PiB per buffer
+    ops.submit(db, _sbi(tmp_path, [_pb(1, "batch", "batch_imaging", "0.1.0",
+                                       params={"buffer_vis": "bv", "buffer_img": "bi", "buffer_size": huge})]))
+    ctl = Controller(db, workdir=str(tmp_path), buffer_root=str(tmp_path / "buffers"))
+    _until(ctl, lambda: db.require_pb("pb-t-20261204-00001")["state"] == "FAILED")
+    reason = db.require_pb("pb-t-20261204-00001")["reason"]
+    assert reason.startswith("cannot create buffer reservations bv, bi for pb-t-20261204-00001: they need 2048.0 TiB")
+    assert "free space, give a smaller buffer_size" in reason
+    assert db.buffers() == [] and not (tmp_path / "buffers" / "bv").exists()
+    db.close()
+
+
+def test_buffer_names_are_exclusive_across_pbs(store_url, tmp_path):
+    db = open_store(store_url)
+    res = [{"name": "shared", "pb_id": "pb-a", "size": 1, "location": str(tmp_path / "shared")}]
+    assert db.reserve("pb-a", res)[0]["pb_id"] == "pb-a"
+    assert db.reserve("pb-a", res)[0]["pb_id"] == "pb-a"        # idempotent for its owner (takeover)
+    with pytest.raises(ValidationError, match="buffer 'shared' is already reserved by processing block pb-a"):
+        db.reserve("pb-b", [{**res[0], "pb_id": "pb-b"}])
+    db.close()

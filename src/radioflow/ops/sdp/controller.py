@@ -62,7 +62,11 @@ class Controller:
 
     # -- ownership ---------------------------------------------------------------------
     def _claim(self, pb: dict[str, Any]) -> dict[str, Any] | None:
-        """Own the PB (or renew the lease); None when another live controller owns it."""
+        """Own the PB (or renew the lease when half of it is used); None when another live
+        controller owns it."""
+        if pb.get("owner") == self.ident and pb.get("lease_until", 0.0) - time.time() > self.lease_ttl / 2:
+            return pb
+
         def fn(p: dict[str, Any]) -> dict[str, Any] | None:
             if p["state"] in TERMINAL:
                 return None
