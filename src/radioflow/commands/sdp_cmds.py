@@ -203,7 +203,9 @@ def workflows() -> None:
     from ..ops.sdp.workflows import REGISTRY
 
     for wf in REGISTRY.values():
-        what = f"recipe {wf.recipe} (buffers: {', '.join(wf.buffers)})" if wf.recipe else "runs until released"
+        what = {"recipe": f"recipe {wf.recipe} (buffers: {', '.join(wf.buffers)})",
+                "until_released": "runs until the SBI is released",
+                "sleep": "waits `duration` seconds (scheduling tests)"}[wf.action]
         typer.echo(f"{wf.kind:<9} {wf.name:<15} {wf.version:<7} {what}")
 
 
@@ -211,6 +213,7 @@ def workflows() -> None:
 def controller(
     once: bool = typer.Option(False, "--once", help="Work until nothing queued can advance, then exit."),
     lease_ttl: float = typer.Option(10.0, "--lease-ttl", help="Seconds a PB stays owned without renewal."),
+    max_running: int = typer.Option(4, "--max-running", min=1, help="Workflow processes at once before batch PBs wait for resources."),
     store: Optional[str] = _store,
     workdir: Path = _workdir,
     buffer_root: Optional[Path] = typer.Option(None, "--buffer-root", help="Where buffer reservations live."),
@@ -222,7 +225,7 @@ def controller(
 
     db = _db(store, workdir)
     ctl = Controller(db, workdir=str(workdir), buffer_root=str(buffer_root) if buffer_root else None,
-                     lease_ttl=lease_ttl)
+                     lease_ttl=lease_ttl, max_running=max_running)
 
     def stop(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt

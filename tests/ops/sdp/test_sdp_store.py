@@ -230,3 +230,29 @@ def test_buffer_names_are_exclusive_across_pbs(store_url, tmp_path):
     with pytest.raises(ValidationError, match="buffer 'shared' is already reserved by processing block pb-a"):
         db.reserve("pb-b", [{**res[0], "pb_id": "pb-b"}])
     db.close()
+
+
+def test_batch_pbs_wait_for_resources_and_dependencies_then_all_finish(store_url, tmp_path):
+    """Six test_batch PBs: 1..4 independent, 5 after 1 and 2, 6 after 5. With two slots no more
+    than two workflow processes ever run, 5 starts after 1 and 2 finished, 6 after 5."""
+    db = open_store(store_url)
+    pbs = [_pb(n, "batch", "test_batch", params={"duration": 0.3}) for n in range(1, 5)]
+    pbs += [_pb(5, "batch", "test_batch", deps=[1, 2]), _pb(6, "batch", "test_batch", deps=[5])]
+    ops.submit(db, _sbi(tmp_path, pbs))
+    ctl = Controller(db, workdir=str(tmp_path), max_running=2, poll=0.05)
+    most = 0
+
+    def done() -> bool:
+        nonlocal most
+        most = max(most, len(ctl.children))
+        return all(p["state"] in TERMINAL for p in db.pbs())
+
+    _until(ctl, done, timeout=90)
+    got = {p["id"][-1]: p for p in db.pbs()}
+    assert {p["state"] for p in got.values()} == {"FINISHED"}
+    assert most == 2
+    assert entered(got["5"], "RUNNING") >= max(entered(got["1"], "FINISHED"), entered(got["2"], "FINISHED"))
+    assert entered(got["6"], "RUNNING") >= entered(got["5"], "FINISHED")
+    assert all("Waiting for resources to be available" in [ln["message"] for ln in db.logs(p["id"])]
+               for p in got.values())
+    db.close()

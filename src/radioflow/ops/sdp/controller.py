@@ -7,7 +7,8 @@ each tick; another controller may claim the PB only after the lease has expired.
 * STARTING: an unknown workflow fails the PB with the reason; a real-time PB starts at once
   (RUNNING); a batch PB goes to WAITING.
 * WAITING: a dependency that FAILED or was CANCELLED fails the PB; when every dependency is
-  FINISHED the buffer reservations are created and the workflow process starts (RUNNING).
+  FINISHED and fewer than ``max_running`` workflow processes run here (the resources), the
+  buffer reservations are created and the workflow process starts (RUNNING).
 * RUNNING: the workflow process's exit sets FINISHED or FAILED; a RUNNING PB whose owner died
   is resumed by the new owner (its radioflow run resumes completed steps).
 * A cancel request ends the PB's process group (within a second or two) and sets CANCELLED;
@@ -50,6 +51,7 @@ class Controller:
     workdir: str = "."
     buffer_root: str | None = None
     lease_ttl: float = 10.0
+    max_running: int = 4           # workflow processes at once before batch PBs wait ("resources")
     poll: float = 0.25
     ident: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     children: dict[str, _Child] = field(default_factory=dict)
@@ -157,6 +159,8 @@ class Controller:
                 return
             pending = pending or dstate != FINISHED
         if pending:
+            return
+        if len(self.children) >= self.max_running:
             return
         self.db.log(pb["id"], "Resources are available", source=wf.name)
         self.db.log(pb["id"], "Creating buffer reservations", source=wf.name)

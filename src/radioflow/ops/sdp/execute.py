@@ -76,6 +76,14 @@ def run_realtime(db: ConfigDB, pb: dict[str, Any], wf: Workflow) -> int:
         time.sleep(0.2)
 
 
+def run_sleep(db: ConfigDB, pb: dict[str, Any], wf: Workflow) -> int:
+    """SDP's test batch workflow: wait ``duration`` seconds, then end."""
+    duration = float(pb["parameters"].get("duration", 0.0))
+    db.log(pb["id"], f"Test batch processing for {duration:g} s", source=wf.name)
+    time.sleep(duration)
+    return EXIT_OK
+
+
 def run_batch(db: ConfigDB, pb: dict[str, Any], wf: Workflow, workdir: str, buffer_root: str, resume: bool) -> int:
     """Run the workflow's recipe with the PB's parameters; store the run id on the PB."""
     from ...run.api import prepare_run
@@ -118,8 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     pb = db.require_pb(args.pb_id)
     try:
         wf = lookup(pb["kind"], pb["workflow"], pb["version"])
-        if wf.kind == "realtime":
+        if wf.action == "until_released":
             return run_realtime(db, pb, wf)
+        if wf.action == "sleep":
+            return run_sleep(db, pb, wf)
         return run_batch(db, pb, wf, args.workdir, args.buffer_root, args.resume)
     except (RadioflowError, LookupError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__

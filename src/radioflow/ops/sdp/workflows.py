@@ -3,7 +3,9 @@
 ``batch/batch_imaging/0.1.0`` runs the shipped ``batch-imaging.yml`` recipe with the SDP
 parameters; its visibilities and images go to the PB's two buffer reservations.
 ``realtime/test_realtime/0.2.0`` (also 0.1.0) is SDP's placeholder real-time workflow: it runs
-until the SBI is released. Anything else is unknown and fails the PB with the reason.
+until the SBI is released; ``batch/test_batch/0.2.0`` waits ``duration`` seconds and ends (SDP's
+placeholder batch workflow, used to measure scheduling). Anything else is unknown and fails the
+PB with the reason.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ class Workflow:
     params_def: str | None         # $defs entry of sbi.schema.json for its parameters
     recipe: str | None = None      # shipped recipe file under radioflow/recipes
     buffers: tuple[str, ...] = field(default=())   # parameters naming buffer reservations
+    action: str = "recipe"         # "recipe", "until_released" or "sleep"
 
     @property
     def key(self) -> str:
@@ -40,8 +43,9 @@ REGISTRY: dict[tuple[str, str, str], Workflow] = {
     for w in (
         Workflow("batch", "batch_imaging", "0.1.0", "batch_imaging_0_1_0", "batch-imaging.yml",
                  ("buffer_vis", "buffer_img")),
-        Workflow("realtime", "test_realtime", "0.1.0", "test_realtime_0_2_0"),
-        Workflow("realtime", "test_realtime", "0.2.0", "test_realtime_0_2_0"),
+        Workflow("realtime", "test_realtime", "0.1.0", "test_realtime_0_2_0", action="until_released"),
+        Workflow("realtime", "test_realtime", "0.2.0", "test_realtime_0_2_0", action="until_released"),
+        Workflow("batch", "test_batch", "0.2.0", "test_batch_0_2_0", action="sleep"),
     )
 }
 
