@@ -21,6 +21,7 @@ BENCHES = [
     ("Calibration solve (issue 4)", "calibrate_bench.py", ["--header", "--install-quartical"], "calibrate.md"),
     ("MS <-> Zarr conversion (issue 5)", "convert_bench.py", [], "convert.md"),
     ("Backend scatter overhead (issue 6)", "backends_bench.py", [], "backends.md"),
+    ("SDP control plane on SQLite and etcd (issue 10)", "sdp_bench.py", [], "sdp.md"),
 ]
 
 

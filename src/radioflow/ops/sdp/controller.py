@@ -138,8 +138,8 @@ class Controller:
             return
         if state == STARTING:
             if wf.kind == "realtime":
-                self._start(pb, wf, resume=False)
-                self._set(pb_id, RUNNING, "real-time processing block starts at once")
+                started = self._start(pb, wf, resume=False)
+                self._set(pb_id, RUNNING, "real-time processing block starts at once", **started)
             else:
                 self._set(pb_id, WAITING, "waiting for dependencies and resources")
                 self.db.log(pb_id, "Waiting for resources to be available", source=wf.name)
@@ -169,16 +169,17 @@ class Controller:
         held = self.db.reserve(pb["id"], records)
         for r in held:
             self.db.log(pb["id"], f"buffer {r['name']}: {bufmod.human(r['size'])} at {r['location']}", source=wf.name)
-        self._start(pb, wf, resume=False)
+        started = self._start(pb, wf, resume=False)
         self._set(pb["id"], RUNNING, "dependencies finished; resources reserved",
-                  buffers=[r["name"] for r in held], buffer_root=self.buffer_root)
+                  buffers=[r["name"] for r in held], buffer_root=self.buffer_root, **started)
 
     def _watch(self, pb: dict[str, Any], wf: Workflow) -> None:
         child = self.children.get(pb["id"])
         if child is None:   # taken over from a controller that died: resume its run
             self.db.log(pb["id"], "Resuming processing block after the previous controller's lease expired",
                         source=wf.name)
-            self._start(pb, wf, resume=True)
+            started = self._start(pb, wf, resume=True)
+            self.db.update_pb(pb["id"], lambda p: {**p, **started})
             return
         code = child.proc.poll()
         if code is None:
@@ -192,7 +193,8 @@ class Controller:
         self._set(pb["id"], FAILED, reason)
 
     # -- processes -----------------------------------------------------------------------
-    def _start(self, pb: dict[str, Any], wf: Workflow, *, resume: bool) -> None:
+    def _start(self, pb: dict[str, Any], wf: Workflow, *, resume: bool) -> dict[str, Any]:
+        """Start the PB's workflow process in its own process group; return its pid and host."""
         log_dir = Path(self.workdir, ".radioflow", "sdp")
         log_dir.mkdir(parents=True, exist_ok=True)
         log_path = log_dir / f"{pb['id']}.log"
@@ -207,7 +209,7 @@ class Controller:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     cwd=self.workdir, env=env, start_new_session=True)
         self.children[pb["id"]] = _Child(proc, log_path)
-        self.db.update_pb(pb["id"], lambda p: {**p, "pid": proc.pid, "host": socket.gethostname()})
+        return {"pid": proc.pid, "host": socket.gethostname()}
 
     def _stop_child(self, pb_id: str, grace: float = 2.0) -> None:
         """End the PB's process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
@@ -255,7 +257,8 @@ class Controller:
                 self.tick()
                 if (until is not None and until()) or (once and self.idle()):
                     return
-                time.sleep(self.poll)
+                if self._changes == 0:   # after progress, look again at once
+                    time.sleep(self.poll)
         finally:
             self.shutdown()
 
