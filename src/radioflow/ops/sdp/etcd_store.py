@@ -41,7 +41,7 @@ class EtcdStore(KVStore):
             self._client.status()
         except Exception as exc:  # connection refused, timeouts, HTTP errors
             raise UsageError(f"Cannot reach the etcd SDP store at {parts.hostname}:{parts.port or 2379}: "
-                             f"{exc.__class__.__name__}.") from None
+                             f"{exc.__class__.__name__} (is etcd running there? Or use --store sqlite:///PATH).") from None
 
     def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> bool:
         result = self._client.transaction({"compare": compare, "success": success, "failure": []})
