@@ -90,7 +90,7 @@ def bench_store(url: str, tmp: Path, latency_n: int, queued: int) -> dict[str, A
                                                                 "version": "0.2.0"}, "parameters": {}}])
             sbi = ops.submit(db, path)
             submitted = time.time()
-            wait_for(db, lambda: db.require_pb(pb_id)["state"] == "RUNNING", 30)
+            wait_for(db, lambda pb_id=pb_id: db.require_pb(pb_id)["state"] == "RUNNING", 30)
             pb = db.require_pb(pb_id)
             lat.append(next(h["at"] for h in pb["history"] if h["state"] == "RUNNING") - submitted)
             ops.release(db, sbi["id"])

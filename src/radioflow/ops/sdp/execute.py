@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--buffer-root", required=True)
     ap.add_argument("--resume", action="store_true")
     args = ap.parse_args(argv)
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    if os.getpgrp() == os.getpid():   # started by a controller in a group of its own
+        threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     db = open_store(args.store, workdir=args.workdir)
     pb = db.require_pb(args.pb_id)
     try:
