@@ -256,3 +256,39 @@ def test_batch_pbs_wait_for_resources_and_dependencies_then_all_finish(store_url
     assert all("Waiting for resources to be available" in [ln["message"] for ln in db.logs(p["id"])]
                for p in got.values())
     db.close()
+
+
+def test_controller_survives_an_etcd_outage(tmp_path):
+    """etcd stops under a running controller: store calls raise StoreError (one paragraph), the
+    controller keeps retrying, and once etcd is back it carries on with the queued PB."""
+    from sdp_etcd import start_etcd, stop_etcd
+
+    from radioflow.ops.sdp.kv import StoreError
+
+    data = tmp_path / "etcd"
+    data.mkdir()
+    proc, url = start_etcd(data)
+    port = int(url.rsplit(":", 1)[1])
+    store = f"etcd://127.0.0.1:{port}/outage"
+    db = open_store(store)
+    ctl = Controller(open_store(store), workdir=str(tmp_path), poll=0.1)
+    stop = threading.Event()
+    loop = threading.Thread(target=ctl.run, kwargs={"until": stop.is_set})
+    try:
+        loop.start()
+        stop_etcd(proc)
+        with pytest.raises(StoreError, match=f"etcd SDP store {store}: ConnectionFailedError"):
+            db.pbs()
+        time.sleep(1.5)
+        assert loop.is_alive()
+        proc, _ = start_etcd(data, client=port)
+        ops.submit(db, _sbi(tmp_path, [_pb(1, "batch", "test_batch", params={"duration": 0})]))
+        deadline = time.time() + 30
+        while db.require_pb("pb-t-20261204-00001")["state"] != "FINISHED":
+            assert time.time() < deadline
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        loop.join(30)
+        stop_etcd(proc)
+    assert not loop.is_alive()

@@ -47,9 +47,9 @@ def used_bytes(path: str | Path) -> int:
     return total
 
 
-def realise(pb_id: str, requests: list[tuple[str, int]], root: str | Path,
-            others: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Check free space and create the directories of ``requests``; return reservation records.
+def plan(pb_id: str, requests: list[tuple[str, int]], root: str | Path,
+         others: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check free space for ``requests``; return their reservation records (nothing created yet).
 
     ``others`` are the existing reservations: the space they still expect to fill counts
     against the free space.
@@ -68,10 +68,15 @@ def realise(pb_id: str, requests: list[tuple[str, int]], root: str | Path,
     out = []
     for name, size in requests:
         loc = location(root_p, name)
-        Path(loc).mkdir(parents=True, exist_ok=True)
         out.append({"name": name, "pb_id": pb_id, "size": int(size), "location": loc, "created": time.time(),
                     "active": True})
     return out
+
+
+def materialise(records: list[dict[str, Any]]) -> None:
+    """Create the storage of reservations recorded in the database."""
+    for r in records:
+        Path(r["location"]).mkdir(parents=True, exist_ok=True)
 
 
 def _human(n: float) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Callable
 from ...errors import RadioflowError
 from . import buffers as bufmod
 from .configdb import ConfigDB
+from .kv import StoreError
 from .states import CANCELLED, FAILED, FINISHED, RUNNING, STARTING, TERMINAL, WAITING, transition
 from .workflows import UnknownWorkflow, Workflow, buffer_requests, lookup
 
@@ -118,6 +119,8 @@ class Controller:
                 continue
             try:
                 self._advance(owned, by_id)
+            except StoreError:
+                raise
             except RadioflowError as exc:
                 self._stop_child(owned["id"])
                 self._set(owned["id"], FAILED, str(exc))
@@ -165,8 +168,9 @@ class Controller:
         self.db.log(pb["id"], "Resources are available", source=wf.name)
         self.db.log(pb["id"], "Creating buffer reservations", source=wf.name)
         requests = buffer_requests(wf, pb)
-        records = bufmod.realise(pb["id"], requests, str(self.buffer_root), self.db.buffers())
+        records = bufmod.plan(pb["id"], requests, str(self.buffer_root), self.db.buffers())
         held = self.db.reserve(pb["id"], records)
+        bufmod.materialise(held)
         for r in held:
             self.db.log(pb["id"], f"buffer {r['name']}: {bufmod.human(r['size'])} at {r['location']}", source=wf.name)
         started = self._start(pb, wf, resume=False)
@@ -254,7 +258,12 @@ class Controller:
         try:
             while True:
                 self._changes = 0
-                self.tick()
+                try:
+                    self.tick()
+                except StoreError as exc:   # the database is briefly unreachable: try again
+                    log.warning("%s; retrying", exc)
+                    time.sleep(max(self.poll, 1.0))
+                    continue
                 if (until is not None and until()) or (once and self.idle()):
                     return
                 if self._changes == 0:   # after progress, look again at once

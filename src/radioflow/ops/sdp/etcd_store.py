@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ...errors import UsageError
-from .kv import KVStore
+from .kv import KVStore, StoreError
 
 
 def _b64(data: str | bytes) -> str:
@@ -43,19 +43,28 @@ class EtcdStore(KVStore):
             raise UsageError(f"Cannot reach the etcd SDP store at {parts.hostname}:{parts.port or 2379}: "
                              f"{exc.__class__.__name__} (is etcd running there? Or use --store sqlite:///PATH).") from None
 
+    def _call(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        from etcd3gw.exceptions import Etcd3Exception
+
+        try:
+            return fn(*args, **kw)
+        except Etcd3Exception as exc:
+            raise StoreError(f"etcd SDP store {self.url}: {exc.__class__.__name__} "
+                             f"{(exc.detail_text or '')[:200]}".rstrip()) from None
+
     def _txn(self, compare: list[dict[str, Any]], success: list[dict[str, Any]]) -> bool:
-        result = self._client.transaction({"compare": compare, "success": success, "failure": []})
+        result = self._call(self._client.transaction, {"compare": compare, "success": success, "failure": []})
         return bool(result.get("succeeded", False))
 
     def get(self, key: str) -> tuple[dict[str, Any], int] | None:
-        rows = self._client.get(self.root + key, metadata=True)
+        rows = self._call(self._client.get, self.root + key, metadata=True)
         if not rows:
             return None
         value, meta = rows[0]
         return json.loads(value), int(meta["mod_revision"])
 
     def scan(self, prefix: str) -> list[tuple[str, dict[str, Any], int]]:
-        rows = self._client.get_prefix(self.root + prefix, sort_order="ascend", sort_target="key")
+        rows = self._call(self._client.get_prefix, self.root + prefix, sort_order="ascend", sort_target="key")
         n = len(self.root)
         out = []
         for value, meta in rows:

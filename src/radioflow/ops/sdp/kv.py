@@ -10,6 +10,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from ...errors import RadioflowError
+
+
+class StoreError(RadioflowError):
+    """The configuration database could not be reached or written (transient: a controller
+    retries; a CLI reports it in one paragraph)."""
+
 
 class KVStore(ABC):
     """A transactional key-value store with per-key revisions."""

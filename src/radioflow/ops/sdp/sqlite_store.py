@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UsageError
-from .kv import KVStore
+from .kv import KVStore, StoreError
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS sdp_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, rev INTEGER NOT NULL)"
 
@@ -35,7 +35,10 @@ class SQLiteStore(KVStore):
 
     def _tx(self, fn: Any) -> Any:
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:   # locked beyond the busy timeout
+                raise StoreError(f"SDP store {self.path}: {exc}") from None
             try:
                 result = fn(self._db)
             except BaseException:
