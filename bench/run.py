@@ -22,6 +22,7 @@ BENCHES = [
     ("MS <-> Zarr conversion (issue 5)", "convert_bench.py", [], "convert.md"),
     ("Backend scatter overhead (issue 6)", "backends_bench.py", [], "backends.md"),
     ("Streamed imaging memory and Dask scaling (issue 14)", "streaming_bench.py", [], "streaming.md"),
+    ("SDP control plane on SQLite and etcd (issue 10)", "sdp_bench.py", [], "sdp.md"),
 ]
 
 

@@ -17,7 +17,7 @@ from .errors import RadioflowError
 
 def build_app() -> typer.Typer:
     """The typer application with every command group registered explicitly (no import side effects)."""
-    from .commands import k8s_cmds, recipe_cmds, science_cmds, step_cmds, vis_cmds
+    from .commands import k8s_cmds, recipe_cmds, science_cmds, sdp_cmds, step_cmds, vis_cmds
 
     root = typer.Typer(
         name="radioflow",
@@ -31,6 +31,7 @@ def build_app() -> typer.Typer:
     recipe_cmds.register(root)
     k8s_cmds.register(root)
     step_cmds.register(root)
+    sdp_cmds.register(root)
     vis_cmds.register(vis)
     root.add_typer(vis, name="vis")
     return root
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args or os.environ.get("RADIOFLOW_DEBUG", "") not in ("", "0")
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, standalone_mode=False)
+        code = app(args=args, standalone_mode=False)   # click returns typer.Exit's code here
+        if isinstance(code, int) and not isinstance(code, bool):
+            return code
     except RadioflowError as exc:
         _report(exc)
         return exc.exit_code
