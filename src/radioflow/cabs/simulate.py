@@ -31,7 +31,7 @@ def simulate_window(ms: str, sky: str, frequency: float, channel_width: float, w
     obs = dataclasses.replace(obs, channel_width=np.array([channel_width]))
     model = read_catalogue(sky)
     ds = simulate(layout, obs, model, noise_sigma=noise_sigma or None, seed=seed * 1000 + window,
-                  telescope_name="SKA-Low" if "low" in layout.name.lower() else layout.name)
+                  telescope_name=layout.telescope or ("SKA-Low" if "low" in layout.name.lower() else layout.name))
     if phase_error > 0 or amplitude_error > 0:
         ds, gains = corrupt_dataset(ds, phase_rms=phase_error, amp_rms=amplitude_error, seed=seed * 7919 + window)
         if true_gains:

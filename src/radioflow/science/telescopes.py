@@ -4,10 +4,12 @@ A :class:`Layout` holds the array reference position (WGS84 longitude, latitude,
 each station's east/north/up offset in metres; ITRF positions follow from the standard
 ENU → ECEF rotation.
 
-The built-in ``ska-low-model`` and ``ska-mid-model`` layouts are *models* generated from a
-fixed seed (a dense core plus logarithmic spiral arms) for offline use and tests. They are
-not the official SKA positions: for those, point the layout search path at a directory of
-OSKAR telescope models (config ``layouts.path`` or ``RADIOFLOW_LAYOUTS``).
+The package ships the real published layouts ``ska-mid-aastar``, ``ska-mid-aa4``,
+``ska-low-aastar``, ``ska-low-aa4`` and ``meerkat`` (``radioflow/data/layouts``, converted by
+``tools/convert_layouts.py``; source and licence beside them). The built-in ``ska-low-model``
+and ``ska-mid-model`` layouts are *models* generated from a fixed seed (a dense core plus
+logarithmic spiral arms) for offline use and tests. More layouts are found on the search path
+(config ``layouts.path`` or ``RADIOFLOW_LAYOUTS``), which wins over the packaged names.
 """
 from __future__ import annotations
 
@@ -213,9 +215,36 @@ def read_casa_cfg(path: str | os.PathLike) -> Layout:
                   source=str(path), telescope=observatory)
 
 
+def _csv_comments(path: Path) -> dict[str, str]:
+    """``# key: value`` comment lines of a layout CSV (``telescope``, ``reference``, ``source``)."""
+    found: dict[str, str] = {}
+    with path.open() as fh:
+        for line in fh:
+            if not line.lstrip().startswith("#"):
+                continue
+            key, sep, value = line.lstrip().lstrip("#").partition(":")
+            if sep and key.strip().isidentifier():
+                found.setdefault(key.strip().lower(), value.strip())
+    return found
+
+
+def _reference(path: Path, text: str) -> tuple[float, float, float]:
+    """Parse ``lon=.. lat=.. [height=..]`` of a ``# reference:`` comment."""
+    fields = dict(part.split("=", 1) for part in text.split() if "=" in part)
+    try:
+        return float(fields["lon"]), float(fields["lat"]), float(fields.get("height", 0.0))
+    except (KeyError, ValueError):
+        raise UsageError(f"{path}: '# reference: {text}' must read 'lon=DEG lat=DEG [height=M]'.") from None
+
+
 def read_csv(path: str | os.PathLike) -> Layout:
-    """Read a CSV with a header: ``name, lon, lat[, height]`` or ``name, e, n[, u]`` (+ ``diameter``)."""
+    """Read a CSV with a header: ``name, lon, lat[, height]`` or ``name, e, n[, u]`` (+ ``diameter``).
+
+    Comment lines ``# telescope: NAME`` and ``# reference: lon=.. lat=.. height=..`` (the origin
+    of e, n, u) are honoured; without a reference the site follows the file name.
+    """
     path = Path(path)
+    comments = _csv_comments(path)
     with path.open(newline="") as fh:
         reader = csv.DictReader(row for row in fh if not row.lstrip().startswith("#"))
         cols = {c.strip().lower(): c for c in (reader.fieldnames or [])}
@@ -244,7 +273,8 @@ def read_csv(path: str | os.PathLike) -> Layout:
     lon_key, lat_key = col("lon", "longitude"), col("lat", "latitude")
     if e_key and n_key:
         enu = np.stack([floats(e_key), floats(n_key), floats(col("u", "up", "z"))], axis=1)
-        site = SITES[_site_for(path.stem)]
+        ref = comments.get("reference")
+        site = _reference(path, ref) if ref else SITES[_site_for(path.stem)]
     elif lon_key and lat_key:
         lon, lat, h = floats(lon_key), floats(lat_key), floats(col("height", "alt", "altitude"))
         from astropy.coordinates import EarthLocation
@@ -255,7 +285,8 @@ def read_csv(path: str | os.PathLike) -> Layout:
         enu = itrf_to_enu(xyz, *site)
     else:
         raise UsageError(f"{path}: need columns name,lon,lat[,height] or name,e,n[,u]; found {list(cols)}.")
-    return Layout(name=path.stem, site=site, enu=enu, names=names, dish_diameter=diam, source=str(path))
+    return Layout(name=path.stem, site=site, enu=enu, names=names, dish_diameter=diam,
+                  source=comments.get("source", str(path)), telescope=comments.get("telescope", ""))
 
 
 def _spiral_model(name: str, site: str, n_core: int, core_radius: float, n_arms: int, per_arm: int,
@@ -294,6 +325,29 @@ def builtin_layout(name: str) -> Layout:
 
 
 BUILTIN_LAYOUTS = ("ska-low-model", "ska-mid-model")
+#: directory of the packaged real layouts (``<name>.csv``).
+PACKAGED_DIR = Path(__file__).resolve().parent.parent / "data" / "layouts"
+
+
+def packaged_layouts() -> list[str]:
+    """Names of the real layouts shipped with the package."""
+    return sorted(p.stem for p in PACKAGED_DIR.glob("*.csv"))
+
+
+def available_layouts(config: dict | None = None) -> list[tuple[str, Layout, str]]:
+    """Every named layout: ``(name, layout, kind)`` with kind ``packaged``, ``model`` or a search-path dir."""
+    found: dict[str, tuple[str, Layout, str]] = {}
+    for d in layout_search_path(config):
+        if d.is_dir():
+            for entry in sorted(d.iterdir()):
+                if (entry.is_dir() and entry.suffix == ".tm") or (entry.is_file() and entry.suffix in (".cfg", ".csv")):
+                    key = entry.stem.lower()
+                    found.setdefault(key, (key, read_layout_file(entry), str(d)))
+    for name in packaged_layouts():
+        found.setdefault(name, (name, read_csv(PACKAGED_DIR / f"{name}.csv"), "packaged"))
+    for name in BUILTIN_LAYOUTS:
+        found.setdefault(name, (name, builtin_layout(name), "model"))
+    return list(found.values())
 
 
 def layout_search_path(config: dict | None = None) -> list[Path]:
@@ -338,11 +392,14 @@ def load_layout(name_or_path: str, *, config: dict | None = None,
                 stem = stem.removesuffix(suffix)
             if stem == lowered or entry.name.lower() == lowered:
                 return read_layout_file(entry)
+    if lowered in packaged_layouts():
+        return read_csv(PACKAGED_DIR / f"{lowered}.csv")
     looks_like_path = os.sep in name_or_path or name_or_path.endswith((".tm", ".cfg", ".csv"))
     if looks_like_path:
         raise UsageError(f"Layout file {name_or_path} does not exist.")
     searched = ", ".join(str(d) for d in dirs) or "no directories (set RADIOFLOW_LAYOUTS or layouts.path)"
     raise UsageError(
-        f"Unknown telescope layout '{name_or_path}': it is not a file, not a built-in model "
-        f"({', '.join(BUILTIN_LAYOUTS)}) and not found in the layout search path ({searched})."
+        f"Unknown telescope layout '{name_or_path}': it is not a file, not a packaged layout "
+        f"({', '.join(packaged_layouts())}), not a built-in model ({', '.join(BUILTIN_LAYOUTS)}) and "
+        f"not found in the layout search path ({searched}). 'radioflow telescopes' lists them."
     )
