@@ -8,7 +8,8 @@ import typer
 
 
 def run(
-    args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...]", show_default=False),
+    args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...] [--BOOL/--no-BOOL ...]",
+                                     show_default=False),
     step: List[str] = typer.Option([], "-s", "--step", help="Run only these steps: label, from:to, sub.from:to."),
     skip_step: List[str] = typer.Option([], "-k", "--skip-step", help="Skip these steps."),
     tags: List[str] = typer.Option([], "-t", "--tags", help="Run only steps with these tags."),
@@ -20,7 +21,11 @@ def run(
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory steps run in (records go to WORKDIR/.radioflow)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
 ) -> None:
-    """Run a recipe from one or more YAML files (Stimela2 syntax)."""
+    """Run a recipe from one or more YAML files (Stimela2 syntax).
+
+    Boolean inputs of the recipe are flags (--NAME/--no-NAME); inputs whose schema names an
+    environment variable (env: VAR) take it when not given here (command line > environment > default).
+    """
     import sys
 
     from ..run.api import prepare_run
@@ -72,6 +77,6 @@ def runs(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command("run", context_settings={"allow_interspersed_args": True})(run)
+    app.command("run", context_settings={"allow_interspersed_args": True, "ignore_unknown_options": True})(run)
     app.command("doc")(doc)
     app.command("runs")(runs)

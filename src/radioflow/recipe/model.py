@@ -102,6 +102,7 @@ class Parameter(_Strict):
     remove_if_exists: Optional[bool] = None
     access_parent_dir: Optional[bool] = None
     write_parent_dir: Optional[bool] = None
+    env: Optional[str] = None   # radioflow: environment variable giving the value (CLI > env > default)
 
     _type: DType = PrivateAttr(default=DType("str"))
     _where: str = PrivateAttr(default="")

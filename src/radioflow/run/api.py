@@ -114,11 +114,21 @@ class PreparedRun:
 def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str] = (), skip: Sequence[str] = (),
                 tags: Sequence[str] = (), skip_tags: Sequence[str] = (), enable: Sequence[str] = (),
                 config: dict[str, Any] | None = None) -> PreparedRun:
-    """Load files, pick the recipe, prevalidate everything; raise on any problem."""
-    files, name, params = split_args(args)
+    """Load files, pick the recipe, prevalidate everything; raise on any problem.
+
+    ``--NAME``/``--no-NAME`` in ``args`` set boolean inputs; inputs with an ``env`` variable
+    not given on the command line are taken from the environment (see :mod:`.inputs`).
+    """
+    from .inputs import environment_params, flag_params, split_flags
+
+    rest, flags = split_flags(args)
+    files, name, params = split_args(rest)
     doc = load_documents(files)
     _add_python_paths(doc.files)   # every loaded file, includes too
     recipe = choose_recipe(doc, name)
+    schema_only = compile_recipe(doc, recipe, check_params=False)
+    params = {**flag_params(schema_only, flags), **params}
+    params = {**environment_params(schema_only, params), **params}
     rdef = compile_recipe(doc, recipe, params)
     if config is None:
         from ..config import load_config
@@ -198,6 +208,8 @@ def _params(title: str, schema: dict) -> list[str]:
             flags.append(f"implicit={p.implicit!r}")
         if p.choices:
             flags.append(f"choices={list(p.choices)}")
+        if p.env:
+            flags.append(f"env={p.env}")
         extra = f" ({', '.join(flags)})" if flags else ""
         info = f" -- {p.info}" if p.info else ""
         lines.append(f"  {pname}: {p.dtype}{extra}{info}")
