@@ -148,3 +148,24 @@ def test_default_names_are_unique_per_run_and_unselected_products_discarded(tmp_
     assert code == 0, err
     kept = sorted(p.name for p in (tmp_path / "keep").iterdir())
     assert "keep_measurements.ms" in kept and "keep_dirty.fits.meta" in kept and "keep_measurements.ms.meta" not in kept
+
+
+@pytest.mark.slow
+def test_products_of_a_run_are_ingested_and_found(tmp_path, capsys, env):
+    from radioflow.ops.lake.catalogue import Catalogue, Query
+    from radioflow.ops.lake.ingest import Ingestor
+
+    (tmp_path / "lake" / "staging").mkdir(parents=True)
+    env.setenv("OUT_DIR", str(tmp_path / "lake" / "staging" / "srcnet"))
+    env.setenv("RUCIO_NAMESPACE", "srcnet")
+    env.setenv("IMAGING_NPIXEL", "128")
+    code, out, err = _run(tmp_path, capsys, "--visibility", "--dirty")
+    assert code == 0, err
+    rep = Ingestor(tmp_path / "lake", settle=0).run_once()
+    assert len(rep.processed) == 2 and rep.failed == []
+    with Catalogue(tmp_path / "lake" / "catalogue.db") as cat:
+        found = cat.search(Query(ra=150.12, dec=2.21, radius=0.1))
+        assert sorted(r["dataproduct_type"] for r in found) == ["image", "visibility"]
+        assert [r["dataproduct_type"] for r in cat.search(Query(freq_min=1.3045e9, freq_max=1.31e9))] != []
+        assert cat.search(Query(freq_min=1.4e9)) == []
+        assert cat.search(Query(t_start=58965.0, t_end=58966.0, dataproduct_type="visibility"))[0]["calib_level"] == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,12 +138,14 @@ def visibility_obscore(ms: str | os.PathLike[str]) -> dict[str, Any]:
 def image_obscore(fits_path: str | os.PathLike[str], calib_level: int = 3) -> dict[str, Any]:
     """ObsCore fields of a FITS image from its header and WCS (position, frequency, Stokes, times)."""
     from astropy.io import fits
-    from astropy.wcs import WCS
+    from astropy.wcs import WCS, FITSFixedWarning
     from astropy.wcs.utils import proj_plane_pixel_scales
 
     with fits.open(fits_path) as hdul:
         hdr = hdul[0].header
-    wcs = WCS(hdr)
+    with warnings.catch_warnings():      # astropy's notes on keywords it derives (DATE-BEG from MJD-BEG)
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        wcs = WCS(hdr)
     if not wcs.has_celestial:
         raise UsageError(f"{fits_path}: no celestial WCS in the FITS header.")
     cel = wcs.celestial
