@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional, Sequence
 
 import typer
 
@@ -26,13 +26,17 @@ def _options(config: dict[str, Any], image: str | None, namespace: str | None) -
 
 
 def render(source: Path, config: dict[str, Any], *, image: str | None = None, namespace: str | None = None,
-           schedule: str | None = None, backend: str = "local", dask: bool = False) -> dict[str, Any]:
+           schedule: str | None = None, backend: str = "local", dask: bool = False,
+           run_args: Sequence[str] = ()) -> dict[str, Any]:
     """Manifests (file name -> manifest dict, or text for the Dockerfile) for a recipe or a step.
 
     ``source`` is a recipe (``.yml``/``.yaml``: ConfigMap with the recipe, PVC, Job running
     ``radioflow run``, optional CronJob and DaskCluster, whose in-cluster scheduler address the
     Job gets as ``RADIOFLOW_BACKEND__DASK__ADDRESS``) or an invocation JSON (``.json``: the
-    exact ConfigMap + Job the kubernetes backend submits for that step).
+    exact ConfigMap + Job the kubernetes backend submits for that step). ``run_args``
+    (``[RECIPE] NAME=VALUE ... --BOOL``) configure the run: inputs with an environment variable
+    through the container's environment, the others on its command line (see
+    :func:`radioflow.run.inputs.deployment_settings`).
     """
     import json
 
@@ -65,8 +69,18 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     name = deploy.k8s_name("rf", source.stem, limit=40)
     cmap = deploy.config_map(f"{name}-recipe", opts, {source.name: text})
     recipe_volume = [{"name": "recipe", "config_map": cmap["metadata"]["name"], "mount": RECIPE_DIR, "read_only": True}]
-    command = ["radioflow", "run", f"{RECIPE_DIR}/{source.name}", "-b", backend]
+    from ..run.inputs import deployment_settings
+
+    args: list[str] = []
     env: dict[str, str] = {}
+    if run_args:
+        args, env = deployment_settings(str(source), run_args, scheduled=bool(schedule))
+    elif schedule:
+        try:    # per-run names are checked; a recipe that does not load here fails when it runs, as before
+            args, env = deployment_settings(str(source), [], scheduled=True)
+        except UsageError:
+            pass
+    command = ["radioflow", "run", f"{RECIPE_DIR}/{source.name}", "-b", backend, *args]
     if dask or backend == "dask":
         dask_opts = {**opts, **((config.get("backend") or {}).get("dask") or {}).get("kubernetes", {})}
         cluster = deploy.dask_cluster(dask_opts, name=f"{name}-dask")
@@ -83,6 +97,8 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
 
 def render_cmd(
     source: Path = typer.Argument(..., help="Recipe YAML, or a step's invocation JSON."),
+    run_args: List[str] = typer.Argument(None, help="[RECIPE] NAME=VALUE ... --BOOL/--no-BOOL for the run.",
+                                         show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Directory to write the manifests into."),
     image: Optional[str] = typer.Option(None, "--image", help="Container image (default: backend.kubernetes.image)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", "-n", help="Kubernetes namespace."),
@@ -95,7 +111,7 @@ def render_cmd(
     from ..ops import deploy
 
     files = render(source, load_config(), image=image, namespace=namespace, schedule=schedule,
-                   backend=backend, dask=dask)
+                   backend=backend, dask=dask, run_args=run_args or [])
     output.mkdir(parents=True, exist_ok=True)
     for fname, item in files.items():
         target = output / fname
@@ -110,4 +126,4 @@ def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     k8s_app = typer.Typer(help="Kubernetes: render manifests for recipes and steps.", no_args_is_help=True)
     app.add_typer(k8s_app, name="k8s")
-    k8s_app.command("render")(render_cmd)
+    k8s_app.command("render", context_settings={"ignore_unknown_options": True})(render_cmd)
