@@ -17,7 +17,7 @@ from .errors import RadioflowError
 
 def build_app() -> typer.Typer:
     """The typer application with every command group registered explicitly (no import side effects)."""
-    from .commands import k8s_cmds, lake_cmds, recipe_cmds, science_cmds, sdp_cmds, step_cmds, telescope_cmds, vis_cmds
+    from .commands import estimate_cmds, k8s_cmds, lake_cmds, recipe_cmds, science_cmds, sdp_cmds, step_cmds, telescope_cmds, vis_cmds
 
     root = typer.Typer(
         name="radioflow",
@@ -34,6 +34,7 @@ def build_app() -> typer.Typer:
     sdp_cmds.register(root)
     telescope_cmds.register(root)
     lake_cmds.register(root)
+    estimate_cmds.register(root)
     vis_cmds.register(vis)
     root.add_typer(vis, name="vis")
     return root
