@@ -62,3 +62,39 @@ def test_bad_render_arguments_are_clear(tmp_path, capsys):
     assert code == 2 and "'NOPE' is neither an input" in err
     code, err = _render(tmp_path, capsys, "--dirt")
     assert code == 2 and "No such option: --dirt" in err and "--dirty/--no-dirty" in err
+
+
+def test_ingest_renders_sized_volumes_memory_and_the_ingestor(tmp_path, capsys, monkeypatch):
+    from radioflow.ops.estimate import estimate
+
+    monkeypatch.delenv("NUM_TIME_STAMPS", raising=False)
+    code, err = _render(tmp_path, capsys, "--dirty", "--visibility", "NUM_TIME_STAMPS=4", "IMAGING_NPIXEL=512",
+                        "RUCIO_NAMESPACE=aastar", "--schedule", "0 * * * *", "--ingest")
+    assert code == 0, err
+    k8s = tmp_path / "k8s"
+    est = estimate([RECIPE, "--dirty", "--visibility"],
+                   environ={"NUM_TIME_STAMPS": "4", "IMAGING_NPIXEL": "512", "RUCIO_NAMESPACE": "aastar",
+                            "OUT_DIR": "/ingest/staging/aastar"})
+    for fname in ("cronjob.yaml", "job.yaml"):
+        c = _container(yaml.safe_load((k8s / fname).read_text()))
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["OUT_DIR"] == "/ingest/staging/aastar"
+        req = int(c["resources"]["requests"]["memory"].removesuffix("Gi"))
+        assert req * 2**30 >= est.peak_memory > (req - 1) * 2**30
+        assert {"name": "ingest", "mountPath": "/ingest"} in c["volumeMounts"]
+    made, kept = sum(est.made.values()), sum(est.kept.values())
+    assert made > 4 * 2**30                                   # 4 times x 2717 channels of AA*: the MS is GBs
+    data = yaml.safe_load((k8s / "pvc.yaml").read_text())
+    assert int(data["spec"]["resources"]["requests"]["storage"].removesuffix("Gi")) * 2**30 >= made
+    ingest = yaml.safe_load((k8s / "ingest-pvc.yaml").read_text())
+    assert ingest["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert int(ingest["spec"]["resources"]["requests"]["storage"].removesuffix("Gi")) * 2**30 >= kept
+    dep = yaml.safe_load((k8s / "ingestor.yaml").read_text())
+    assert dep["kind"] == "Deployment" and dep["spec"]["replicas"] == 1
+    command = dep["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:5] == ["radioflow", "lake", "ingest", "/ingest", "--watch"]
+    exe = Path(sys.executable).parent / "kubernetes-validate"
+    proc = subprocess.run([str(exe), "--strict", *map(str, sorted(k8s.glob("*.yaml")))], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.count("passed") == 6, proc.stdout + proc.stderr
+    code, err = _render(tmp_path, capsys, "--dirty", "OUT_DIR=/elsewhere", "--ingest")
+    assert code == 2 and "do not set OUT_DIR" in err

@@ -27,7 +27,7 @@ def _options(config: dict[str, Any], image: str | None, namespace: str | None) -
 
 def render(source: Path, config: dict[str, Any], *, image: str | None = None, namespace: str | None = None,
            schedule: str | None = None, backend: str = "local", dask: bool = False,
-           run_args: Sequence[str] = ()) -> dict[str, Any]:
+           run_args: Sequence[str] = (), ingest: bool = False, ingest_size: str | None = None) -> dict[str, Any]:
     """Manifests (file name -> manifest dict, or text for the Dockerfile) for a recipe or a step.
 
     ``source`` is a recipe (``.yml``/``.yaml``: ConfigMap with the recipe, PVC, Job running
@@ -36,7 +36,8 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     exact ConfigMap + Job the kubernetes backend submits for that step). ``run_args``
     (``[RECIPE] NAME=VALUE ... --BOOL``) configure the run: inputs with an environment variable
     through the container's environment, the others on its command line (see
-    :func:`radioflow.run.inputs.deployment_settings`).
+    :func:`radioflow.run.inputs.deployment_settings`). ``ingest`` adds the datalake pieces
+    (:mod:`radioflow.ops.lake.deploy`: sized PVCs, memory from the estimate, the ingestor).
     """
     import json
 
@@ -81,6 +82,12 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
         except UsageError:
             pass
     command = ["radioflow", "run", f"{RECIPE_DIR}/{source.name}", "-b", backend, *args]
+    if ingest:
+        from ..ops.lake.deploy import ingest_setup
+
+        opts, extra_volumes, extra_files = ingest_setup(str(source), name, opts, args, env, ingest_size=ingest_size)
+        recipe_volume += extra_volumes
+        out.update(extra_files)
     if dask or backend == "dask":
         dask_opts = {**opts, **((config.get("backend") or {}).get("dask") or {}).get("kubernetes", {})}
         cluster = deploy.dask_cluster(dask_opts, name=f"{name}-dask")
@@ -105,13 +112,16 @@ def render_cmd(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="Also render a CronJob with this cron schedule."),
     backend: str = typer.Option("local", "-b", "--backend", help="Backend the in-cluster run uses."),
     dask: bool = typer.Option(False, "--dask", help="Also render a DaskCluster (dask-kubernetes operator)."),
+    ingest: bool = typer.Option(False, "--ingest", help="Products to a shared ingest PVC watched by an ingestor "
+                                                        "Deployment; memory and volume sizes from the estimate."),
+    ingest_size: Optional[str] = typer.Option(None, help="Size of the ingest PVC (default: from the estimate)."),
 ) -> None:
     """Write Kubernetes manifests (Job, ConfigMap, PVC, CronJob, DaskCluster) and a Dockerfile."""
     from ..config import load_config
     from ..ops import deploy
 
     files = render(source, load_config(), image=image, namespace=namespace, schedule=schedule,
-                   backend=backend, dask=dask, run_args=run_args or [])
+                   backend=backend, dask=dask, run_args=run_args or [], ingest=ingest, ingest_size=ingest_size)
     output.mkdir(parents=True, exist_ok=True)
     for fname, item in files.items():
         target = output / fname

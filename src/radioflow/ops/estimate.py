@@ -136,13 +136,14 @@ class _Inputs(dict[str, Any]):
         return self._resolve(super().__getitem__(key))
 
 
-def estimate(args: Sequence[str], *, workdir: str = ".") -> RecipeEstimate:
-    """Estimate a recipe run given as ``FILE.yml [RECIPE] [NAME=VALUE ...] [--BOOL ...]``."""
+def estimate(args: Sequence[str], *, workdir: str = ".", environ: Mapping[str, str] | None = None) -> RecipeEstimate:
+    """Estimate a recipe run given as ``FILE.yml [RECIPE] [NAME=VALUE ...] [--BOOL ...]``
+    (``environ``: the environment the run will see; default this process's)."""
     from ..recipe.formula import UNSET, FormulaError
     from ..recipe.substitute import resolve_value
     from ..run.api import prepare_run
 
-    prepared = prepare_run(args, workdir=workdir)
+    prepared = prepare_run(args, workdir=workdir, environ=environ)
     rdef = prepared.rdef
     raw = {n: p.default for n, p in rdef.inputs.items() if p.has_default}
     raw.update(prepared.params)

@@ -5,7 +5,7 @@ import datetime as _dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -113,11 +113,12 @@ class PreparedRun:
 
 def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str] = (), skip: Sequence[str] = (),
                 tags: Sequence[str] = (), skip_tags: Sequence[str] = (), enable: Sequence[str] = (),
-                config: dict[str, Any] | None = None) -> PreparedRun:
+                config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> PreparedRun:
     """Load files, pick the recipe, prevalidate everything; raise on any problem.
 
     ``--NAME``/``--no-NAME`` in ``args`` set boolean inputs; inputs with an ``env`` variable
-    not given on the command line are taken from the environment (see :mod:`.inputs`).
+    not given on the command line are taken from the environment (``environ``, default the
+    process's; see :mod:`.inputs`).
     """
     from .inputs import environment_params, flag_params, split_flags
 
@@ -128,7 +129,7 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
     recipe = choose_recipe(doc, name)
     schema_only = compile_recipe(doc, recipe, check_params=False)
     params = {**flag_params(schema_only, flags), **params}
-    params = {**environment_params(schema_only, params), **params}
+    params = {**environment_params(schema_only, params, environ), **params}
     rdef = compile_recipe(doc, recipe, params)
     if config is None:
         from ..config import load_config
