@@ -23,6 +23,7 @@ BENCHES = [
     ("Backend scatter overhead (issue 6)", "backends_bench.py", [], "backends.md"),
     ("Streamed imaging memory and Dask scaling (issue 14)", "streaming_bench.py", [], "streaming.md"),
     ("SDP control plane on SQLite and etcd (issue 10)", "sdp_bench.py", [], "sdp.md"),
+    ("Datalake ingestion (issue 11)", "lake_bench.py", [], "lake.md"),
 ]
 
 
