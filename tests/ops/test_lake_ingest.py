@@ -221,3 +221,33 @@ def test_cli_search_votable_json_and_get(tmp_path, lake, capsys):
     assert "No DID testing:zz.fits" in capsys.readouterr().err
     assert main(["lake", "search", "--root", str(lake), "--ra", "1"]) == 2
     assert "cone search needs" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_s3_replicas_upload_get_and_expire(tmp_path, lake, s3_prefix, capsys):
+    from radioflow.vis import storage
+
+    staging = lake / "staging" / "testing"
+    make_product(staging, "s.fits", ra=150.0, dec=2.0, mjd=MJD0, lifetime=100)
+    ms = staging / "v.ms"                                  # a directory product, as a Measurement Set is
+    (ms / "sub").mkdir(parents=True)
+    (ms / "table.dat").write_bytes(b"x" * 5000)
+    (ms / "sub" / "table.f0").write_bytes(b"y" * 3000)
+    doc = json.loads((staging / "s.fits.meta").read_text())
+    doc["name"], doc["meta"]["access_estsize"], doc["lifetime"] = "v.ms", 8, 10_000
+    (staging / "v.ms.meta").write_text(json.dumps(doc))
+    rep = Ingestor(lake, settle=0, rse_url=s3_prefix).run_once()
+    assert sorted(rep.processed) == ["testing:s.fits", "testing:v.ms"]
+    fs, path = storage.filesystem(s3_prefix)
+    assert fs.cat(f"{path}/testing/s.fits") == (lake / "processed" / "testing" / "s.fits").read_bytes()
+    assert fs.cat(f"{path}/testing/v.ms/sub/table.f0") == b"y" * 3000
+    with Catalogue(lake / "catalogue.db") as cat:
+        assert cat.get("testing:v.ms").url == f"{s3_prefix}/testing/v.ms"
+    assert main(["lake", "get", "testing:v.ms", "--root", str(lake), "-o", str(tmp_path / "got")]) == 0
+    assert (tmp_path / "got" / "v.ms" / "sub" / "table.f0").read_bytes() == b"y" * 3000
+    assert (tmp_path / "got" / "v.ms.meta").is_file()
+    later = time.time() + 1000
+    assert Ingestor(lake, settle=0, rse_url=s3_prefix, clock=lambda: later).run_once().expired == ["testing:s.fits"]
+    assert not fs.exists(f"{path}/testing/s.fits") and fs.exists(f"{path}/testing/v.ms/table.dat")
+    with pytest.raises(UsageError, match="s3://bucket"):
+        Ingestor(lake, rse_url="/some/dir")

@@ -48,11 +48,13 @@ def ingest(
     settle: float = typer.Option(2.0, help="A product and its .meta must be unchanged this long (s)."),
     incomplete_timeout: float = typer.Option(3600.0, help="A product still incomplete after this long (s) fails."),
     throttle: float = typer.Option(0.0, help="Pause (s) after each product, to spare the storage."),
+    rse_url: Optional[str] = typer.Option(None, "--rse-url", help="Replicas on S3 under this s3://bucket/prefix "
+                                                                  "(credentials from the AWS variables or config)."),
 ) -> None:
     """Ingest products with a .meta from ROOT/staging/<namespace>/ into the local lake."""
     from ..ops.lake.ingest import Ingestor, IngestReport
 
-    ing = Ingestor(root, settle=settle, incomplete_timeout=incomplete_timeout, throttle=throttle)
+    ing = Ingestor(root, settle=settle, incomplete_timeout=incomplete_timeout, throttle=throttle, rse_url=rse_url)
 
     def show(report: IngestReport) -> None:
         for did, reason in report.failed:
@@ -153,7 +155,7 @@ def get(
     root: Optional[Path] = typer.Option(None, "--root", help="Lake root (default: config lake.root, else .)."),
     dest: Path = typer.Option(Path("."), "-o", "--output", help="Directory to copy the product into."),
 ) -> None:
-    """Copy a product (and its .meta) out of the lake."""
+    """Copy a product (from its replica, on disk or S3) and its .meta out of the lake."""
     import shutil
 
     from ..ops.lake.catalogue import CATALOGUE_NAME, Catalogue
@@ -164,24 +166,32 @@ def get(
         raise UsageError(f"{lake} is not a lake (no {CATALOGUE_NAME}); give --root.")
     with Catalogue(lake / CATALOGUE_NAME) as cat:
         item = cat.get(did)
-    src = Path(item.url)
-    if not src.exists():
-        raise UsageError(f"The replica of {did} is missing: {src}.")
     dest.mkdir(parents=True, exist_ok=True)
-    target = dest / item.name
-    tmp = dest / f".{item.name}.tmp"
-    if src.is_dir():
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(src, tmp)
-        if target.exists():
-            shutil.rmtree(target)
-    else:
-        shutil.copy2(src, tmp)
+    target, tmp = dest / item.name, dest / f".{item.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    _copy_replica(item.url, tmp, did)
+    if target.is_dir():
+        shutil.rmtree(target)
     tmp.replace(target)
-    meta = src.with_name(src.name + META_SUFFIX)
+    meta = lake / "processed" / item.namespace / (item.name + META_SUFFIX)
     if meta.exists():
         shutil.copy2(meta, dest / meta.name)
     typer.echo(f"{did} -> {target}")
+
+
+def _copy_replica(url: str, to: Path, did: str) -> None:
+    """Copy a replica (file or directory; local path or s3:// URL) to ``to``."""
+    import shutil
+
+    from ..vis import storage
+
+    fs, path = storage.filesystem(url)
+    if not fs.exists(path):
+        raise UsageError(f"The replica of {did} is missing: {url}.")
+    if not url.startswith("s3://"):
+        (shutil.copytree if Path(path).is_dir() else shutil.copy2)(path, to)
+        return
+    fs.get(path, str(to), recursive=fs.isdir(path))
 
 
 def register(app: typer.Typer) -> None:

@@ -124,6 +124,11 @@ class Catalogue:
                 f"VALUES (?, ?, {', '.join('?' for _ in OBSCORE_COLUMNS)})",
                 (ns, name, *[meta.get(c) for c in OBSCORE_COLUMNS]))
 
+    def replica(self, namespace: str, name: str) -> str:
+        """The replica URL of a DID ('' if none)."""
+        row = self.db.execute("SELECT url FROM replicas WHERE namespace=? AND name=?", (namespace, name)).fetchone()
+        return str(row["url"]) if row else ""
+
     def mark_available(self, namespace: str, name: str) -> None:
         self.db.execute("UPDATE dids SET state='available' WHERE namespace=? AND name=?", (namespace, name))
 

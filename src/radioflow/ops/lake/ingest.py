@@ -5,7 +5,9 @@ unchanged for ``settle`` seconds, the ``.meta`` is valid (JSON Schema, its names
 directory's, its name the file's) and the product has the size the ``.meta`` announces
 (``access_estsize``): a product still being copied waits. Then it is registered (DID
 ``pending``), moved with its ``.meta`` to ``processed/<namespace>/`` (its replica) and marked
-``available``. A product that cannot be taken goes to ``failed_processing/<namespace>/`` with
+``available``. With ``rse_url`` (``s3://bucket/prefix``) the replica is an upload to
+``<rse_url>/<namespace>/<name>`` made before the DID becomes available (the local copy still
+goes to ``processed/``). A product that cannot be taken goes to ``failed_processing/<namespace>/`` with
 ``<name>.reason``. One ingestor at a time (a lock file); after a crash the next pass finishes
 the pending DIDs first, so a SIGKILL at any point loses or duplicates nothing.
 """
@@ -56,12 +58,21 @@ class Ingestor:
     """One lake root: ``staging/``, ``processed/``, ``failed_processing/`` and ``catalogue.db``."""
 
     def __init__(self, root: str | os.PathLike[str], *, settle: float = 2.0, incomplete_timeout: float = 3600.0,
-                 throttle: float = 0.0, clock: Callable[[], float] = time.time) -> None:
+                 throttle: float = 0.0, clock: Callable[[], float] = time.time, rse_url: str | None = None) -> None:
         self.root = Path(root)
         if not (self.root / STAGING).is_dir():
             raise UsageError(f"{self.root} has no {STAGING}/ directory: products are dropped into "
                              f"{self.root}/{STAGING}/<namespace>/.")
         self.settle, self.incomplete_timeout, self.throttle, self.clock = settle, incomplete_timeout, throttle, clock
+        self.rse_url = rse_url.rstrip("/") if rse_url else None
+        if self.rse_url and not self.rse_url.startswith("s3://"):
+            raise UsageError(f"--rse-url {rse_url}: give an s3://bucket/prefix URL (local replicas need none).")
+
+    def replica_url(self, ns: str, name: str) -> str:
+        """Where a product's replica lives: the S3 RSE, else its file in processed/."""
+        if self.rse_url:
+            return f"{self.rse_url}/{ns}/{name}"
+        return str((self.root / PROCESSED / ns / name).resolve())
 
     # -- passes ---------------------------------------------------------------------------
     def run_once(self) -> IngestReport:
@@ -144,16 +155,23 @@ class Ingestor:
         if dest.exists() or dest.with_name(dest.name + META_SUFFIX).exists():
             self._fail(ns, product, meta, f"{dest} exists already", report)
             return
-        cat.register_pending(doc, url=str(dest.resolve()), nbytes=nbytes, now=now)
+        cat.register_pending(doc, url=self.replica_url(ns, name), nbytes=nbytes, now=now,
+                             rse="S3" if self.rse_url else "LOCAL")
         self._finish(cat, ns, name)
         report.processed.append(did)
         if self.throttle:
             time.sleep(self.throttle)
 
     def _finish(self, cat: Catalogue, ns: str, name: str) -> None:
-        """Move a pending DID's product, then its .meta, to processed/ and mark it available."""
+        """Upload a pending DID's replica (S3 RSE), move its product, then its .meta, to processed/
+        and mark it available; repeating this after a crash is harmless."""
         src, dest = self.root / STAGING / ns, self.root / PROCESSED / ns
         dest.mkdir(parents=True, exist_ok=True)
+        url = cat.replica(ns, name)
+        if url.startswith("s3://"):
+            local = src / name if (src / name).exists() else dest / name
+            if local.exists():
+                self._upload(local, url)
         if (src / name).exists():
             os.rename(src / name, dest / name)
         if (src / (name + META_SUFFIX)).exists():
@@ -177,6 +195,16 @@ class Ingestor:
         report.failed.append((f"{ns}:{product.name}", reason))
 
     @staticmethod
+    def _upload(local: Path, url: str) -> None:
+        """Copy a product (file or directory tree) to its S3 replica URL, replacing a partial one."""
+        from ...vis import storage
+
+        fs, path = storage.filesystem(url)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.put(str(local), path, recursive=local.is_dir())
+
+    @staticmethod
     def _move(path: Path, dest_dir: Path) -> None:
         """Rename into ``dest_dir``; an existing entry of the same name is kept and the new one numbered."""
         dest_dir.mkdir(parents=True, exist_ok=True)
@@ -192,17 +220,23 @@ class Ingestor:
             report.recovered.append(did.did)
 
     def _expire(self, cat: Catalogue, report: IngestReport) -> None:
-        """Delete the replicas (and .meta) of expired DIDs, then the DIDs."""
+        """Delete the replicas (S3 object or processed/ file), the local copy and .meta of expired DIDs,
+        then the DIDs."""
         import shutil
 
+        from ...vis import storage
+
         for did in cat.expired(self.clock()):
-            replica = Path(did.url) if did.url else None
-            if replica is not None:
-                if replica.is_dir():
-                    shutil.rmtree(replica)
-                else:
-                    replica.unlink(missing_ok=True)
-                replica.with_name(replica.name + META_SUFFIX).unlink(missing_ok=True)
+            if did.url.startswith("s3://"):
+                fs, path = storage.filesystem(did.url)
+                if fs.exists(path):
+                    fs.rm(path, recursive=True)
+            local = self.root / PROCESSED / did.namespace / did.name
+            if local.is_dir():
+                shutil.rmtree(local)
+            else:
+                local.unlink(missing_ok=True)
+            local.with_name(local.name + META_SUFFIX).unlink(missing_ok=True)
             cat.forget(did.namespace, did.name)
             report.expired.append(did.did)
 
