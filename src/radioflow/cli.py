@@ -17,7 +17,17 @@ from .errors import RadioflowError
 
 def build_app() -> typer.Typer:
     """The typer application with every command group registered explicitly (no import side effects)."""
-    from .commands import estimate_cmds, k8s_cmds, lake_cmds, recipe_cmds, science_cmds, sdp_cmds, step_cmds, telescope_cmds, vis_cmds
+    from .commands import (
+        estimate_cmds,
+        k8s_cmds,
+        lake_cmds,
+        recipe_cmds,
+        science_cmds,
+        sdp_cmds,
+        step_cmds,
+        telescope_cmds,
+        vis_cmds,
+    )
 
     root = typer.Typer(
         name="radioflow",
