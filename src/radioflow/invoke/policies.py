@@ -23,7 +23,7 @@ PARAM_FIELDS = frozenset({
     "default", "aliases", "mkdir", "must_exist", "nom_de_guerre", "policies", "category",
     "metavar", "abbreviation", "metadata", "suffix", "access_parent_dir", "write_parent_dir",
     "remote_access", "suppress_cli_default", "path_policies", "skip_freshness_checks",
-    "remove_if_exists",
+    "remove_if_exists", "action",
 })
 
 POLICY_FIELDS = frozenset({
@@ -197,6 +197,10 @@ def build_arguments(cab: Mapping[str, Any], params: Mapping[str, Any]) -> list[s
         prefix = get_policy(cab, schema, "prefix")
         option = ("--" if prefix is None else str(prefix)) + optname
         if isinstance(value, bool):
+            if schema.get("action") == "store_false":   # argparse: the bare flag means False
+                if not value:
+                    options.append(option)
+                continue
             explicit = get_policy(cab, schema, f"explicit_{str(value).lower()}")
             text = str(value) if explicit is None else str(explicit)
             if key_value:

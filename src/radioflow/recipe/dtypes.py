@@ -88,6 +88,8 @@ def _parse(tokens: list[str], pos: int, text: str) -> tuple[DType, int]:
     name = tokens[pos]
     if name.startswith("typing."):
         name = name[len("typing."):]
+    if name == "any":   # Stimela evaluates dtypes as Python, where the builtin any() stands for Any
+        name = "Any"
     if name in ("[", "]", ",", "..."):
         raise DTypeError(f"expected a type name, found '{name}'")
     pos += 1

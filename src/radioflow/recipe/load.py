@@ -4,21 +4,19 @@ Several files merge into one tree (later files override earlier ones). Every map
 every key remembers ``file:line`` so that each error can point at the offending line.
 Directives, valid at any nesting level:
 
-* ``_include``: a file or list of files merged *under* the current mapping (the mapping's own
-  keys win). ``(package)file.yml`` is found inside an installed package, ``(.)file.yml``
-  next to the including file, a plain name next to the including file, in the working
-  directory, on ``RADIOFLOW_INCLUDE`` (``os.pathsep``-separated) and in radioflow's shipped
-  ``recipes/lib``. A ``[optional]`` suffix makes a missing file silently ignored.
+* ``_include``: files merged *under* the current mapping (the mapping's own keys win);
+  ``_include_post``: merged *over* it. The names and where they are found are Stimela's
+  (:mod:`radioflow.recipe.includes`); a ``_scrub`` beside an ``_include`` deletes keys of the
+  included content. A package's ``stimela.conf`` is read first when a recipe uses it.
 * ``_use``: a dotted path (or list) of sections defined elsewhere in the tree, deep-copied
   under the current mapping.
-* ``_scrub``: keys (dotted paths, shell wildcards) deleted after merging.
+* ``_scrub`` (without ``_include``): keys (dotted paths, shell wildcards) deleted after merging.
 """
 from __future__ import annotations
 
 import copy
 import fnmatch
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -26,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Iterable
 import yaml
 
 from ..errors import UsageError
+from .includes import include_search_path, include_specs, package_config, resolve_include
 
-TOP_LEVEL_SECTIONS = ("cabs", "opts", "lib", "vars")
-_OPTIONAL = re.compile(r"\s*\[optional\]\s*$")
-_PACKAGE = re.compile(r"^\(([^()]*)\)(.+)$")
+__all__ = ["Document", "LocDict", "LocList", "include_search_path", "load_documents", "merge",
+           "parse_yaml", "to_plain", "where"]
+
+TOP_LEVEL_SECTIONS = ("cabs", "opts", "lib", "vars", "images")
 
 
 class LocDict(dict):
@@ -162,60 +162,11 @@ def _as_locdict(d: dict) -> LocDict:
     return out
 
 
-def include_search_path(base_dir: Path | None = None) -> list[Path]:
-    """Directories searched for a plain ``_include`` name, in order."""
-    dirs: list[Path] = []
-    if base_dir is not None:
-        dirs.append(base_dir)
-    dirs.append(Path.cwd())
-    dirs.extend(Path(p) for p in os.environ.get("RADIOFLOW_INCLUDE", "").split(os.pathsep) if p)
-    dirs.append(Path(__file__).resolve().parent.parent / "recipes" / "lib")
-    dirs.append(Path(__file__).resolve().parent.parent / "recipes")
-    return dirs
-
-
-def _resolve_include(spec: str, base_dir: Path, loc: str) -> Path | None:
-    optional = bool(_OPTIONAL.search(spec))
-    name = _OPTIONAL.sub("", spec).strip()
-    if not name:
-        raise UsageError(f"{loc}: empty _include entry.")
-    m = _PACKAGE.match(name)
-    candidates: list[Path]
-    if m:
-        package, rel = m.group(1).strip(), m.group(2).strip()
-        if package in ("", "."):
-            candidates = [base_dir / rel]
-        else:
-            pkg_dir = _package_dir(package, loc, optional)
-            candidates = [pkg_dir / rel] if pkg_dir is not None else []
-    elif os.path.isabs(name):
-        candidates = [Path(name)]
-    else:
-        candidates = [d / name for d in include_search_path(base_dir)]
-    for cand in candidates:
-        if cand.is_file():
-            return cand
-    if optional:
-        return None
-    searched = ", ".join(str(c.parent) for c in candidates) or "nowhere"
-    raise UsageError(f"{loc}: included file '{name}' not found (searched {searched}).")
-
-
-def _package_dir(package: str, loc: str, optional: bool) -> Path | None:
-    import importlib.resources
-
-    try:
-        return Path(str(importlib.resources.files(package)))
-    except (ModuleNotFoundError, TypeError, ValueError):
-        if optional:
-            return None
-        raise UsageError(f"{loc}: _include names package '{package}', which cannot be imported.") from None
-
-
 @dataclass
 class _Ctx:
     stack: list[Path] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    package_configs: list[Path] = field(default_factory=list)
 
 
 def _read_file(path: Path, ctx: _Ctx, loc: str | None = None) -> Any:
@@ -229,6 +180,9 @@ def _read_file(path: Path, ctx: _Ctx, loc: str | None = None) -> Any:
         where_ = f"{loc}: " if loc else ""
         raise UsageError(f"{where_}cannot read recipe file {path}: {exc.strerror if isinstance(exc, OSError) else exc}.") from None
     ctx.files.append(str(path))
+    conf = package_config(path)
+    if conf is not None and conf not in ctx.package_configs:
+        ctx.package_configs.append(conf)
     data = parse_yaml(text, _display(path))
     if data is None:
         data = LocDict()
@@ -255,22 +209,39 @@ def _expand_includes(node: Any, base_dir: Path, ctx: _Ctx) -> Any:
     if not isinstance(node, LocDict):
         return node
     for key in list(node):
-        if key != "_include":
+        if key not in ("_include", "_include_post"):
             node[key] = _expand_includes(node[key], base_dir, ctx)
-    if "_include" not in node:
+    if "_include" not in node and "_include_post" not in node:
         return node
-    loc, specs = _pop_names(node, "_include", "a file name or a list of file names")
+    pre = _included(node, "_include", base_dir, ctx)
+    post = _included(node, "_include_post", base_dir, ctx)
+    merged = merge(pre, node) if pre is not None else node
+    return merge(merged, post) if post is not None else merged
+
+
+def _included(node: LocDict, keyword: str, base_dir: Path, ctx: _Ctx) -> LocDict | None:
+    """Pop ``keyword`` (and its ``_scrub``) from ``node``: the files it names, merged in order."""
+    if keyword not in node:
+        return None
+    loc = node.where(keyword)
+    directive = node.pop(keyword)
+    node.key_locs.pop(keyword, None)
+    scrub_key = keyword.replace("include", "scrub")
+    scrub = node.pop(scrub_key, None) if scrub_key in node else None
+    node.key_locs.pop(scrub_key, None)
     base: Any = LocDict()
     base.loc = node.loc
-    for spec in specs:
-        path = _resolve_include(spec, base_dir, loc)
+    for spec in include_specs(directive, loc, keyword):
+        path = resolve_include(spec, base_dir, loc, keyword)
         if path is None:
             continue
         included = _read_file(path, ctx, loc)
         if not isinstance(included, dict):
             raise UsageError(f"{loc}: included file {path} must hold a mapping, not a {type(included).__name__}.")
         base = merge(base, included)
-    return merge(base, node)
+    if scrub is not None:
+        _scrub_specs(base, scrub, loc, scrub_key)
+    return base
 
 
 def _pop_names(node: LocDict, key: str, expected: str) -> tuple[str, list[str]]:
@@ -334,7 +305,15 @@ def _expand_use(node: Any, root: LocDict, active: list[int]) -> Any:
 
 
 def _scrub(node: LocDict) -> None:
-    _, specs = _pop_names(node, "_scrub", "a key pattern or a list of key patterns")
+    loc = node.where("_scrub")
+    node.key_locs.pop("_scrub", None)
+    _scrub_specs(node, node.pop("_scrub"), loc, "_scrub")
+
+
+def _scrub_specs(node: LocDict, specs: Any, loc: str, keyword: str) -> None:
+    specs = [specs] if isinstance(specs, str) else specs
+    if not isinstance(specs, list) or not all(isinstance(s, str) for s in specs):
+        raise UsageError(f"{loc}: {keyword} must be a key pattern or a list of key patterns.")
     for spec in specs:
         _scrub_path(node, spec.split("."))
 
@@ -431,9 +410,29 @@ def load_documents(paths: Iterable[str | os.PathLike[str]]) -> Document:
         tree = merge(tree, data)
         if not tree.loc or tree.loc == "<unknown>":
             tree.loc = where(data)
+    tree = _under_package_configs(tree, ctx)
     tree = _expand_use(tree, tree, [])
     _check_sections(tree)
     return Document(tree=tree, files=ctx.files)
+
+
+def _under_package_configs(tree: LocDict, ctx: _Ctx) -> LocDict:
+    """Merge ``tree`` over the ``stimela.conf`` of every package it used (read as Stimela does at start-up)."""
+    if not ctx.package_configs:
+        return tree
+    base: Any = LocDict()
+    base.loc = tree.loc
+    done: set[Path] = set()
+    while len(done) < len(ctx.package_configs):   # a config may use further packages
+        conf = next(c for c in ctx.package_configs if c not in done)
+        done.add(conf)
+        data = _read_file(conf, ctx)
+        if not isinstance(data, dict):
+            raise UsageError(f"{_display(conf)}:1: a package configuration must hold a mapping of sections.")
+        base = merge(base, data)
+    out = merge(base, tree)
+    out.loc = tree.loc
+    return out
 
 
 def _check_sections(tree: LocDict) -> None:

@@ -103,6 +103,7 @@ class Parameter(_Strict):
     access_parent_dir: Optional[bool] = None
     write_parent_dir: Optional[bool] = None
     env: Optional[str] = None   # radioflow: environment variable giving the value (CLI > env > default)
+    action: Optional[str] = None
 
     _type: DType = PrivateAttr(default=DType("str"))
     _where: str = PrivateAttr(default="")
@@ -128,6 +129,24 @@ class Parameter(_Strict):
         """Plain dict with Stimela2 keys (only what was set), for :class:`Invocation`."""
         return self.model_dump(exclude_unset=True, exclude_none=False)
 
+    @pydantic.field_validator("action")
+    @classmethod
+    def _action(cls, v: Any) -> Any:
+        # argparse's vocabulary, as cab authors copy it from a tool's parser; only flags make sense
+        if v is not None and v not in ARGPARSE_ACTIONS:
+            raise ValueError(f"must be one of {', '.join(ARGPARSE_ACTIONS)} (an argparse flag action)")
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _action_is_flag(self) -> Parameter:
+        if self.action in ("store_true", "store_false") and self.dtype != "bool":
+            raise ValueError(f"action '{self.action}' needs dtype bool, not '{self.dtype}'")
+        return self
+
+
+#: ``action`` values accepted on a parameter (Stimela 2.1.4 rejects the key; cult-cargo's
+#: mosaic-queen cab uses ``store_true``, which is what a bool parameter does anyway).
+ARGPARSE_ACTIONS = ("store_true", "store_false", "store")
 
 PARAMETER_FIELDS = frozenset(Parameter.model_fields)
 
@@ -347,8 +366,7 @@ def parse_schemas(raw: Any, label: str, problems: Problems, *, outputs: bool = F
         elif value is None:
             spec = {}
         elif isinstance(value, dict):
-            keys = set(value)
-            if keys and not (keys & PARAMETER_FIELDS):
+            if _is_subsection(value):
                 out.update(parse_schemas(value, label, problems, outputs=outputs, prefix=f"{full}."))
                 continue
             spec = value
@@ -369,6 +387,26 @@ def parse_schemas(raw: Any, label: str, problems: Problems, *, outputs: bool = F
             continue
         out[full] = param
     return out
+
+
+def _is_subsection(value: dict) -> bool:
+    """Stimela's rule: a mapping with any key that is not a parameter field is a nested section.
+
+    One refinement for clearer errors: if one of its values could not define a parameter
+    (a number, a list, a string that is no dtype shorthand), it is taken as a parameter with a
+    misspelt key, which is then reported by name.
+    """
+    if not set(value) - PARAMETER_FIELDS:
+        return False
+    for item in value.values():
+        if isinstance(item, str):
+            try:
+                DType.parse(parse_shorthand(item)["dtype"])
+            except DTypeError:
+                return False
+        elif item is not None and not isinstance(item, dict):
+            return False
+    return True
 
 
 class _Relocated(Problems):
