@@ -483,6 +483,14 @@ def _check_paths(name: str, value: Any, param: Parameter, loc: str, problems: Pr
             problems.add(loc, f"input '{name}' = {path!r} does not exist")
 
 
+def _is_directory(param: Parameter) -> bool:
+    """A Directory, or a list of them (possibly optional)."""
+    for m in param.type.members():
+        if m.name == "Directory" or (m.base == "List" and any(a.name == "Directory" for a in m.args)):
+            return True
+    return False
+
+
 def prepare_outputs(values: Mapping[str, Any], schema: Mapping[str, Parameter], workdir: str = ".") -> None:
     """Create parent directories of file outputs and ``mkdir`` directories before a step runs."""
     for name, value in values.items():
@@ -493,9 +501,10 @@ def prepare_outputs(values: Mapping[str, Any], schema: Mapping[str, Parameter], 
             if "://" in path:
                 continue
             full = path if os.path.isabs(path) else os.path.join(workdir, path)
-            if param.mkdir:
+            # as Stimela: mkdir makes a Directory itself; a file's mkdir only makes its parent
+            if param.mkdir and _is_directory(param):
                 os.makedirs(full, exist_ok=True)
-            elif param.is_output or param.writable:
+            elif param.mkdir or param.is_output or param.writable:
                 parent = os.path.dirname(full)
                 if parent and (param.path_policies is None or param.path_policies.mkdir_parent):
                     os.makedirs(parent, exist_ok=True)
