@@ -192,7 +192,7 @@ class Scopes:
         """A finished step's values become ``steps.<label>`` and ``previous``; outputs of a step that
         ran or resumed reach aliased recipe parameters, and a step that ran checks its epilogue."""
         merged = {**params, **(outputs or {})}
-        fr.steps[sdef.label] = merged
+        fr.steps[sdef.label] = with_sections(merged)
         fr.previous = merged
         if status not in ("ok", "resumed"):
             return
@@ -207,4 +207,26 @@ class Scopes:
                              f"step '{fqname}'")
 
 
-__all__ = ["Frame", "Overlay", "Scopes", "check_assertions", "step_fqname"]
+def with_sections(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` where a dotted name ``a.b.c`` is also reachable as ``a`` -> ``b`` -> ``c``, as in
+    Stimela's namespaces (``steps.image.restored.mfs`` for wsclean's ``restored.mfs`` output).
+    A name that is itself set keeps its value."""
+    out = dict(values)
+    owned: set[int] = set()
+    for key, value in values.items():
+        parts = key.split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+                owned.add(id(child))
+            elif id(child) not in owned:
+                break
+            node = child
+        else:
+            node.setdefault(parts[-1], value)
+    return out
+
+
+__all__ = ["Frame", "Overlay", "Scopes", "check_assertions", "step_fqname", "with_sections"]

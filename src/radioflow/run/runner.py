@@ -327,6 +327,7 @@ class Runner:
         error = res.error
         if res.ok:
             try:
+                outputs.update(self._implicit_outputs_after(p, sdef))
                 outputs = validate_values(outputs, sdef.outputs, what=f"step '{p.fqname}' outputs", outputs=True,
                                           where_of=lambda k: sdef.where, workdir=self.workdir)
             except ValidationError as exc:
@@ -340,6 +341,15 @@ class Runner:
             return None
         log = f" (log: {log_path})" if log_path else ""
         return f"step '{p.fqname}' failed: {error or 'unknown error'}{log}"
+
+    def _implicit_outputs_after(self, p: _Prepared, sdef: StepDef) -> dict[str, Any]:
+        """Implicit outputs given by a formula (``=GLOB(...)`` of the images a cab wrote) evaluated
+        again once the cab has run, as Stimela's ``validate_outputs`` does."""
+        late = {name: prm for name, prm in sdef.outputs.items() if is_dynamic(prm.implicit)}
+        if not late:
+            return {}
+        ns = self.scopes.ns(p.frame, current=p.params)
+        return {name: resolve_value(prm.implicit, ns, where=prm.where) for name, prm in late.items()}
 
     def _done(self, p: _Prepared, sdef: StepDef, status: str, seconds: float, *, note: str = "",
               outputs: Mapping[str, Any] | None = None, recorded: bool = False) -> None:
