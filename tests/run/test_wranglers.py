@@ -71,8 +71,19 @@ def test_suppress_severity_replace_warning(tmp_path):
         r"secret=\w+": "REPLACE:secret=<hidden>",
         "odd": "WARNING:something odd",
     }, tmp=tmp_path)
-    assert body(res) == ["keep", "[WARNING] careful now", "secret=<hidden>", "[WARNING] odd"]
-    assert res.ok
+    assert body(res) == ["keep", "[WARNING] careful now", "secret=<hidden>", "[WARNING] odd",
+                         "[WARNING] cab 'sh': something odd"]   # Stimela's message once the cab has finished
+    assert res.ok and res.warnings == ["something odd"]
+
+
+def test_stimela_force_success_example(tmp_path):
+    """stimela_tests/test_wranglers.yml test_force_success: a failing command declared a success."""
+    res = sh("cat deliberately-missing-file", {"No such file": [
+        "DECLARE_SUCCESS", "WARNING:We have deliberately declared this cab a success."]}, tmp=tmp_path)
+    assert res.ok and res.returncode == 1 and res.error is None
+    assert "[WARNING] cab 'sh': We have deliberately declared this cab a success." in res.log
+    assert "# exit code 1 overridden: the cab's output declared success (DECLARE_SUCCESS)" in res.log
+    assert res.warnings == ["We have deliberately declared this cab a success."]
 
 
 def test_status_logic_directly():

@@ -209,16 +209,21 @@ def _run_python(inv: Invocation, cab: Mapping, params: dict, options: dict, log:
     func = _import_callable(command, name, inv.workdir)
     kwargs = _call_params(cab, params)
     log.line(f"# call: {command}({_redacted(kwargs)})")
+    scope: dict[str, Any] = {"__name__": f"__cab_{_kwarg(str(name))}__", "_inputs": kwargs}
+    before = dict(status.outputs)
     with _in_process(inv.workdir, inv.env), capture(log.fragment):
-        value = func(**kwargs)
+        _run_commands(options, "pre_commands", scope, name)
+        value = scope["_result"] = func(**kwargs)
+        _run_commands(options, "post_commands", scope, name)
     _, outputs = policies.cab_schemas(cab)
     if options.get("output"):
         status.outputs[options["output"]] = value
     elif isinstance(value, Mapping):
         status.outputs.update(value)
     elif value is not None:
+        yielded = {k for k, v in status.outputs.items() if k not in before or before[k] is not v}
         plain = [n for n, s in outputs.items() if not policies.is_named_output(s) and not s.get("implicit")]
-        if len(plain) == 1:
+        if len(plain) == 1 and plain[0] not in yielded:   # a yield_output value is not overridden
             status.outputs[plain[0]] = value
     return 0
 
@@ -237,12 +242,15 @@ def _run_python_code(inv: Invocation, cab: Mapping, params: dict, options: dict,
         raise CabFailure(f"cab '{name}': the inline python code has a syntax error at line {exc.lineno}: {exc.msg}.") from None
     passed = _call_params(cab, params)
     namespace: dict[str, Any] = {"__name__": f"__cab_{_kwarg(str(name))}__"}
-    namespace[options.get("input_dict") or "_params"] = dict(passed)
-    if options.get("input_vars", True):
-        namespace.update(passed)
+    input_dict = options.get("input_dict") or "_params"
+    namespace[input_dict] = dict(passed)
     log.line(f"# python-code with {_redacted(passed)}")
     with _in_process(inv.workdir, inv.env), capture(log.fragment):
+        _run_commands(options, "pre_commands", namespace, name)   # as Stimela: before the input variables
+        if options.get("input_vars", True):
+            namespace.update(namespace[input_dict])
         exec(compiled, namespace)  # the cab author's own code (python-code flavour), never recipe text
+        _run_commands(options, "post_commands", namespace, name)
     output_vars = options.get("output_vars", True)
     _, outputs = policies.cab_schemas(cab)
     if output_vars is True:
@@ -258,6 +266,21 @@ def _run_python_code(inv: Invocation, cab: Mapping, params: dict, options: dict,
         elif (outputs.get(out) or {}).get("required"):
             status.declare_failure(f"the inline code did not set the required output variable '{var}'")
     return 0
+
+
+def _run_commands(options: Mapping[str, Any], key: str, namespace: dict[str, Any], cab_name: str) -> None:
+    """Run a python flavour's ``pre_commands``/``post_commands`` (a mapping of code lines, in order)."""
+    commands = options.get(key)
+    if not commands:
+        return
+    if not isinstance(commands, Mapping) or not all(isinstance(c, str) for c in commands.values()):
+        raise CabFailure(f"cab '{cab_name}': flavour.{key} must map names to lines of python code.")
+    code = "\n".join(commands.values())
+    try:
+        compiled = _compile_code(code, f"{cab_name} {key}")
+    except SyntaxError as exc:
+        raise CabFailure(f"cab '{cab_name}': flavour.{key} has a syntax error at line {exc.lineno}: {exc.msg}.") from None
+    exec(compiled, namespace)  # the cab author's own code (cab definition), never recipe text
 
 
 def _run_binary(inv: Invocation, cab: Mapping, params: dict, log: _Log) -> int:
@@ -327,7 +350,7 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
         kind, options = _flavour(cab)
         cab = policies.flat_cab(cab)
         log.line(f"# step {inv.step}: cab {cab_name} ({kind}) started {time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(started))}Z")
-        compiled = wranglers.compile_wranglers(cab)
+        compiled = wranglers.compile_wranglers(cab, yield_output=kind in ("python", "python-code"))
 
         def output(text: str) -> None:
             line, level = wranglers.apply(compiled, text, logging.INFO, status) if compiled else (text, logging.INFO)
@@ -348,7 +371,9 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
             returncode = _run_python_code(inv, cab, params, options, log, status)
         else:
             raise CabFailure(f"cab '{cab_name}': unknown flavour '{kind}'; use binary, python or python-code.")
-        if returncode == 0 and status.success is not False:
+        if returncode and status.success is True:
+            log.line(f"# exit code {returncode} overridden: the cab's output declared success (DECLARE_SUCCESS)")
+        if (returncode == 0 or status.success) and status.success is not False:
             _check_outputs(inv, cab, params, status)
     except RadioflowError as exc:
         returncode, error = returncode or 1, str(exc)
@@ -362,6 +387,8 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
         error = f"step '{inv.step}': cab '{cab_name}' raised {type(exc).__name__}: {exc}"
         for text in traceback.format_exc().rstrip().splitlines():
             log.line(text, logging.ERROR)
+    for message in status.warnings:   # as Stimela: the cab's WARNING wranglers, once it has finished
+        log.line(f"cab '{cab_name}': {message}", logging.WARNING)
     ok = error is None and (status.success if status.success is not None else returncode == 0)
     if error is None and not ok:
         if status.errors:
@@ -378,4 +405,5 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
     return Result(
         step=inv.step, ok=bool(ok), outputs=dict(status.outputs), returncode=returncode,
         log=log.text, started=started, finished=finished, error=log.scrub(error) if error else None,
+        warnings=[log.scrub(w) for w in status.warnings],
     )

@@ -34,3 +34,4 @@ class Result:
     started: float = 0.0
     finished: float = 0.0
     error: str | None = None
+    warnings: list[str] = field(default_factory=list)

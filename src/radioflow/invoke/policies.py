@@ -144,6 +144,8 @@ def _stringify(cab, name, value, schema, values, option=None):
     if not is_list:
         return [option, value] if option else [value]
     repeat = get_policy(cab, schema, "repeat")
+    if isinstance(repeat, bool):   # Stimela (OmegaConf) reads `repeat: false` as the separator "False"
+        repeat = str(repeat)
     if repeat == "list":
         if get_policy(cab, schema, "key_value"):
             raise ValidationError(

@@ -119,14 +119,22 @@ def _compile(spec_json: str, where: str) -> Compiled:
     return tuple(out)
 
 
-def compile_wranglers(cab: Mapping[str, Any]) -> Compiled:
-    """Compile a cab's wranglers (cached per distinct specification)."""
+#: The marker of a line printed by ``scabha.cab_utils.yield_output`` (the same text as Stimela's).
+CAB_OUTPUT_PREFIX = "### YIELDING CAB OUTPUT ## "
+_YIELD: Compiled = ((re.compile(re.escape(CAB_OUTPUT_PREFIX) + "(.*)"),
+                     (Action("PARSE_JSON_OUTPUT_DICT"), Action("SUPPRESS"))),)
+
+
+def compile_wranglers(cab: Mapping[str, Any], *, yield_output: bool = False) -> Compiled:
+    """Compile a cab's wranglers (cached per distinct specification).
+
+    ``yield_output`` (python flavours) adds Stimela's: a ``yield_output(name=value)`` line of the
+    cab's output becomes outputs and is not shown.
+    """
     spec = dict((cab.get("management") or {}).get("wranglers") or {})
     spec.update(cab.get("wranglers") or {})
-    if not spec:
-        return ()
-    where = f"cab '{cab.get('name') or cab.get('command')}'"
-    return _compile(json.dumps(list(spec.items())), where)
+    own = _compile(json.dumps(list(spec.items())), f"cab '{cab.get('name') or cab.get('command')}'") if spec else ()
+    return own + _YIELD if yield_output else own
 
 
 def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[str | None, int]:

@@ -67,6 +67,13 @@ class Policies(_Strict):
     format_list_scalar: Optional[list[str]] = None
     pass_missing_as_none: Optional[bool] = None
 
+    @pydantic.field_validator("repeat", mode="before")
+    @classmethod
+    def _repeat_bool(cls, v: Any) -> Any:
+        # Stimela's OmegaConf schema stores `repeat: false` as the string "False", which then
+        # joins list values as a separator; radioflow builds the same command line
+        return str(v) if isinstance(v, bool) else v
+
 
 class PathPolicies(_Strict):
     mkdir_parent: bool = True

@@ -14,7 +14,7 @@ from typing import Any, Iterator, Mapping
 from ..errors import RadioflowError, ValidationError
 from ..recipe.formula import UNSET, LazyMapping
 from ..recipe.load import to_plain, where
-from ..recipe.substitute import resolve_value
+from ..recipe.substitute import resolve_value, substitute
 from ..recipe.validate import RecipeDef, StepDef
 
 
@@ -76,6 +76,43 @@ def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, wha
             if value is False:
                 label = f" '{name}'" if name is not None else ""
                 raise ValidationError(f"{loc}: {what}: {kind}{label} assertion {expr!r} is false.")
+
+
+def step_sections(sdef: StepDef, kind: str, fqname: str) -> list[tuple[Any, Any, str]]:
+    """A step's ``preamble``/``epilogue`` with its cab's: (items, raw node, what) to check in order.
+
+    As Stimela, the sections are mappings of labelled lists merged by label, the step's
+    overriding its cab's; a list form (radioflow's) is checked after the cab's labels.
+    """
+    own = getattr(sdef.step, kind)
+    cab = sdef.cab
+    inherited = getattr(cab, kind) if cab is not None else None
+    out: list[tuple[Any, Any, str]] = []
+    if inherited:
+        if isinstance(inherited, Mapping) and isinstance(own, Mapping):
+            inherited = {k: v for k, v in inherited.items() if k not in own}
+        assert cab is not None
+        out.append((inherited, cab._raw, f"step '{fqname}' (cab '{sdef.cab_name}')"))
+    if own:
+        out.append((own, sdef.raw, f"step '{fqname}'"))
+    return out
+
+
+def substituted_cab(cab: dict[str, Any], ns: Mapping[str, Any], loc: str) -> dict[str, Any]:
+    """The cab with ``{current.x}``-style substitutions done in its ``command`` and ``args``, as
+    Stimela does for binary and python cabs (and python-code ones with ``flavour.subst: true``)."""
+    flavour = cab.get("flavour")
+    kind = flavour.get("kind", "binary") if isinstance(flavour, Mapping) else (flavour or "binary")
+    if kind == "python-code" and not (isinstance(flavour, Mapping) and flavour.get("subst")):
+        return cab
+    command, args = cab.get("command"), cab.get("args") or []
+    if not (isinstance(command, str) and "{" in command) and not any("{" in str(a) for a in args):
+        return cab
+    out = dict(cab)
+    if isinstance(command, str):
+        out["command"] = str(substitute(command, ns, where=f"{loc}: command"))
+    out["args"] = [resolve_value(a, ns, where=f"{loc}: args[{i}]") for i, a in enumerate(args)]
+    return out
 
 
 class Scopes:
@@ -202,9 +239,9 @@ class Scopes:
                 fr.recipe[recipe_param] = outs[step_param]
             elif step_param in sdef.outputs and step_param in params:
                 fr.recipe[recipe_param] = params[step_param]
-        if status == "ok" and sdef.step.epilogue:
-            check_assertions(sdef.step.epilogue, self.ns(fr, current=merged), sdef.raw, "epilogue",
-                             f"step '{fqname}'")
+        if status == "ok":
+            for items, raw, what in step_sections(sdef, "epilogue", fqname):
+                check_assertions(items, self.ns(fr, current=merged), raw, "epilogue", what)
 
 
 def with_sections(values: Mapping[str, Any]) -> dict[str, Any]:

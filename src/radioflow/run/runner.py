@@ -24,7 +24,7 @@ from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
 from . import resume
 from .engines import Engines, resolve_section
-from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname
+from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname, step_sections, substituted_cab
 from .loops import run_loops
 from .progress import Progress
 from .recording import Recorder, StepReport
@@ -295,7 +295,8 @@ class Runner:
                 return _Prepared(fr, fq, "skipped", params=params, note="skip")
         values = validate_values(params, sdef.schema, what=f"step '{fq}'", where_of=sdef.param_where,
                                  workdir=self.workdir)
-        check_assertions(step.preamble, ns, sdef.raw, "preamble", f"step '{fq}'")
+        for items, raw, what in step_sections(sdef, "preamble", fq):
+            check_assertions(items, ns, raw, "preamble", what)
         if (step.skip_if_outputs and not decision.enabled
                 and resume.outputs_ready(values, sdef, step.skip_if_outputs, self.workdir)):
             return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
@@ -307,7 +308,7 @@ class Runner:
             prepare_outputs(values, sdef.schema, self.workdir)
         except OSError as exc:
             raise StepError(f"{sdef.where}: step '{fq}': cannot create an output directory: {exc}.") from None
-        cab_plain = sdef.cab.plain()
+        cab_plain = substituted_cab(sdef.cab.plain(), {**ns, "current": values}, sdef.cab.where)
         prep.phash = resume.step_hash(cab_plain, values, sdef, self.workdir)
         log_path = self.recorder.log_path(fq)
         prep.inv = Invocation(step=fq, cab=cab_plain, params=values, workdir=self.workdir, log_path=log_path)
