@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conformance_sources import CULT_CARGO, extract, sdist
@@ -36,8 +37,16 @@ def cultcargo(tmp_path_factory, request) -> Path:
     top = extract(sdist(*CULT_CARGO), tmp_path_factory.mktemp("cult-cargo"))
     sys.path.insert(0, str(top))
     request.addfinalizer(lambda: sys.path.remove(str(top)))
-    request.addfinalizer(lambda: _print_table(request.config))
+    if not request.config.pluginmanager.has_plugin("cult-cargo-table"):
+        request.config.pluginmanager.register(_TablePlugin(), "cult-cargo-table")
     return top / "cultcargo"
+
+
+class _TablePlugin:
+    """Prints the table in the terminal summary (a plugin registered by the fixture: no conftest needed)."""
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        _print_table(terminalreporter)
 
 
 def _cab_files(pkg: Path) -> list[str]:
@@ -46,13 +55,11 @@ def _cab_files(pkg: Path) -> list[str]:
     return sorted({str(p.relative_to(pkg)) for pat in patterns for p in pkg.glob(pat)})
 
 
-def _print_table(config: pytest.Config) -> None:
-    tr = config.pluginmanager.get_plugin("terminalreporter")
-    if tr is None or not _ROWS:
+def _print_table(tr: Any) -> None:
+    if not _ROWS:
         return
     rows = [("cult-cargo file", "cabs", "params", "radioflow doc", "stimela 2.1.4"), *_ROWS]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    tr.write_line("")
     tr.section(f"cult-cargo {CULT_CARGO[1]}: cab files through radioflow doc")
     for r in rows:
         tr.write_line("  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4])
@@ -78,7 +85,7 @@ def test_every_cab_file_loads_and_renders(cultcargo: Path, capsys: pytest.Captur
         stimela = "FAILS: " + STIMELA_FAILS[rel] if rel in STIMELA_FAILS else "ok"
         if code != 0:
             message = " ".join(listing.split())
-            _ROWS.append((rel, "-", "-", "FAILS: " + message[-100:], stimela))
+            _ROWS.append((rel, "-", "-", "FAILS: " + message.split("/cultcargo/", 1)[-1][:100], stimela))
             if rel not in RADIOFLOW_FAILS or RADIOFLOW_FAILS[rel] not in message or "Traceback" in message:
                 unexpected.append(f"{rel}: {message}")
             continue
