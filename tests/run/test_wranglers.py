@@ -120,3 +120,15 @@ def test_bad_specs_are_validation_errors(spec, match):
 def test_bad_spec_gives_failed_result(tmp_path):
     res = sh("echo hi", {"x": "EXPLODE"}, tmp=tmp_path)
     assert not res.ok and "EXPLODE" in res.error
+
+
+def test_stimela_parse_output_with_group_yaml_and_highlight(tmp_path):
+    """Stimela's ``PARSE_OUTPUT:name:group:type`` (group by number or name), yaml loader, HIGHLIGHT."""
+    res = sh("echo size 3 of [1, 2]; echo look here", {
+        r"size (\d+) of (.*)": ["PARSE_OUTPUT:n:1:int", "PARSE_OUTPUT:items:2:yaml"],
+        r"(?P<word>here)": ["PARSE_OUTPUT:where:word:str", "HIGHLIGHT:bold red"],
+    }, tmp=tmp_path)
+    assert res.ok and res.outputs == {"n": 3, "items": [1, 2], "where": "here"}
+    assert body(res) == ["size 3 of [1, 2]", "look here"]
+    with pytest.raises(ValidationError, match=r"'3' is not a \(\)-group"):
+        wranglers.compile_wranglers({"name": "c", "wranglers": {"(a)(b)": "PARSE_OUTPUT:x:3:int"}})

@@ -1,9 +1,10 @@
 """Output wranglers: regex-triggered actions on a binary cab's output lines (Stimela2).
 
 A cab's ``wranglers`` (or ``management.wranglers``) map a regular expression to one action or
-a list of actions: ``PARSE_OUTPUT:name:type``, ``PARSE_JSON_OUTPUTS``,
-``PARSE_JSON_OUTPUT_DICT``, ``SEVERITY:LEVEL``, ``SUPPRESS``, ``REPLACE:text``,
-``WARNING:message``, ``ERROR[:message]`` and ``DECLARE_SUCCESS``. Patterns are compiled once
+a list of actions: ``PARSE_OUTPUT:name[:group]:type``, ``PARSE_JSON_OUTPUTS``,
+``PARSE_JSON_OUTPUT_DICT``, ``SEVERITY:LEVEL``, ``SUPPRESS``, ``REPLACE:text``, ``HIGHLIGHT:style``,
+``WARNING:message`` (logged again once the cab finished), ``ERROR[:message]`` and
+``DECLARE_SUCCESS``. Patterns are compiled once
 per distinct wrangler specification and reused for every line and every invocation.
 """
 from __future__ import annotations
@@ -27,9 +28,18 @@ def _parse_bool(text: str) -> bool:
     raise ValueError(f"not a boolean: {text!r}")
 
 
+def _load_yaml(text: str) -> Any:
+    import yaml  # deferred: only cabs that parse YAML outputs need it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(" ".join(str(exc).split())) from None
+
+
 LOADERS: dict[str, Callable[[str], Any]] = {
     "str": str, "bool": _parse_bool, "int": int, "float": float, "complex": complex,
-    "json": json.loads, "JSON": json.loads,
+    "json": json.loads, "JSON": json.loads, "yaml": _load_yaml, "YAML": _load_yaml,
 }
 LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING,
           "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL, "FATAL": logging.CRITICAL}
@@ -60,9 +70,11 @@ class Action:
     kind: str
     arg: str | None = None
     dtype: str | None = None
+    group: str | int | None = None
 
 
 _SPECS = [
+    (re.compile(r"PARSE_OUTPUT:(?P<arg>[^:]+):(?P<group>[^:]+):(?P<dtype>\w+)"), "PARSE_OUTPUT"),
     (re.compile(r"PARSE_OUTPUT:(?P<arg>[^:]+)(?::(?P<dtype>\w+))?"), "PARSE_OUTPUT"),
     (re.compile(r"PARSE_JSON_OUTPUTS"), "PARSE_JSON_OUTPUTS"),
     (re.compile(r"PARSE_JSON_OUTPUT_DICT"), "PARSE_JSON_OUTPUT_DICT"),
@@ -73,6 +85,7 @@ _SPECS = [
     (re.compile(r"WARNING"), "WARNING"),
     (re.compile(r"ERROR(?::(?P<arg>.*))?"), "ERROR"),
     (re.compile(r"DECLARE_SUCCESS"), "DECLARE_SUCCESS"),
+    (re.compile(r"HIGHLIGHT:(?P<arg>.*)"), "HIGHLIGHT"),   # console markup in Stimela; plain logs keep the line
 ]
 
 
@@ -82,7 +95,15 @@ def _action(pattern: re.Pattern, spec: str, where: str) -> Action:
         if not match:
             continue
         groups = match.groupdict()
-        action = Action(kind, groups.get("arg"), groups.get("dtype"))
+        group = groups.get("group")
+        action = Action(kind, groups.get("arg"), groups.get("dtype"),
+                        int(group) if group is not None and group.isdigit() else group)
+        if kind == "PARSE_OUTPUT" and action.group is not None:   # Stimela's PARSE_OUTPUT:name:group:type
+            valid = (action.group in pattern.groupindex if isinstance(action.group, str)
+                     else 0 <= action.group <= pattern.groups)
+            if not valid:
+                raise ValidationError(f"{where}: wrangler '{spec}': '{action.group}' is not a ()-group of "
+                                      f"'{pattern.pattern}'.")
         if kind == "PARSE_OUTPUT":
             if (action.dtype or "str") not in LOADERS:
                 raise ValidationError(
@@ -96,8 +117,8 @@ def _action(pattern: re.Pattern, spec: str, where: str) -> Action:
         return action
     raise ValidationError(
         f"{where}: '{spec}' is not a wrangler action for pattern '{pattern.pattern}'; use "
-        "PARSE_OUTPUT:name:type, PARSE_JSON_OUTPUTS, SEVERITY:LEVEL, SUPPRESS, REPLACE:text, "
-        "WARNING:message, ERROR[:message] or DECLARE_SUCCESS."
+        "PARSE_OUTPUT:name[:group]:type, PARSE_JSON_OUTPUTS, PARSE_JSON_OUTPUT_DICT, SEVERITY:LEVEL, "
+        "SUPPRESS, REPLACE:text, HIGHLIGHT:style, WARNING:message, ERROR[:message] or DECLARE_SUCCESS."
     )
 
 
@@ -164,8 +185,10 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
                 status.declare_success()
             elif kind == "PARSE_OUTPUT":
                 name = str(act.arg)
-                gid: str | int = name if name in regex.groupindex else 1
+                gid: str | int = act.group if act.group is not None else (name if name in regex.groupindex else 1)
                 _load(status, name, match[gid], LOADERS[act.dtype or "str"])
+            elif kind == "HIGHLIGHT":
+                continue
             elif kind == "PARSE_JSON_OUTPUTS" and regex.groupindex:
                 for name, text in match.groupdict().items():
                     if text is not None:
