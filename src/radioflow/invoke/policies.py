@@ -23,7 +23,7 @@ PARAM_FIELDS = frozenset({
     "default", "aliases", "mkdir", "must_exist", "nom_de_guerre", "policies", "category",
     "metavar", "abbreviation", "metadata", "suffix", "access_parent_dir", "write_parent_dir",
     "remote_access", "suppress_cli_default", "path_policies", "skip_freshness_checks",
-    "remove_if_exists", "action",
+    "remove_if_exists", "action", "env",
 })
 
 POLICY_FIELDS = frozenset({
