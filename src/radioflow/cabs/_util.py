@@ -9,6 +9,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..vis.location import Location, as_location
+
 log = logging.getLogger("radioflow.cabs")
 
 ARCSEC = math.pi / 180 / 3600
@@ -22,28 +24,29 @@ def say(message: str) -> None:
     log.info(message)
 
 
-def load_dataset(url: str, columns: list[str]) -> xr.Dataset:
+def load_dataset(url: str | Location, columns: list[str]) -> xr.Dataset:
     """The visibility dataset a cab works on: a local MS read eagerly with just ``columns`` (the
     fastest path), any other dataset (Zarr or a delta, local or S3) opened by URL."""
-    from ..vis import storage
     from ..vis.io import format_of, open_dataset
 
-    if format_of(url) == "ms" and storage.is_local(url):
+    loc = as_location(url)
+    if format_of(loc) == "ms" and loc.is_local:
         from ..vis.ms import read_ms
 
-        return read_ms(storage.split_protocol(url)[1], columns=columns)
-    return open_dataset(url)
+        return read_ms(loc.path, columns=columns)
+    return open_dataset(loc)
 
 
-def write_zarr_atomic(ds: xr.Dataset, path: str | os.PathLike) -> str:
+def write_zarr_atomic(ds: xr.Dataset, url: str | os.PathLike[str] | Location) -> str:
     """Write a small dataset as a Zarr store: aside first, then moved into place (local or S3)."""
     from ..vis import storage
 
-    if not storage.is_local(str(path)):
-        with storage.atomic_write(str(path), fmt="zarr", overwrite=True) as commit:
-            ds.to_zarr(storage.zarr_store(commit.url, read_only=False), mode="w", consolidated=False, zarr_format=2)
+    loc = as_location(url)
+    if not loc.is_local:
+        with storage.atomic_write(loc, fmt="zarr", overwrite=True) as commit:
+            ds.to_zarr(commit.location.zarr_store(read_only=False), mode="w", consolidated=False, zarr_format=2)
         return commit.final_url
-    path = Path(storage.split_protocol(str(path))[1])
+    path = Path(loc.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
