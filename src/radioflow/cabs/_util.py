@@ -1,15 +1,26 @@
-"""Small helpers shared by the cab entry points."""
+"""Small helpers shared by the cab entry points.
+
+Cabs name their files by path or URL (a recipe's ``workdir`` may be ``s3://…``) while the
+science code writes and reads local files only. :class:`Files` bridges the two through
+:class:`~radioflow.vis.location.Location`: never :mod:`pathlib` on a URL, which would turn
+``s3://b/k`` into a local folder ``s3:/b/k``.
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import shutil
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import xarray as xr
 
-from ..vis.location import Location, as_location
+from ..vis.location import Location, as_location, scheme_of
+
+Target = str | os.PathLike[str] | Location
 
 log = logging.getLogger("radioflow.cabs")
 
@@ -57,3 +68,71 @@ def write_zarr_atomic(ds: xr.Dataset, url: str | os.PathLike[str] | Location) ->
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
     return str(path)
+
+
+class Files:
+    """Local stand-ins for the files a cab reads and writes by path or URL.
+
+    A local file is used where it is (an output's folder is created). A remote input is
+    downloaded into a staging folder; a remote output is written into one and uploaded (one
+    object each, so readers see whole files) when the :func:`cab_files` block ends without error.
+    """
+
+    def __init__(self, staging: Path) -> None:
+        self._staging = staging
+        self._outputs: dict[Location, Path] = {}
+
+    @staticmethod
+    def _local(url: Target, loc: Location) -> str:
+        """A local target as given (relative paths stay relative), ``file://`` URLs as paths."""
+        return loc.path if isinstance(url, Location) or scheme_of(url) else os.fspath(url)
+
+    def _folder(self, kind: str) -> Path:
+        folder = self._staging / kind / str(sum(1 for _ in (self._staging / kind).glob("*")))
+        folder.mkdir(parents=True)
+        return folder
+
+    def input(self, url: Target) -> str:
+        """A local path holding the file ``url`` (downloaded if remote)."""
+        loc = as_location(url)
+        if loc.is_local:
+            return self._local(url, loc)
+        local = self._folder("in") / loc.name
+        loc.download(local, folder=False)
+        return str(local)
+
+    def output(self, url: Target) -> str:
+        """The local path to write the file ``url`` at; files written beside it in the same
+        staging folder (e.g. a PNG preview) go to the same remote folder."""
+        loc = as_location(url)
+        if loc.is_local:
+            Path(loc.path).parent.mkdir(parents=True, exist_ok=True)
+            return self._local(url, loc)
+        folder = self._outputs.get(loc.parent)
+        if folder is None:
+            folder = self._outputs[loc.parent] = self._folder("out")
+        return str(folder / loc.name)
+
+    def url_of(self, local: str | os.PathLike[str]) -> str:
+        """The URL a path returned by :meth:`output` stands for (a local path: itself)."""
+        path = Path(local)
+        for parent, folder in self._outputs.items():
+            if path.parent == folder:
+                return parent.join(path.name).url
+        return os.fspath(local)
+
+    def upload(self) -> None:
+        """Publish every staged output (temporaries of atomic writers, ``.*``, stay behind)."""
+        for parent, folder in self._outputs.items():
+            for path in sorted(folder.iterdir()):
+                if not path.name.startswith("."):
+                    parent.join(path.name).upload(path)
+
+
+@contextlib.contextmanager
+def cab_files() -> Iterator[Files]:
+    """A :class:`Files` whose remote outputs are uploaded when the block succeeds."""
+    with tempfile.TemporaryDirectory(prefix="radioflow-cab-") as tmp:
+        files = Files(Path(tmp))
+        yield files
+        files.upload()

@@ -58,7 +58,9 @@ def is_remote(target: str | os.PathLike[str] | Location) -> bool:
 
 
 def local_path(target: str | os.PathLike[str] | Location, base: str | os.PathLike[str] = ".") -> str | None:
-    """The local path ``target`` names (relative paths taken from ``base``), None if it is remote."""
+    """The local path ``target`` names (relative paths taken from ``base``), None if it is remote.
+
+    Unlike :meth:`Location.parse` it leaves ``~`` alone: recipe paths are taken as written."""
     if is_remote(target):
         return None
     if isinstance(target, Location):
@@ -66,7 +68,7 @@ def local_path(target: str | os.PathLike[str] | Location, base: str | os.PathLik
     text = os.fspath(target)
     if scheme_of(text) is not None:
         text = text.split("://", 1)[1]
-    return os.path.join(base, os.path.expanduser(text))
+    return os.path.join(os.fspath(base), text)
 
 
 def s3_options(config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> StorageOptions:
