@@ -1,11 +1,13 @@
 """Cabs: dirty imaging and CLEAN of a Measurement Set, combination of window images."""
 from __future__ import annotations
 
+from typing import Literal, cast
+
 import numpy as np
 
 from ..science.deconvolve import clean, write_clean_images
 from ..science.fits import read_fits_image, write_fits_image, write_png_preview
-from ..science.imaging import imaging_weights, stokes_i, uvw_rows
+from ..science.imaging import Weighting, imaging_weights, stokes_i, uvw_rows
 from ..science.quality import mad_sigma
 from ._util import ARCSEC, cab_files, load_dataset, say
 
@@ -22,8 +24,10 @@ def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: 
     uvw = uvw_rows(ds)
     freq = ds["frequency"].values
     cell_rad = cell * ARCSEC
-    w = imaging_weights(uvw, freq, wgt, flag, npix, npix, cell_rad, cell_rad, weighting, robust)
-    result = clean(uvw, freq, vis, w, npix, npix, cell_rad, cell_rad, algorithm=algorithm, scales=scales,
+    # weighting and algorithm are checked against the cab's choices before the step runs
+    w = imaging_weights(uvw, freq, wgt, flag, npix, npix, cell_rad, cell_rad, cast(Weighting, weighting), robust)
+    result = clean(uvw, freq, vis, w, npix, npix, cell_rad, cell_rad,
+                   algorithm=cast(Literal["hogbom", "multiscale"], algorithm), scales=scales,
                    niter=niter, gain=gain, mgain=mgain, threshold=threshold, auto_threshold=auto_threshold,
                    nmajor=nmajor, nthreads=nthreads, epsilon=epsilon)
     width = ds["CHANNEL_WIDTH"].values

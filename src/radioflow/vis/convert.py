@@ -14,7 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 import xarray as xr
@@ -51,7 +51,7 @@ def _malloc_trim() -> Callable[[], Any]:
 
 
 def _big_vars(ds: xr.Dataset) -> list[str]:
-    return [n for n, v in ds.data_vars.items() if "time" in v.dims]
+    return [str(n) for n, v in ds.data_vars.items() if "time" in v.dims]
 
 
 def _per_time_bytes(ds: xr.Dataset) -> int:
@@ -77,19 +77,19 @@ def _stream(ds: xr.Dataset, step: int, sink: Callable[[xr.Dataset, int], Any], p
     per_time = _per_time_bytes(ds)
     starts = list(range(0, ds.sizes["time"], step))
 
-    def load(t0: int) -> xr.Dataset:
+    def generic(t0: int) -> xr.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ds[names].isel(time=slice(t0, t0 + step)).compute(scheduler="threads")
 
-    fast = _ms_block_loader(ds, names, step) or _zarr_block_loader(ds, names, step)
-    if fast is not None:
-        load = fast  # noqa: F811  (the MS rows are the grid in order: read them directly)
+    # the MS rows are the grid in order, or one radioflow store: read them directly
+    load = _ms_block_loader(ds, names, step) or _zarr_block_loader(ds, names, step) or generic
 
     trim = _malloc_trim()
     with cf.ThreadPoolExecutor(1, thread_name_prefix="radioflow-read") as pool:
         nxt = pool.submit(load, starts[0]) if starts else None
         for k, t0 in enumerate(starts):
+            assert nxt is not None
             block = nxt.result()
             nxt = pool.submit(load, starts[k + 1]) if k + 1 < len(starts) else None
             sink(block, t0)
@@ -154,11 +154,12 @@ def _subtables_from_zarr(src: Location, ms_path: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
-    if SUBTABLE_GROUP not in root:
+    subtables = root.get(SUBTABLE_GROUP)
+    if not isinstance(subtables, zarr.Group):
         return
-    for name, sub in root[SUBTABLE_GROUP].groups():
+    for name, sub in subtables.groups():
         with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False, readonly=False) as t:
-            if t.nrows() != int(sub.attrs.get("nrows", -1)):
+            if t.nrows() != int(cast(int, sub.attrs.get("nrows", -1))):
                 continue
             for col, arr in sub.arrays():
                 if col not in t.colnames() or not t.iscelldefined(col, 0):
@@ -201,7 +202,7 @@ def _zarr_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Calla
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = zarr.open_consolidated(store, zarr_format=3, mode="r")
-    arrays = {name: root[f"{group}/{name}"] for name in names}
+    arrays: dict[str, Any] = {name: root[f"{group}/{name}"] for name in names}
     ntime = ds.sizes["time"]
 
     def load(t0: int) -> xr.Dataset:
@@ -294,7 +295,7 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
     pending: list[cf.Future] = []
 
     def write(block: xr.Dataset, t0: int) -> None:
-        for name in block.data_vars:
+        for name in map(str, block.data_vars):
             if name not in arrays:
                 # full chunks of real data: skip zarr's per-chunk "all equal to fill?" scan,
                 # which runs in its event-loop thread and serialises the writers
@@ -307,7 +308,7 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
 
         while pending:
             pending.pop(0).result()
-        pending.extend(pool.submit(put, name) for name in block.data_vars)
+        pending.extend(pool.submit(put, str(name)) for name in block.data_vars)
 
     def close() -> None:
         try:

@@ -95,7 +95,7 @@ def write_delta(
     chunks = _base_chunks(base)
     extra = {"parent": parent_loc.url, "parent_version": parent_version,
              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "variables": {name: sorted(data.data_vars)}}
+             "variables": {name: sorted(map(str, data.data_vars))}}
     with storage.atomic_write(loc, fmt="zarr-delta", overwrite=overwrite) as commit:
         import zarr
 

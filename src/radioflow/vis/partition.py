@@ -73,6 +73,7 @@ def split_frequency(ds: xr.Dataset, *, n: int | None = None,
             raise UsageError(f"Number of frequency partitions n={n} must be between 1 and the channel count ({nchan}).")
         return [ds.isel(frequency=slice(int(c[0]), int(c[-1]) + 1))
                 for c in np.array_split(np.arange(nchan), int(n))]
+    assert ranges is not None
     freq = np.asarray(ds["frequency"].values)
     parts = []
     for lo, hi in ranges:

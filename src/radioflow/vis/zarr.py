@@ -17,7 +17,7 @@ request. Reads are lazy (dask), one dask chunk per Zarr chunk.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -45,6 +45,7 @@ def parse_chunks(text: str | Mapping[str, int] | None) -> dict[str, int]:
     """``"time=10,frequency=64"`` (or a mapping) -> ``{"time": 10, "frequency": 64}``."""
     if text is None or text == "":
         return {}
+    items: list[tuple[str, Any]]
     if isinstance(text, Mapping):
         items = list(text.items())
     else:
@@ -92,8 +93,8 @@ def compressor(dtype: Any = None):
                       typesize=np.dtype(dtype).itemsize if dtype is not None else 1, blocksize=0)
 
 
-def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-    enc: dict[str, dict[str, Any]] = {}
+def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[Hashable, dict[str, Any]]:
+    enc: dict[Hashable, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         if var.dtype.kind in "OUS":
             continue
@@ -140,7 +141,7 @@ def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Dataset, dict[Hashable, dict[str, Any]]]:
     """``ds`` ready for ``to_zarr`` (strings encoded, dask chunks aligned) and its encoding."""
     chunks = choose_chunks(ds, chunks)
     ds = _encode_strings(ds)
@@ -149,13 +150,13 @@ def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Datase
         if var.chunks is not None:
             ds[name] = var.chunk({d: chunks[d] for d in var.dims if d in chunks})
     enc = _encoding(ds, chunks)
-    for var in ds.variables.values():
-        var.encoding = {}
+    for variable in ds.variables.values():
+        variable.encoding = {}
     return ds, enc
 
 
 def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None = None, compute: bool = True,
-                name: str | None = None):
+                name: str | None = None) -> Any:
     """Write ``ds`` as group ``name`` (default: its field/spw group) into an open zarr ``store``."""
     name = name or group_name(ds)
     ds, enc = prepare(ds, chunks)
@@ -163,7 +164,7 @@ def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None 
         # object stores that keep empty "directories" (SeaweedFS) make zarr warn about them
         warnings.simplefilter("ignore")
         return ds.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
-                          encoding=enc, compute=compute)
+                          encoding=enc, compute=compute)  # type: ignore[call-overload]  # bool, not a Literal
 
 
 def finish_store(store: Any, groups: Sequence[str], kind: str = "dataset", extra: Mapping[str, Any] | None = None) -> None:
@@ -226,7 +227,8 @@ def root_attrs(url: Target, **storage_options: Any) -> dict[str, Any]:
             root = zarr.open_group(store, mode="r", zarr_format=3)
         except Exception as exc:
             raise UsageError(f"{url} is not a Zarr store radioflow can read: {exc}") from None
-    attrs = dict(root.attrs.get("radioflow") or {})
+    found = root.attrs.get("radioflow")
+    attrs: dict[str, Any] = dict(found) if isinstance(found, Mapping) else {}
     if attrs.get("format") != FORMAT:
         raise UsageError(f"{url} is a Zarr store but not a radioflow visibility dataset.")
     return attrs
