@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from radioflow.cabs import calibration, imaging, simulate, sky
+from radioflow.errors import UsageError
 from radioflow.science.fits import read_fits_image
 from radioflow.vis import io
 from radioflow.vis.location import Location
@@ -88,6 +89,8 @@ def test_s3_inputs_are_read_from_s3_not_a_same_named_local_file(in_tmp, s3_prefi
     ms = simulate.simulate_window(f"{s3_prefix}/obs.ms", sky=catalogue, frequency=1e8, channel_width=1e6,
                                   rmax=300.0, ntimes=2, seed=5)["ms"]
     assert io.open_dataset(ms)["VISIBILITY"].values.any()   # 4 sources, not the empty decoy
+    with pytest.raises(UsageError, match=r"Input s3://\S+/missing\.csv does not exist"):
+        sky.catalogue_flux(f"{s3_prefix}/missing.csv")
 
 
 @pytest.mark.slow

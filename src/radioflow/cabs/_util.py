@@ -18,6 +18,7 @@ from typing import Iterator
 
 import xarray as xr
 
+from ..errors import UsageError
 from ..vis.location import Location, as_location, scheme_of
 
 Target = str | os.PathLike[str] | Location
@@ -81,15 +82,18 @@ class Files:
     def __init__(self, staging: Path) -> None:
         self._staging = staging
         self._outputs: dict[Location, Path] = {}
+        self._folders = 0
 
     @staticmethod
     def _local(url: Target, loc: Location) -> str:
         """A local target as given (relative paths stay relative), ``file://`` URLs as paths."""
         return loc.path if isinstance(url, Location) or scheme_of(url) else os.fspath(url)
 
-    def _folder(self, kind: str) -> Path:
-        folder = self._staging / kind / str(sum(1 for _ in (self._staging / kind).glob("*")))
-        folder.mkdir(parents=True)
+    def _folder(self) -> Path:
+        """A fresh staging folder (one per remote folder written, one per input read)."""
+        self._folders += 1
+        folder = self._staging / str(self._folders)
+        folder.mkdir()
         return folder
 
     def input(self, url: Target) -> str:
@@ -97,8 +101,11 @@ class Files:
         loc = as_location(url)
         if loc.is_local:
             return self._local(url, loc)
-        local = self._folder("in") / loc.name
-        loc.download(local, folder=False)
+        local = self._folder() / loc.name
+        try:
+            loc.download(local, folder=False)
+        except FileNotFoundError:
+            raise UsageError(f"Input {loc} does not exist.") from None
         return str(local)
 
     def output(self, url: Target) -> str:
@@ -110,7 +117,7 @@ class Files:
             return self._local(url, loc)
         folder = self._outputs.get(loc.parent)
         if folder is None:
-            folder = self._outputs[loc.parent] = self._folder("out")
+            folder = self._outputs[loc.parent] = self._folder()
         return str(folder / loc.name)
 
     def url_of(self, local: str | os.PathLike[str]) -> str:
