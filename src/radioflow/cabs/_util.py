@@ -42,10 +42,15 @@ def load_dataset(url: str | Location, columns: list[str]) -> xr.Dataset:
     from ..vis.io import format_of, open_dataset
 
     loc = as_location(url)
-    if format_of(loc) == "ms" and loc.is_local:
-        from ..vis.ms import read_ms
+    if loc.is_local:
+        try:
+            local_ms = format_of(loc) == "ms"
+        except UsageError:  # a table named without .ms: casacore judges it
+            local_ms = True
+        if local_ms:
+            from ..vis.ms import read_ms
 
-        return read_ms(loc.path, columns=columns)
+            return read_ms(loc.path, columns=columns)
     return open_dataset(loc)
 
 
