@@ -165,14 +165,16 @@ def _needs_streaming(args) -> bool:
     """A local MS whose imaged hands fit the budget is read at once (fastest); anything larger, or
     any dataset that is not a local MS, streams chunk by chunk."""
     from ..vis.io import format_of
+    from ..vis.location import as_location
 
-    if format_of(args.dataset) != "ms" or "://" in args.dataset:
+    loc = as_location(args.dataset)
+    if format_of(loc) != "ms" or not loc.is_local:
         return True
     from casacore import tables as ct
 
     from ..vis.ms import CASACORE_LOCK, check_ms
 
-    with CASACORE_LOCK, ct.table(check_ms(args.dataset), ack=False) as t:
+    with CASACORE_LOCK, ct.table(check_ms(loc.path), ack=False) as t:
         nrow = t.nrows()
         nchan = t.getcell("FLAG", 0).shape[0] if nrow else 0
     # the parallel hands of data, weight and flag, and the imaging weights and Stokes I
