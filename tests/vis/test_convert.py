@@ -17,6 +17,7 @@ import xarray as xr
 from radioflow.errors import UsageError
 from radioflow.vis import io, storage
 from radioflow.vis.convert import _as_array, convert
+from radioflow.vis.location import Location
 from radioflow.vis.ms import MSWriter
 from radioflow.vis.schema import baseline_pairs, make_dataset
 
@@ -196,7 +197,7 @@ def test_interrupted_conversion_is_refused_then_completed(tmp_path, s3_prefix):
     for dst in (f"{s3_prefix}/cut.zarr", str(tmp_path / "cut.zarr")):
         proc = subprocess.Popen([RADIOFLOW, "vis", "convert", "-q", str(ms), dst], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, start_new_session=True)
-        fs, path = storage.filesystem(dst)
+        fs, path = Location.parse(dst).fs, Location.parse(dst).path
         parent = os.path.dirname(path)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

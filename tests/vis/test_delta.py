@@ -8,6 +8,7 @@ import xarray as xr
 from radioflow.errors import UsageError
 from radioflow.vis import io, storage
 from radioflow.vis.delta import history, open_delta, squash, write_delta
+from radioflow.vis.location import Location
 from radioflow.vis.zarr import write_zarr
 
 
@@ -24,7 +25,7 @@ def test_s3_delta_writes_only_new_columns_and_leaves_base_untouched(s3_prefix, s
                         f"{s3_prefix}/step1.zarr", parent=base)
 
     assert storage.etags(base) == tags_before
-    fs, path = storage.filesystem(delta)
+    fs, path = Location.parse(delta).fs, Location.parse(delta).path
     rel = [key[len(path) + 1:].split("/") for key in fs.find(path)]
     arrays = sorted({r[1] for r in rel if len(r) > 2})
     assert arrays == ["CORRECTED_DATA", "FLAG"]

@@ -7,15 +7,7 @@ import pytest
 
 from radioflow.errors import UsageError
 from radioflow.vis import storage
-
-
-def test_split_protocol(tmp_path):
-    assert storage.split_protocol("s3://bucket/a/b.zarr/") == ("s3", "bucket/a/b.zarr")
-    assert storage.split_protocol(str(tmp_path / "x.ms")) == ("file", str(tmp_path / "x.ms"))
-    assert storage.split_protocol(f"file://{tmp_path}/x.ms") == ("file", str(tmp_path / "x.ms"))
-    assert storage.normalise_url("memory://a/b") == "memory:///a/b"
-    with pytest.raises(UsageError, match="gs://b/x.zarr"):
-        storage.split_protocol("gs://b/x.zarr")
+from radioflow.vis.location import Location
 
 
 def test_s3_options_from_config_by_reference_and_redacted(caplog):
@@ -52,7 +44,7 @@ def test_local_commit_is_atomic(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with storage.atomic_write(url, fmt="zarr") as commit:
         assert commit.url != url
-        storage.filesystem(commit.url)[0].pipe_file(commit.url + "/part", b"abc")
+        commit.location.fs.pipe_file(commit.location.join("part").path, b"abc")
         assert not (tmp_path / "out.zarr").exists()
     assert (tmp_path / "out.zarr" / "part").read_bytes() == b"abc"
     assert storage.read_marker(url)["version"] == commit.version
@@ -67,7 +59,7 @@ def test_unwritable_output_is_a_usage_error(tmp_path):
 
 def test_object_store_marker_last(s3_prefix):
     url = f"{s3_prefix}/x.zarr"
-    fs, path = storage.filesystem(url)
+    fs, path = Location.parse(url).fs, Location.parse(url).path
     with pytest.raises(RuntimeError):
         with storage.atomic_write(url, fmt="zarr"):
             fs.pipe_file(f"{path}/a", b"1")

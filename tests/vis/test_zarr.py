@@ -7,6 +7,7 @@ import xarray as xr
 
 from radioflow.errors import UsageError
 from radioflow.vis import storage
+from radioflow.vis.location import Location
 from radioflow.vis.zarr import list_groups, parse_chunks, read_zarr, write_zarr
 
 
@@ -24,7 +25,7 @@ def test_round_trip_exact(where, tmp_path, small_vis, local_dask):
     ds["MODEL_DATA"] = ds.VISIBILITY * 2
     ds["VISIBILITY"][0, 0, 0, 0] = np.nan + 1j
     url = str(tmp_path / "x.zarr") if where == "local" else f"memory://rt-{tmp_path.name}/x.zarr"
-    assert write_zarr(ds, url, chunks={"time": 4, "frequency": 3}) == storage.normalise_url(url)
+    assert write_zarr(ds, url, chunks={"time": 4, "frequency": 3}) == Location.parse(url).url
     back = read_zarr(url)
     assert back.VISIBILITY.data.chunks[0] == (4, 2)
     assert back.VISIBILITY.data.chunks[2] == (3, 3, 2)

@@ -9,7 +9,8 @@ from ..science.fits import read_fits_image
 from ..science.gainplot import plot_gains
 from ..science.imaging import image_to_vis, parallel_hands, uvw_rows
 from ..vis.io import write_columns
-from ._util import load_dataset, say, write_zarr_atomic
+from ..vis.location import as_location
+from ._util import cab_files, load_dataset, say, write_zarr_atomic
 
 
 def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4, delta: str | None = None) -> dict:
@@ -17,7 +18,8 @@ def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4,
 
     Written like :func:`radioflow.vis.io.write_columns`; returns ``dataset``, the URL that has it.
     """
-    image, header = read_fits_image(model)
+    with cab_files() as files:
+        image, header = read_fits_image(files.input(model))
     ds = load_dataset(ms, columns=[])
     ny, nx = image.shape
     cell_x, cell_y = np.radians(-header["CDELT1"]), np.radians(header["CDELT2"])
@@ -55,13 +57,14 @@ def gaincal(ms: str, solutions: str, mode: str = "phase", time_interval: int = 1
     sol_ds = solutions_to_dataset(sol, ds["time"].values, ds["frequency"].values, ds["antenna_name"].values)
     write_zarr_atomic(sol_ds, solutions)
     if plot:
-        plot_gains(sol_ds, plot)
+        with cab_files() as files:
+            plot_gains(sol_ds, files.output(plot))
     result = {"solutions": solutions, "calibrated": calibrated, "chi2": float(sol.chi2),
               "converged": float(sol.converged), "phase_error": -1.0}
     msg = (f"Calibration{' ' + label if label else ''}: {mode} solutions, {sol.gains.shape[0]} intervals, "
            f"converged {100 * sol.converged:.0f} %")
     if true_gains:
-        with xr.open_zarr(true_gains, consolidated=False) as truth:
+        with xr.open_zarr(as_location(true_gains).zarr_store(read_only=True), consolidated=False) as truth:
             tg = truth["GAIN"].values
         nant = sol.gains.shape[1]
         tg = tg[:: sol.time_interval][:, :, :: sol.freq_interval]

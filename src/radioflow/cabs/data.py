@@ -6,7 +6,7 @@ from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
 from ..vis.io import write_columns
 from ..vis.partition import concat_urls, partition
-from ._util import load_dataset, say
+from ._util import cab_files, load_dataset, say
 
 
 def partition_dataset(dataset: str, prefix: str, n: int = 4, by: str = "time", fmt: str = "ms") -> dict:
@@ -30,7 +30,8 @@ def predict_sky(ms: str, sky: str, delta: str | None = None) -> dict:
     (``delta``, default beside it). Returns ``dataset``: the URL that has MODEL_DATA.
     """
     ds = load_dataset(ms, columns=[])
-    model = read_catalogue(sky)
+    with cab_files() as files:
+        model = read_catalogue(files.input(sky))
     ra, dec = ds.attrs["phase_center"]
     vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
     out = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)

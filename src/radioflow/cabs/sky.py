@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from ..science.skymodel import random_field, read_catalogue, write_catalogue
-from ._util import say
+from ._util import cab_files, say
 
 
 def make_sky(catalogue: str, ra: float, dec: float, radius: float = 3.0, flux_limit: float = 0.3,
@@ -15,7 +15,8 @@ def make_sky(catalogue: str, ra: float, dec: float, radius: float = 3.0, flux_li
     """A GLEAM-like random field of point sources above ``flux_limit`` (Jy) written as a CSV catalogue."""
     sky = random_field(math.radians(ra), math.radians(dec), radius=math.radians(radius), nsources=nsources,
                        flux_min=flux_limit, flux_max=flux_max, slope=slope, ref_freq=ref_freq, seed=seed)
-    write_catalogue(sky, catalogue)
+    with cab_files() as files:
+        write_catalogue(sky, files.output(catalogue))
     say(f"Sky model: {len(sky)} sources above {flux_limit} Jy within {radius}° "
         f"(total {sky.flux.sum():.2f} Jy, brightest {sky.flux.max():.2f} Jy) -> {catalogue}")
     return {"catalogue": catalogue, "count": len(sky), "total_flux": float(sky.flux.sum())}
@@ -32,5 +33,6 @@ def frequency_windows(freq_min: float, freq_max: float, nfreqwin: int) -> dict:
 
 def catalogue_flux(catalogue: str) -> dict:
     """Total and peak flux of a catalogue (for reports)."""
-    sky = read_catalogue(catalogue)
+    with cab_files() as files:
+        sky = read_catalogue(files.input(catalogue))
     return {"total_flux": float(sky.flux.sum()), "peak_flux": float(sky.flux.max()) if len(sky) else 0.0}

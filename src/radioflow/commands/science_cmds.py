@@ -103,18 +103,20 @@ def image(ctx: typer.Context) -> None:
 def _load_for_imaging(url: str, column: str):
     """The dataset in memory: a local MS is read eagerly with only the column imaged (fastest)."""
     from ..vis.io import format_of, open_dataset
+    from ..vis.location import as_location
 
-    if format_of(url) == "ms" and "://" not in url:
+    loc = as_location(url)
+    if format_of(loc) == "ms" and loc.is_local:
         from ..vis.ms import read_ms
 
         for pair in (["XX", "YY"], ["RR", "LL"]):  # Stokes I needs only the parallel hands
             try:
-                return read_ms(url, columns=[column], correlations=pair)
+                return read_ms(loc.path, columns=[column], correlations=pair)
             except UsageError as exc:
                 if "cannot select" not in str(exc) and "evenly spaced" not in str(exc):
                     raise
-        return read_ms(url, columns=[column])
-    return open_dataset(url).load()
+        return read_ms(loc.path, columns=[column])
+    return open_dataset(loc).load()
 
 
 def make_dirty_image(args) -> list[Path]:
@@ -163,14 +165,16 @@ def _needs_streaming(args) -> bool:
     """A local MS whose imaged hands fit the budget is read at once (fastest); anything larger, or
     any dataset that is not a local MS, streams chunk by chunk."""
     from ..vis.io import format_of
+    from ..vis.location import as_location
 
-    if format_of(args.dataset) != "ms" or "://" in args.dataset:
+    loc = as_location(args.dataset)
+    if format_of(loc) != "ms" or not loc.is_local:
         return True
     from casacore import tables as ct
 
     from ..vis.ms import CASACORE_LOCK, check_ms
 
-    with CASACORE_LOCK, ct.table(check_ms(args.dataset), ack=False) as t:
+    with CASACORE_LOCK, ct.table(check_ms(loc.path), ack=False) as t:
         nrow = t.nrows()
         nchan = t.getcell("FLAG", 0).shape[0] if nrow else 0
     # the parallel hands of data, weight and flag, and the imaging weights and Stokes I

@@ -33,7 +33,7 @@ def convert_cmd(
 
     parse_chunks(chunks)
     format_of(src), format_of(dst)
-    storage.check_writable_destination(storage.normalise_url(dst), overwrite)
+    storage.check_writable_destination(dst, overwrite)
     con = _console()
     start = time.perf_counter()
     moved = [0]

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping
 from ..errors import RadioflowError
 from ..invoke.invocation import Invocation, Result
 from ..secrets import is_secret
+from ..vis.location import local_path
 from . import policies, wranglers
 from .capture import capture
 
@@ -316,8 +317,8 @@ def _check_outputs(inv: Invocation, cab: Mapping, params: dict, status) -> None:
     _, outputs = policies.cab_schemas(cab)
     for name, schema in outputs.items():
         if schema.get("must_exist") and policies.is_named_output(schema) and name in params:
-            path = Path(inv.workdir, str(params[name]))
-            if "://" not in str(params[name]) and not path.exists():
+            path = local_path(str(params[name]), inv.workdir)
+            if path is not None and not os.path.exists(path):
                 status.declare_failure(f"output '{name}' ({params[name]}) was not created")
 
 
@@ -325,8 +326,9 @@ def _mkdirs(inv: Invocation, cab: Mapping, params: dict) -> None:
     inputs, outputs = policies.cab_schemas(cab)
     for name, schema in {**inputs, **outputs}.items():
         value = params.get(name)
-        if schema.get("mkdir") and isinstance(value, str) and "://" not in value:
-            Path(inv.workdir, value).parent.mkdir(parents=True, exist_ok=True)
+        path = local_path(value, inv.workdir) if schema.get("mkdir") and isinstance(value, str) else None
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
 def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from ..errors import ValidationError
+from ..vis.location import local_path
 from .dtypes import CoercionError, coerce
 from .formula import UNSET, FormulaError, check, is_formula
 from .load import Document, LocDict, where
@@ -476,8 +477,8 @@ def _paths(value: Any, param: Parameter) -> list[str]:
 def _check_paths(name: str, value: Any, param: Parameter, loc: str, problems: Problems, workdir: str) -> None:
     must_exist = param.must_exist if param.must_exist is not None else not param.is_output
     for path in _paths(value, param):
-        full = path if os.path.isabs(path) else os.path.join(workdir, path)
-        if "://" in path:
+        full = local_path(path, workdir)
+        if full is None:
             continue
         if must_exist and not os.path.exists(full) and not param.is_output:
             problems.add(loc, f"input '{name}' = {path!r} does not exist")
@@ -498,9 +499,9 @@ def prepare_outputs(values: Mapping[str, Any], schema: Mapping[str, Parameter], 
         if param is None or value is None:
             continue
         for path in _paths(value, param):
-            if "://" in path:
+            full = local_path(path, workdir)
+            if full is None:
                 continue
-            full = path if os.path.isabs(path) else os.path.join(workdir, path)
             # as Stimela: mkdir makes a Directory itself; a file's mkdir only makes its parent
             if param.mkdir and _is_directory(param):
                 os.makedirs(full, exist_ok=True)

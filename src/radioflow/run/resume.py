@@ -12,6 +12,7 @@ import os
 from typing import Any, Iterable, Mapping
 
 from ..recipe.validate import StepDef
+from ..vis.location import local_path
 from .records import RunRecords
 
 _SMALL_FILE = 1 << 20
@@ -23,8 +24,8 @@ def _json(value: Any) -> str:
 
 def fingerprint(path: str, workdir: str = ".") -> list[Any]:
     """A cheap identity of a file or directory: hash of small files, else size + mtime."""
-    full = path if os.path.isabs(path) else os.path.join(workdir, path)
-    if "://" in path:
+    full = local_path(path, workdir)
+    if full is None:
         return [path]
     try:
         st = os.stat(full)
@@ -74,27 +75,26 @@ def step_hash(cab: Mapping[str, Any], values: Mapping[str, Any], sdef: StepDef, 
     return params_hash(cab, values, fps)
 
 
-def _full(path: str, workdir: str) -> str:
-    return path if os.path.isabs(path) else os.path.join(workdir, path)
+def _local_files(values: Mapping[str, Any], sdef: StepDef, workdir: str, *, inputs: bool) -> list[str]:
+    """Local paths of a step's file inputs (or outputs); remote ones (``s3://`` ...) left out."""
+    return [p for _, path in file_values(values, sdef, inputs=inputs) if (p := local_path(path, workdir)) is not None]
 
 
 def outputs_exist(values: Mapping[str, Any], sdef: StepDef, workdir: str) -> bool:
     """All file-type outputs exist (true when the step has none)."""
-    outs = [p for _, p in file_values(values, sdef, inputs=False) if "://" not in p]
-    return all(os.path.exists(_full(p, workdir)) for p in outs)
+    return all(os.path.exists(p) for p in _local_files(values, sdef, workdir, inputs=False))
 
 
 def outputs_ready(values: Mapping[str, Any], sdef: StepDef, mode: str, workdir: str) -> bool:
     """``skip_if_outputs``: the step has file outputs, all exist, and (``fresh``) none is older than
     its newest input."""
-    outs = [path for _, path in file_values(values, sdef, inputs=False) if "://" not in path]
-    if not outs:
+    full = _local_files(values, sdef, workdir, inputs=False)
+    if not full:
         return False
-    full = [_full(p, workdir) for p in outs]
     if not all(os.path.exists(p) for p in full):
         return False
     if mode == "fresh":
-        ins = [_full(p, workdir) for _, p in file_values(values, sdef, inputs=True) if "://" not in p]
+        ins = _local_files(values, sdef, workdir, inputs=True)
         newest_in = max((os.path.getmtime(p) for p in ins if os.path.exists(p)), default=0.0)
         return min(os.path.getmtime(p) for p in full) >= newest_in
     return True

@@ -22,6 +22,7 @@ from zarr.storage import WrapperStore
 
 from ..errors import UsageError
 from . import storage
+from .location import Location, as_location
 
 DEFAULT_MAX_BYTES = 20 * 10**9
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
@@ -61,10 +62,11 @@ class ColumnCache:
             raise UsageError(f"Cannot create the cache folder {self.root} (config cache.dir): {exc.strerror}.") from None
         self._added = 0
 
-    def url_dir(self, url: str) -> Path:
-        return self.root / hashlib.sha1(storage.normalise_url(url).encode()).hexdigest()[:20]
+    def url_dir(self, url: str | Location) -> Path:
+        """The folder of every cached version of ``url``."""
+        return self.root / hashlib.sha1(as_location(url).url.encode()).hexdigest()[:20]
 
-    def entry_dir(self, url: str, version: str) -> Path:
+    def entry_dir(self, url: str | Location, version: str) -> Path:
         """The folder for ``url`` at ``version``; older versions of ``url`` are dropped."""
         base = self.url_dir(url)
         if base.exists():
@@ -75,12 +77,13 @@ class ColumnCache:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def store(self, url: str, **storage_options: Any) -> "CachingStore":
+    def store(self, url: str | Location, **storage_options: Any) -> "CachingStore":
         """A read-only zarr store for ``url`` that serves objects through this cache."""
-        version = storage.version_id(url, **storage_options)
-        inner = storage.zarr_store(url, read_only=True, **storage_options)
+        loc = as_location(url, **storage_options)
+        version = storage.version_id(loc)
+        inner = loc.zarr_store(read_only=True)
         self.evict()
-        return CachingStore(inner, str(self.entry_dir(url, version)), str(self.root), self.max_bytes)
+        return CachingStore(inner, str(self.entry_dir(loc, version)), str(self.root), self.max_bytes)
 
     @staticmethod
     def touch(path: Path) -> None:

@@ -24,12 +24,14 @@ BYTES_PER_SAMPLE = 8 + 4 + 1
 def _open(url: str, column: str, time_chunk: int = 0) -> xr.Dataset:
     """The dataset, lazily; an MS (stored by rows, not chunks) is read in ``time_chunk`` steps."""
     from .io import format_of, local_ms_path, open_dataset
+    from .location import as_location
 
-    if format_of(url) == "ms" and time_chunk > 0:
+    loc = as_location(url)
+    if format_of(loc) == "ms" and time_chunk > 0:
         from .ms import read_ms
 
-        return read_ms(local_ms_path(url), columns=[column], chunks={"time": time_chunk})
-    return open_dataset(url)
+        return read_ms(local_ms_path(loc), columns=[column], chunks={"time": time_chunk})
+    return open_dataset(loc)
 
 
 @dataclass(frozen=True)

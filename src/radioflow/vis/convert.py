@@ -14,7 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import numpy as np
 import xarray as xr
@@ -22,6 +22,7 @@ import xarray as xr
 from ..errors import UsageError
 from . import storage
 from .io import format_of, local_ms_path, ms_data_columns, upload_ms
+from .location import Location, as_location
 
 #: Bytes of visibility-shaped data per streamed block.
 BLOCK_BYTES = 16 * 2**20
@@ -50,7 +51,7 @@ def _malloc_trim() -> Callable[[], Any]:
 
 
 def _big_vars(ds: xr.Dataset) -> list[str]:
-    return [n for n, v in ds.data_vars.items() if "time" in v.dims]
+    return [str(n) for n, v in ds.data_vars.items() if "time" in v.dims]
 
 
 def _per_time_bytes(ds: xr.Dataset) -> int:
@@ -76,19 +77,19 @@ def _stream(ds: xr.Dataset, step: int, sink: Callable[[xr.Dataset, int], Any], p
     per_time = _per_time_bytes(ds)
     starts = list(range(0, ds.sizes["time"], step))
 
-    def load(t0: int) -> xr.Dataset:
+    def generic(t0: int) -> xr.Dataset:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ds[names].isel(time=slice(t0, t0 + step)).compute(scheduler="threads")
 
-    fast = _ms_block_loader(ds, names, step) or _zarr_block_loader(ds, names, step)
-    if fast is not None:
-        load = fast  # noqa: F811  (the MS rows are the grid in order: read them directly)
+    # the MS rows are the grid in order, or one radioflow store: read them directly
+    load = _ms_block_loader(ds, names, step) or _zarr_block_loader(ds, names, step) or generic
 
     trim = _malloc_trim()
     with cf.ThreadPoolExecutor(1, thread_name_prefix="radioflow-read") as pool:
         nxt = pool.submit(load, starts[0]) if starts else None
         for k, t0 in enumerate(starts):
+            assert nxt is not None
             block = nxt.result()
             nxt = pool.submit(load, starts[k + 1]) if k + 1 < len(starts) else None
             sink(block, t0)
@@ -142,22 +143,23 @@ def _subtables_to_zarr(ms_path: str, store: Any) -> None:
                     sub.create_array(col, data=values, overwrite=True)
 
 
-def _subtables_from_zarr(url: str, ms_path: str, **storage_options: Any) -> None:
+def _subtables_from_zarr(src: Location, ms_path: str) -> None:
     """Restore the verbatim subtable columns where the new MS has the same rows and shapes."""
     import zarr
     from casacore import tables as ct
 
     from .ms import CASACORE_LOCK
 
-    store = storage.zarr_store(url, read_only=True, **storage_options)
+    store = src.zarr_store(read_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = zarr.open_group(store, mode="r", zarr_format=3, use_consolidated=False)
-    if SUBTABLE_GROUP not in root:
+    subtables = root.get(SUBTABLE_GROUP)
+    if not isinstance(subtables, zarr.Group):
         return
-    for name, sub in root[SUBTABLE_GROUP].groups():
+    for name, sub in subtables.groups():
         with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False, readonly=False) as t:
-            if t.nrows() != int(sub.attrs.get("nrows", -1)):
+            if t.nrows() != int(cast(int, sub.attrs.get("nrows", -1))):
                 continue
             for col, arr in sub.arrays():
                 if col not in t.colnames() or not t.iscelldefined(col, 0):
@@ -195,12 +197,12 @@ def _zarr_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Calla
         return None
     import zarr
 
-    url, group = source
-    store = storage.zarr_store(url, read_only=True)
+    loc, group = source
+    store = as_location(loc).zarr_store(read_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         root = zarr.open_consolidated(store, zarr_format=3, mode="r")
-    arrays = {name: root[f"{group}/{name}"] for name in names}
+    arrays: dict[str, Any] = {name: root[f"{group}/{name}"] for name in names}
     ntime = ds.sizes["time"]
 
     def load(t0: int) -> xr.Dataset:
@@ -293,7 +295,7 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
     pending: list[cf.Future] = []
 
     def write(block: xr.Dataset, t0: int) -> None:
-        for name in block.data_vars:
+        for name in map(str, block.data_vars):
             if name not in arrays:
                 # full chunks of real data: skip zarr's per-chunk "all equal to fill?" scan,
                 # which runs in its event-loop thread and serialises the writers
@@ -306,7 +308,7 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
 
         while pending:
             pending.pop(0).result()
-        pending.extend(pool.submit(put, name) for name in block.data_vars)
+        pending.extend(pool.submit(put, str(name)) for name in block.data_vars)
 
     def close() -> None:
         try:
@@ -318,16 +320,16 @@ def _zarr_sink(store: Any, group: str) -> tuple[Callable[[xr.Dataset, int], None
     return write, close
 
 
-def _zarr_from_groups(groups: Sequence[tuple[str, Callable[[int], xr.Dataset]]], dst: str, *,
+def _zarr_from_groups(groups: Sequence[tuple[str, Callable[[int], xr.Dataset]]], dst: Location, *,
                       chunks: Mapping[str, int], overwrite: bool, block_bytes: int,
-                      progress: Progress | None, ms_path: str | None, storage_options: Mapping[str, Any],
+                      progress: Progress | None, ms_path: str | None,
                       on_total: Callable[[int], None] | None) -> str:
     import zarr
 
     from .zarr import choose_chunks, finish_store, prepare
 
-    with storage.atomic_write(dst, fmt="zarr", overwrite=overwrite, **storage_options) as commit:
-        store = storage.zarr_store(commit.url, read_only=False, **storage_options)
+    with storage.atomic_write(dst, fmt="zarr", overwrite=overwrite) as commit:
+        store = commit.location.zarr_store(read_only=False)
         zarr.open_group(store, mode="w", zarr_format=3)
         opened = []
         for name, opener in groups:
@@ -354,8 +356,8 @@ def _zarr_from_groups(groups: Sequence[tuple[str, Callable[[int], xr.Dataset]]],
     return commit.final_url
 
 
-def _ms_from_dataset(ds: xr.Dataset, dst: str, *, overwrite: bool, block_bytes: int,
-                     progress: Progress | None, zarr_src: str | None, storage_options: Mapping[str, Any],
+def _ms_from_dataset(ds: xr.Dataset, dst: Location, *, overwrite: bool, block_bytes: int,
+                     progress: Progress | None, zarr_src: Location | None,
                      on_total: Callable[[int], None] | None) -> str:
     from .ms import MSWriter
 
@@ -367,15 +369,15 @@ def _ms_from_dataset(ds: xr.Dataset, dst: str, *, overwrite: bool, block_bytes: 
         with MSWriter(path, ds, overwrite=replace) as writer:
             _stream(ds, step, lambda block, t0: writer.write_block(block, t0), progress)
             if zarr_src is not None:
-                _subtables_from_zarr(zarr_src, str(writer.tmp), **storage_options)
+                _subtables_from_zarr(zarr_src, str(writer.tmp))
         return writer.path
 
-    if storage.is_local(dst):
-        return str(write_local(storage.split_protocol(dst)[1], overwrite))
-    return upload_ms(lambda p: write_local(p, True), dst, overwrite=overwrite, **storage_options)
+    if dst.is_local:
+        return str(write_local(dst.path, overwrite))
+    return upload_ms(lambda p: write_local(p, True), dst, overwrite=overwrite)
 
 
-def convert(src: str, dst: str, *, chunks: Mapping[str, int] | str | None = None, overwrite: bool = False,
+def convert(src: str | Location, dst: str | Location, *, chunks: Mapping[str, int] | str | None = None, overwrite: bool = False,
             field: int | None = None, spw: int | None = None, block_bytes: int = BLOCK_BYTES,
             progress: Progress | None = None, on_total: Callable[[int], None] | None = None,
             **storage_options: Any) -> str:
@@ -389,34 +391,34 @@ def convert(src: str, dst: str, *, chunks: Mapping[str, int] | str | None = None
     from .zarr import parse_chunks
 
     parsed = parse_chunks(dict(chunks) if isinstance(chunks, Mapping) else chunks)
-    sfmt, dfmt = format_of(src), format_of(dst)
-    if storage.normalise_url(src) == storage.normalise_url(dst):
+    src_loc, dst_loc = as_location(src, **storage_options), as_location(dst, **storage_options)
+    sfmt, dfmt = format_of(src_loc), format_of(dst_loc)
+    if src_loc == dst_loc:
         raise UsageError(f"Source and destination of the conversion are the same dataset ({src}).")
     if sfmt == "ms":
-        path = str(local_ms_path(src, **storage_options))
+        path = str(local_ms_path(src_loc))
         groups = [(n, f, s) for n, f, s in _ms_groups(path)
                   if (field is None or f == field) and (spw is None or s == spw)]
         if not groups:
             raise UsageError(f"{src} has no data for field {field} / spectral window {spw}.")
         if dfmt == "zarr":
             openers = [(n, (lambda step, f=f, s=s: _open_ms_group(path, f, s, step))) for n, f, s in groups]
-            return _zarr_from_groups(openers, dst, chunks=parsed, overwrite=overwrite, block_bytes=block_bytes,
-                                     progress=progress, ms_path=path, storage_options=storage_options,
-                                     on_total=on_total)
+            return _zarr_from_groups(openers, dst_loc, chunks=parsed, overwrite=overwrite,
+                                     block_bytes=block_bytes, progress=progress, ms_path=path, on_total=on_total)
         name, f, s = groups[0]
         ds = _open_ms_group(path, f, s, _block_times(_open_ms_group(path, f, s, 1), block_bytes))
-        return _ms_from_dataset(ds, dst, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
-                                zarr_src=None, storage_options=storage_options, on_total=on_total)
+        return _ms_from_dataset(ds, dst_loc, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
+                                zarr_src=None, on_total=on_total)
     from .io import open_dataset
 
-    ds = open_dataset(src, field=field, spw=spw, **storage_options)
+    ds = open_dataset(src_loc, field=field, spw=spw)
     if dfmt == "ms":
-        return _ms_from_dataset(ds, dst, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
-                                zarr_src=src, storage_options=storage_options, on_total=on_total)
+        return _ms_from_dataset(ds, dst_loc, overwrite=overwrite, block_bytes=block_bytes, progress=progress,
+                                zarr_src=src_loc, on_total=on_total)
     from .zarr import group_name
 
     name = ds.encoding.get("group") or group_name(ds)
-    return _zarr_from_groups([(name, lambda step: ds)], dst, chunks=parsed, overwrite=overwrite,
+    return _zarr_from_groups([(name, lambda step: ds)], dst_loc, chunks=parsed, overwrite=overwrite,
                              block_bytes=block_bytes, progress=progress, ms_path=None,
-                             storage_options=storage_options, on_total=on_total)
+                             on_total=on_total)
 

@@ -21,7 +21,10 @@ import xarray as xr
 
 from ..errors import UsageError
 from . import storage
+from .location import Location, as_location
 from .zarr import read_zarr, root_attrs, write_group
+
+Target = str | Location
 
 
 def _group_for(ds: xr.Dataset, field: int | None, spw: int | None) -> str:
@@ -31,7 +34,7 @@ def _group_for(ds: xr.Dataset, field: int | None, spw: int | None) -> str:
     return f"FIELD{int(field or ds.attrs.get('field_id', 0))}_SPW{int(spw or ds.attrs.get('spw_id', 0))}"
 
 
-def _overlay_variables(variables: xr.Dataset | Mapping[str, Any], base: xr.Dataset, url: str) -> xr.Dataset:
+def _overlay_variables(variables: xr.Dataset | Mapping[str, Any], base: xr.Dataset, url: Target) -> xr.Dataset:
     """The variables to store, stripped of coordinates and checked against ``base``'s shapes."""
     if isinstance(variables, xr.Dataset):
         items = {name: variables[name] for name in variables.data_vars}
@@ -57,9 +60,9 @@ def _overlay_variables(variables: xr.Dataset | Mapping[str, Any], base: xr.Datas
 
 def write_delta(
     variables: xr.Dataset | Mapping[str, Any],
-    url: str,
+    url: Target,
     *,
-    parent: str | None = None,
+    parent: Target | None = None,
     field: int | None = None,
     spw: int | None = None,
     overwrite: bool = False,
@@ -71,34 +74,34 @@ def write_delta(
     base's chunking. Writing to an existing delta adds or replaces variables in it and
     publishes a new version. Returns the delta URL.
     """
-    url = storage.normalise_url(url)
-    existing = storage.read_marker(url, **storage_options)
+    loc = as_location(url, **storage_options)
+    parent_loc = None if parent is None else as_location(parent, **storage_options)
+    existing = storage.read_marker(loc)
     if existing is not None and not overwrite:
-        attrs = root_attrs(url, **storage_options)
+        attrs = root_attrs(loc)
         if attrs.get("kind") != "delta":
-            raise UsageError(f"{url} is a dataset, not a delta overlay; choose another delta URL.")
-        if parent is not None and storage.normalise_url(parent) != attrs["parent"]:
-            raise UsageError(f"Delta {url} sits over {attrs['parent']}, not over {parent}.")
-        return _update(variables, url, attrs, field, spw, storage_options)
-    if parent is None:
-        raise UsageError(f"Delta {url} does not exist yet: give its parent dataset (parent=..., --parent).")
+            raise UsageError(f"{loc} is a dataset, not a delta overlay; choose another delta URL.")
+        if parent_loc is not None and parent_loc.url != attrs["parent"]:
+            raise UsageError(f"Delta {loc} sits over {attrs['parent']}, not over {parent}.")
+        return _update(variables, loc, attrs, field, spw)
+    if parent_loc is None:
+        raise UsageError(f"Delta {loc} does not exist yet: give its parent dataset (parent=..., --parent).")
     from .io import open_dataset
 
-    parent = storage.normalise_url(parent)
-    parent_version = storage.version_id(parent, **storage_options)
-    base = open_dataset(parent, field=field, spw=spw, **storage_options)
-    data = _overlay_variables(variables, base, url)
+    parent_version = storage.version_id(parent_loc)
+    base = open_dataset(parent_loc, field=field, spw=spw)
+    data = _overlay_variables(variables, base, loc)
     name = _group_for(base, field, spw)
     chunks = _base_chunks(base)
-    extra = {"parent": parent, "parent_version": parent_version,
+    extra = {"parent": parent_loc.url, "parent_version": parent_version,
              "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-             "variables": {name: sorted(data.data_vars)}}
-    with storage.atomic_write(url, fmt="zarr-delta", overwrite=overwrite, **storage_options) as commit:
+             "variables": {name: sorted(map(str, data.data_vars))}}
+    with storage.atomic_write(loc, fmt="zarr-delta", overwrite=overwrite) as commit:
         import zarr
 
         from .zarr import finish_store
 
-        store = storage.zarr_store(commit.url, read_only=False, **storage_options)
+        store = commit.location.zarr_store(read_only=False)
         zarr.open_group(store, mode="w", zarr_format=3)
         write_group(store, data, chunks=chunks, name=name)
         finish_store(store, [name], kind="delta", extra=extra)
@@ -116,15 +119,16 @@ def _base_chunks(base: xr.Dataset) -> dict[str, int]:
     return chunks
 
 
-def _update(variables, url: str, attrs: Mapping[str, Any], field, spw, storage_options) -> str:
+def _update(variables: xr.Dataset | Mapping[str, Any], loc: Location, attrs: Mapping[str, Any],
+            field: int | None, spw: int | None) -> str:
     from .zarr import finish_store
 
-    merged = open_delta(url, field=field, spw=spw, **storage_options)
+    merged = open_delta(loc, field=field, spw=spw)
     name = _group_for(merged, field, spw)
-    data = _overlay_variables(variables, merged, url)
+    data = _overlay_variables(variables, merged, loc)
     written = dict(attrs.get("variables") or {})
-    storage.retract_marker(url, **storage_options)
-    store = storage.zarr_store(url, read_only=False, **storage_options)
+    storage.retract_marker(loc)
+    store = loc.zarr_store(read_only=False)
     from .zarr import prepare
 
     ds, enc = prepare(data, _base_chunks(merged))
@@ -134,8 +138,8 @@ def _update(variables, url: str, attrs: Mapping[str, Any], field, spw, storage_o
     extra = {k: v for k, v in attrs.items() if k not in ("format", "format_version", "kind", "groups")}
     extra["variables"] = written
     finish_store(store, sorted(set(attrs.get("groups") or []) | {name}), kind="delta", extra=extra)
-    storage.update_marker(url, **storage_options)
-    return url
+    storage.update_marker(loc)
+    return loc.url
 
 
 def _existing(store: Any, group: str) -> set[str]:
@@ -147,62 +151,63 @@ def _existing(store: Any, group: str) -> set[str]:
         return set()
 
 
-def open_delta(url: str, *, field: int | None = None, spw: int | None = None, cache: bool | None = None,
+def open_delta(url: Target, *, field: int | None = None, spw: int | None = None, cache: bool | None = None,
                check: bool = True, **storage_options: Any) -> xr.Dataset:
     """The merged view of the delta chain ending at ``url`` (lazy; overlay variables win)."""
     from .io import open_dataset
 
-    attrs = root_attrs(url, **storage_options)
+    loc = as_location(url, **storage_options)
+    attrs = root_attrs(loc)
     if attrs.get("kind") != "delta":
-        raise UsageError(f"{url} is not a delta overlay.")
-    parent = attrs["parent"]
+        raise UsageError(f"{loc} is not a delta overlay.")
+    parent = as_location(attrs["parent"], **loc.options)
     if check:
-        now = storage.version_id(parent, **storage_options)
+        now = storage.version_id(parent)
         if now != attrs["parent_version"]:
             raise UsageError(
                 f"The parent {parent} of delta {url} changed since the delta was written (version "
                 f"{attrs['parent_version']} then, {now} now); the delta no longer lines up with it. "
                 "Recreate the delta, or squash it before changing its parent."
             )
-    base = open_dataset(parent, field=field, spw=spw, cache=cache, **storage_options)
+    base = open_dataset(parent, field=field, spw=spw, cache=cache)
     name = _group_for(base, field, spw)
     merged = base.copy()
     if name in (attrs.get("groups") or []):
         store = None
-        if cache if cache is not None else storage.split_protocol(url)[0] == "s3":
+        if cache if cache is not None else loc.protocol == "s3":
             from .cache import ColumnCache
 
-            store = ColumnCache().store(url, **storage_options)
-        over = read_zarr(url, group=name, store=store, **storage_options)
+            store = ColumnCache().store(loc)
+        over = read_zarr(loc, group=name, store=store)
         for var in over.data_vars:
             merged[var] = (over[var].dims, over[var].data, over[var].attrs)
-    merged.encoding = {"source": storage.normalise_url(url), "group": name}
+    merged.encoding = {"source": loc.url, "group": name}
     return merged
 
 
-def history(url: str, **storage_options: Any) -> list[dict[str, Any]]:
+def history(url: Target, **storage_options: Any) -> list[dict[str, Any]]:
     """The chain from ``url`` down to its base: one dict per level (newest first)."""
     from .io import format_of
 
     out = []
     seen = set()
-    current = storage.normalise_url(url)
+    current = as_location(url, **storage_options)
     while True:
         if current in seen:
             raise UsageError(f"Delta chain of {url} loops back to {current}.")
         seen.add(current)
-        marker = storage.read_marker(current, **storage_options)
-        entry: dict[str, Any] = {"url": current, "format": format_of(current),
-                                 "version": storage.version_id(current, **storage_options),
+        marker = storage.read_marker(current)
+        entry: dict[str, Any] = {"url": current.url, "format": format_of(current),
+                                 "version": storage.version_id(current),
                                  "created": (marker or {}).get("created")}
         if entry["format"] == "zarr":
-            attrs = root_attrs(current, **storage_options)
+            attrs = root_attrs(current)
             entry["kind"] = attrs.get("kind", "dataset")
             if entry["kind"] == "delta":
                 entry["variables"] = attrs.get("variables", {})
                 entry["parent_version"] = attrs["parent_version"]
                 out.append(entry)
-                current = attrs["parent"]
+                current = as_location(attrs["parent"], **current.options)
                 continue
         else:
             entry["kind"] = "dataset"
@@ -210,7 +215,7 @@ def history(url: str, **storage_options: Any) -> list[dict[str, Any]]:
         return out
 
 
-def squash(url: str, dst: str, *, overwrite: bool = False, **storage_options: Any) -> str:
+def squash(url: Target, dst: Target, *, overwrite: bool = False, **storage_options: Any) -> str:
     """Materialise the delta chain at ``url`` into a self-contained dataset at ``dst``."""
     from .io import write_dataset
 
@@ -219,7 +224,7 @@ def squash(url: str, dst: str, *, overwrite: bool = False, **storage_options: An
     return write_dataset(merged, dst, overwrite=overwrite)
 
 
-def is_delta(url: str, **storage_options: Any) -> bool:
+def is_delta(url: Target, **storage_options: Any) -> bool:
     """True if ``url`` is a committed delta overlay."""
     try:
         return root_attrs(url, **storage_options).get("kind") == "delta"

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
 
 from ..errors import UsageError
 from . import storage
+from .location import Location, as_location
 
 FORMATS = (".zarr", ".ms")
+Target = str | Location
 
 
-def format_of(url: str) -> str:
+def format_of(url: Target) -> str:
     """``"zarr"`` or ``"ms"`` from the URL suffix; a :class:`UsageError` otherwise."""
-    path = str(url).rstrip("/")
+    path = (url.path if isinstance(url, Location) else str(url)).rstrip("/")
     for suffix in FORMATS:
         if path.lower().endswith(suffix):
             return suffix[1:]
@@ -39,22 +41,22 @@ def _ms_module():
     return ms
 
 
-def local_ms_path(url: str, **storage_options: Any) -> Path:
+def local_ms_path(url: Target, **storage_options: Any) -> Path:
     """A local path holding the MS at ``url``: the path itself, or a cached copy of an S3 MS."""
-    if storage.is_local(url):
-        path = Path(storage.split_protocol(url)[1])
+    loc = as_location(url, **storage_options)
+    if loc.is_local:
+        path = Path(loc.path)
         if not path.exists():
             raise UsageError(f"Measurement Set {url} does not exist.")
         return path
-    marker = storage.require_complete(url, **storage_options)
+    marker = storage.require_complete(loc)
     from .cache import ColumnCache
 
     cache = ColumnCache()
-    target = cache.entry_dir(url, marker["version"]) / Path(storage.split_protocol(url)[1]).name
+    target = cache.entry_dir(loc, marker["version"]) / loc.name
     if not (target / "table.dat").exists():
-        fs, path = storage.filesystem(url, **storage_options)
         tmp = target.parent / f".{target.name}.tmp"
-        fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
+        loc.download(tmp, folder=True)
         tmp.rename(target)
     cache.touch(target.parent)
     return target
@@ -87,16 +89,17 @@ def ms_time_chunk(path: str | Path, target_bytes: int = 64 * 2**20) -> int:
     return max(1, target_bytes // per_time)
 
 
-def open_dataset(url: str, *, field: int | None = None, spw: int | None = None,
+def open_dataset(url: Target, *, field: int | None = None, spw: int | None = None,
                  cache: bool | None = None, **storage_options: Any) -> xr.Dataset:
     """Open the visibility dataset at ``url`` lazily (one field/spw; default: the only or 0/0).
 
     ``cache``: read S3 Zarr chunks through the local column cache (default: on for s3 URLs).
     """
-    fmt = format_of(url)
+    loc = as_location(url, **storage_options)
+    fmt = format_of(loc)
     if fmt == "ms":
         ms = _ms_module()
-        path = local_ms_path(url, **storage_options)
+        path = local_ms_path(loc)
         kwargs: dict[str, Any] = {"columns": ms_data_columns(path), "chunks": {"time": ms_time_chunk(path)}}
         if field is not None:
             kwargs["field"] = field
@@ -105,42 +108,48 @@ def open_dataset(url: str, *, field: int | None = None, spw: int | None = None,
         return ms.read_ms(path, **kwargs)
     from . import zarr as vzarr
 
-    attrs = vzarr.root_attrs(url, **storage_options)
+    attrs = vzarr.root_attrs(loc)
     if attrs.get("kind") == "delta":
         from .delta import open_delta
 
-        return open_delta(url, field=field, spw=spw, cache=cache, **storage_options)
-    use_cache = (not storage.is_local(url) and storage.split_protocol(url)[0] == "s3") if cache is None else cache
+        return open_delta(loc, field=field, spw=spw, cache=cache)
+    use_cache = loc.protocol == "s3" if cache is None else cache
     store = None
     if use_cache:
         from .cache import ColumnCache
 
-        store = ColumnCache().store(url, **storage_options)
-    return vzarr.read_zarr(url, field=field, spw=spw, store=store, **storage_options)
+        store = ColumnCache().store(loc)
+    return vzarr.read_zarr(loc, field=field, spw=spw, store=store)
 
 
-def write_dataset(ds: xr.Dataset, url: str, *, overwrite: bool = False, chunks: Any = None,
+def write_dataset(ds: xr.Dataset, url: Target, *, overwrite: bool = False, chunks: Any = None,
                   **storage_options: Any) -> str:
     """Write ``ds`` to ``url`` atomically in the format of its suffix; returns the URL."""
-    fmt = format_of(url)
+    loc = as_location(url, **storage_options)
+    fmt = format_of(loc)
     if fmt == "zarr":
         from .zarr import write_zarr
 
-        return write_zarr(ds, url, chunks=chunks, overwrite=overwrite, **storage_options)
+        return write_zarr(ds, loc, chunks=chunks, overwrite=overwrite)
     ms = _ms_module()
-    if storage.is_local(url):
-        return str(ms.write_ms(ds, storage.split_protocol(url)[1], overwrite=overwrite))
-    return upload_ms(lambda path: ms.write_ms(ds, path, overwrite=True), url, overwrite=overwrite,
-                     **storage_options)
+    if loc.is_local:
+        return str(ms.write_ms(ds, loc.path, overwrite=overwrite))
+    return upload_ms(lambda path: ms.write_ms(ds, path, overwrite=True), loc, overwrite=overwrite)
 
 
-def default_delta_url(url: str) -> str:
+def delta_location(url: Target) -> Location:
     """Where new columns of the Zarr dataset ``url`` go by default: ``<stem>-delta.zarr`` beside it."""
-    url = storage.normalise_url(url).rstrip("/")
-    return (url[: -len(".zarr")] if url.endswith(".zarr") else url) + "-delta.zarr"
+    loc = as_location(url)
+    name = loc.name
+    return loc.with_name((name[: -len(".zarr")] if name.endswith(".zarr") else name) + "-delta.zarr")
 
 
-def write_columns(url: str, columns: dict[str, np.ndarray], *, delta: str | None = None,
+def default_delta_url(url: Target) -> str:
+    """The URL of :func:`delta_location`."""
+    return delta_location(url).url
+
+
+def write_columns(url: Target, columns: dict[str, np.ndarray], *, delta: Target | None = None,
                   **storage_options: Any) -> str:
     """Store new data columns of the dataset at ``url``; returns the URL of the dataset that has them.
 
@@ -152,38 +161,39 @@ def write_columns(url: str, columns: dict[str, np.ndarray], *, delta: str | None
     """
     from .schema import VIS_DIMS, column_variable
 
-    fmt = format_of(url)
+    loc = as_location(url, **storage_options)
+    fmt = format_of(loc)
     if fmt == "ms":
-        if not storage.is_local(url):
-            raise UsageError(f"Cannot add columns to the MS {url} in object storage (casacore writes only "
+        if not loc.is_local:
+            raise UsageError(f"Cannot add columns to the MS {loc} in object storage (casacore writes only "
                              "local tables): convert it to Zarr (radioflow vis convert) and write a delta.")
         from .ms_columns import write_ms_columns
 
-        write_ms_columns(storage.split_protocol(url)[1], columns)
-        return url
+        write_ms_columns(loc.path, columns)
+        return url if isinstance(url, str) else loc.url
     from .delta import write_delta
     from .zarr import root_attrs
 
     variables = {column_variable(name): xr.DataArray(np.asarray(arr), dims=VIS_DIMS) for name, arr in columns.items()}
-    if delta is None and root_attrs(url, **storage_options).get("kind") == "delta":
-        return write_delta(variables, url, **storage_options)
-    target = delta or default_delta_url(url)
+    if delta is None and root_attrs(loc).get("kind") == "delta":
+        return write_delta(variables, loc)
+    target = delta_location(loc) if delta is None else as_location(delta, **loc.options)
     # A delta left over a base that has since been rewritten (e.g. a rerun partitioned again)
     # no longer lines up with it: start it afresh.
     stale = False
-    if storage.read_marker(target, **storage_options) is not None:
-        attrs = root_attrs(target, **storage_options)
-        stale = (attrs.get("parent") == storage.normalise_url(url) and
-                 attrs.get("parent_version") != storage.version_id(url, **storage_options))
-    return write_delta(variables, target, parent=url, overwrite=stale, **storage_options)
+    if storage.read_marker(target) is not None:
+        attrs = root_attrs(target)
+        stale = attrs.get("parent") == loc.url and attrs.get("parent_version") != storage.version_id(loc)
+    return write_delta(variables, target, parent=loc, overwrite=stale)
 
 
-def upload_ms(write_local, url: str, *, overwrite: bool = False, **storage_options: Any) -> str:
+def upload_ms(write_local: Callable[[Path], Any], url: Target, *, overwrite: bool = False,
+              **storage_options: Any) -> str:
     """Stage an MS through a local temporary directory and publish it at object-store ``url``."""
+    loc = as_location(url, **storage_options)
     with tempfile.TemporaryDirectory(prefix="radioflow-ms-") as tmp:
-        local = Path(tmp) / Path(storage.split_protocol(url)[1]).name
+        local = Path(tmp) / loc.name
         write_local(local)
-        with storage.atomic_write(url, fmt="ms", overwrite=overwrite, **storage_options) as commit:
-            fs, path = storage.filesystem(commit.url, **storage_options)
-            fs.put(str(local).rstrip("/") + "/", path, recursive=True)
+        with storage.atomic_write(loc, fmt="ms", overwrite=overwrite) as commit:
+            commit.location.upload(local)
     return commit.final_url

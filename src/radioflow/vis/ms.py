@@ -70,7 +70,7 @@ def _tiled(name: str, value: Any, valuetype: str, nchan: int, ncorr: int) -> tup
     group = f"Tiled{name}"
     desc = ct.makearrcoldesc(name, value, shape=[nchan, ncorr], valuetype=valuetype,
                              datamanagertype="TiledColumnStMan", datamanagergroup=group)
-    return desc, {group: {"DEFAULTTILESHAPE": np.int32([ncorr, chan_tile, row_tile])}}
+    return desc, {group: {"DEFAULTTILESHAPE": np.array([ncorr, chan_tile, row_tile], np.int32)}}
 
 
 def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str]) -> ct.table:
@@ -214,7 +214,7 @@ class MSWriter:
             cols[col] = arr.astype(np.complex64, copy=False).reshape(cell)
         cols.update({
             "FLAG": flag,
-            "FLAG_ROW": flag.all(axis=(1, 2)),
+            "FLAG_ROW": np.asarray(flag.all(axis=(1, 2))),
             "WEIGHT_SPECTRUM": weight,
             "WEIGHT": row_weight,
             "SIGMA": sigma,
@@ -357,6 +357,7 @@ def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: n
     includes FLAG_ROW (a flagged row flags all its cells).
     """
     nt, nbl = shape[:2]
+    fill: bool | float
     with CASACORE_LOCK, ct.table(src, ack=False) as t:
         data = _read_rows(t, column, rownrs, corr if var != "UVW" else None)
         flag_row = _read_rows(t, "FLAG_ROW", rownrs) if var == "FLAG" and "FLAG_ROW" in t.colnames() else None

@@ -46,7 +46,7 @@ def check_polarizations(polarization: list[str], source: str) -> None:
     if bad:
         raise UsageError(
             f"{source}: polarization(s) {bad} cannot be written to a Measurement Set; "
-            f"use names from {sorted(CORR_CODES, key=CORR_CODES.get)}."
+            f"use names from {sorted(CORR_CODES, key=lambda name: CORR_CODES[name])}."
         )
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import UsageError
+from .location import Location, as_location
 
 
 def _time_bins(ds: xr.Dataset, width: float, origin: float, n: int | None) -> np.ndarray:
@@ -72,6 +73,7 @@ def split_frequency(ds: xr.Dataset, *, n: int | None = None,
             raise UsageError(f"Number of frequency partitions n={n} must be between 1 and the channel count ({nchan}).")
         return [ds.isel(frequency=slice(int(c[0]), int(c[-1]) + 1))
                 for c in np.array_split(np.arange(nchan), int(n))]
+    assert ranges is not None
     freq = np.asarray(ds["frequency"].values)
     parts = []
     for lo, hi in ranges:
@@ -137,15 +139,16 @@ def split(ds: xr.Dataset, *, by: str = "time", n: int | None = None, interval: f
     raise UsageError(f"Cannot split by '{by}': choose time, frequency, field or spw.")
 
 
-def part_urls(prefix: str, count: int, fmt: str) -> list[str]:
+def part_urls(prefix: str | Location, count: int, fmt: str) -> list[str]:
     """``prefix-000.fmt`` ... (a ``.zarr``/``.ms`` suffix on ``prefix`` is dropped first)."""
+    prefix = str(prefix)
     for suffix in (".zarr", ".ms"):
         if prefix.endswith(suffix):
             prefix = prefix[: -len(suffix)]
     return [f"{prefix}-{k:03d}.{fmt}" for k in range(count)]
 
 
-def partition(src: str, dst_prefix: str, *, by: str = "time", n: int | None = None,
+def partition(src: str | Location, dst_prefix: str | Location, *, by: str = "time", n: int | None = None,
               interval: float | None = None, ranges: Sequence[tuple[float, float]] | None = None,
               fmt: str | None = None, overwrite: bool = False, **storage_options: Any) -> list[str]:
     """Split the dataset at ``src`` and write each part as a dataset; returns the part URLs.
@@ -155,15 +158,16 @@ def partition(src: str, dst_prefix: str, *, by: str = "time", n: int | None = No
     """
     from . import io
 
-    fmt = fmt or io.format_of(src)
+    loc = as_location(src, **storage_options)
+    fmt = fmt or io.format_of(loc)
     if by in ("field", "spw", "group"):
-        groups = source_groups(src, **storage_options)
-        urls = [f"{dst_prefix.removesuffix('.zarr').removesuffix('.ms')}-{name}.{fmt}" for name, _, _ in groups]
+        groups = source_groups(loc)
+        stem = str(dst_prefix).removesuffix('.zarr').removesuffix('.ms')
+        urls = [f"{stem}-{name}.{fmt}" for name, _, _ in groups]
         for url, (_, field, spw) in zip(urls, groups):
-            io.write_dataset(io.open_dataset(src, field=field, spw=spw, **storage_options), url,
-                             overwrite=overwrite)
+            io.write_dataset(io.open_dataset(loc, field=field, spw=spw), url, overwrite=overwrite)
         return urls
-    ds = io.open_dataset(src, **storage_options)
+    ds = io.open_dataset(loc)
     parts = split(ds, by=by, n=n, interval=interval, ranges=ranges)
     urls = part_urls(dst_prefix, len(parts), fmt)
     for url, part in zip(urls, parts):
@@ -171,15 +175,16 @@ def partition(src: str, dst_prefix: str, *, by: str = "time", n: int | None = No
     return urls
 
 
-def source_groups(src: str, **storage_options: Any) -> list[tuple[str, int, int]]:
+def source_groups(src: str | Location, **storage_options: Any) -> list[tuple[str, int, int]]:
     """``(group name, field, spw)`` for every field x spectral window with data in ``src``."""
     from . import io
 
-    if io.format_of(src) == "zarr":
+    loc = as_location(src, **storage_options)
+    if io.format_of(loc) == "zarr":
         from .zarr import list_groups
 
         out = []
-        for name in list_groups(src, **storage_options):
+        for name in list_groups(loc):
             field, spw = name.removeprefix("FIELD").split("_SPW")
             out.append((name, int(field), int(spw)))
         return out
@@ -187,7 +192,7 @@ def source_groups(src: str, **storage_options: Any) -> list[tuple[str, int, int]
 
     from .ms import CASACORE_LOCK
 
-    path = str(io.local_ms_path(src, **storage_options))
+    path = str(io.local_ms_path(loc))
     with CASACORE_LOCK, ct.table(path, ack=False) as t:
         pairs = np.unique(np.stack([t.getcol("FIELD_ID"), t.getcol("DATA_DESC_ID")]), axis=1)
         with ct.table(f"{path}::DATA_DESCRIPTION", ack=False) as dd:
@@ -195,7 +200,7 @@ def source_groups(src: str, **storage_options: Any) -> list[tuple[str, int, int]
     return [(f"FIELD{int(f)}_SPW{int(spw_of[d])}", int(f), int(spw_of[d])) for f, d in pairs.T]
 
 
-def concat_urls(parts: Sequence[str], dst: str, *, overwrite: bool = False, **storage_options: Any) -> str:
+def concat_urls(parts: Sequence[str | Location], dst: str | Location, *, overwrite: bool = False, **storage_options: Any) -> str:
     """Concatenate the datasets at ``parts`` and write the result to ``dst``; returns ``dst``."""
     from . import io
 

@@ -17,13 +17,16 @@ request. Reads are lazy (dask), one dask chunk per Zarr chunk.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 import xarray as xr
 
 from ..errors import UsageError
 from . import storage
+from .location import Location, as_location
+
+Target = str | Location
 
 FORMAT = "radioflow-vis-zarr"
 FORMAT_VERSION = 1
@@ -42,6 +45,7 @@ def parse_chunks(text: str | Mapping[str, int] | None) -> dict[str, int]:
     """``"time=10,frequency=64"`` (or a mapping) -> ``{"time": 10, "frequency": 64}``."""
     if text is None or text == "":
         return {}
+    items: list[tuple[str, Any]]
     if isinstance(text, Mapping):
         items = list(text.items())
     else:
@@ -89,8 +93,8 @@ def compressor(dtype: Any = None):
                       typesize=np.dtype(dtype).itemsize if dtype is not None else 1, blocksize=0)
 
 
-def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[str, dict[str, Any]]:
-    enc: dict[str, dict[str, Any]] = {}
+def _encoding(ds: xr.Dataset, chunks: Mapping[str, int]) -> dict[Hashable, dict[str, Any]]:
+    enc: dict[Hashable, dict[str, Any]] = {}
     for name, var in ds.variables.items():
         if var.dtype.kind in "OUS":
             continue
@@ -137,7 +141,7 @@ def _decode_strings(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Dataset, dict[str, dict[str, Any]]]:
+def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Dataset, dict[Hashable, dict[str, Any]]]:
     """``ds`` ready for ``to_zarr`` (strings encoded, dask chunks aligned) and its encoding."""
     chunks = choose_chunks(ds, chunks)
     ds = _encode_strings(ds)
@@ -146,13 +150,13 @@ def prepare(ds: xr.Dataset, chunks: Mapping[str, int] | None) -> tuple[xr.Datase
         if var.chunks is not None:
             ds[name] = var.chunk({d: chunks[d] for d in var.dims if d in chunks})
     enc = _encoding(ds, chunks)
-    for var in ds.variables.values():
-        var.encoding = {}
+    for variable in ds.variables.values():
+        variable.encoding = {}
     return ds, enc
 
 
 def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None = None, compute: bool = True,
-                name: str | None = None):
+                name: str | None = None) -> Any:
     """Write ``ds`` as group ``name`` (default: its field/spw group) into an open zarr ``store``."""
     name = name or group_name(ds)
     ds, enc = prepare(ds, chunks)
@@ -160,7 +164,7 @@ def write_group(store: Any, ds: xr.Dataset, *, chunks: Mapping[str, int] | None 
         # object stores that keep empty "directories" (SeaweedFS) make zarr warn about them
         warnings.simplefilter("ignore")
         return ds.to_zarr(store, group=name, mode="w", zarr_format=3, consolidated=False,
-                          encoding=enc, compute=compute)
+                          encoding=enc, compute=compute)  # type: ignore[call-overload]  # bool, not a Literal
 
 
 def finish_store(store: Any, groups: Sequence[str], kind: str = "dataset", extra: Mapping[str, Any] | None = None) -> None:
@@ -179,7 +183,7 @@ def finish_store(store: Any, groups: Sequence[str], kind: str = "dataset", extra
 
 def write_zarr(
     ds: xr.Dataset | Iterable[xr.Dataset],
-    url: str,
+    url: Target,
     *,
     chunks: Mapping[str, int] | str | None = None,
     overwrite: bool = False,
@@ -190,13 +194,14 @@ def write_zarr(
     ``chunks`` sets the time/frequency chunk sizes (default: whole band, ~16 MB per chunk).
     Dask-backed datasets are written chunk by chunk, so memory stays bounded. Returns the URL.
     """
+    loc = as_location(url, **storage_options)
     datasets = [ds] if isinstance(ds, xr.Dataset) else list(ds)
     names = [group_name(d) for d in datasets]
     if len(set(names)) != len(names):
-        raise UsageError(f"Datasets written to {url} share a field/spw group: {names}.")
+        raise UsageError(f"Datasets written to {loc} share a field/spw group: {names}.")
     parsed = parse_chunks(chunks) if not isinstance(chunks, Mapping) else parse_chunks(dict(chunks))
-    with storage.atomic_write(url, fmt="zarr", overwrite=overwrite, **storage_options) as commit:
-        store = storage.zarr_store(commit.url, read_only=False, **storage_options)
+    with storage.atomic_write(loc, fmt="zarr", overwrite=overwrite) as commit:
+        store = commit.location.zarr_store(read_only=False)
         import zarr
 
         zarr.open_group(store, mode="w", zarr_format=3)
@@ -206,12 +211,13 @@ def write_zarr(
     return commit.final_url
 
 
-def root_attrs(url: str, **storage_options: Any) -> dict[str, Any]:
+def root_attrs(url: Target, **storage_options: Any) -> dict[str, Any]:
     """The ``radioflow`` root attributes of a committed store."""
     import zarr
 
-    storage.require_complete(url, **storage_options)
-    store = storage.zarr_store(url, read_only=True, **storage_options)
+    loc = as_location(url, **storage_options)
+    storage.require_complete(loc)
+    store = loc.zarr_store(read_only=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -221,13 +227,14 @@ def root_attrs(url: str, **storage_options: Any) -> dict[str, Any]:
             root = zarr.open_group(store, mode="r", zarr_format=3)
         except Exception as exc:
             raise UsageError(f"{url} is not a Zarr store radioflow can read: {exc}") from None
-    attrs = dict(root.attrs.get("radioflow") or {})
+    found = root.attrs.get("radioflow")
+    attrs: dict[str, Any] = dict(found) if isinstance(found, Mapping) else {}
     if attrs.get("format") != FORMAT:
         raise UsageError(f"{url} is a Zarr store but not a radioflow visibility dataset.")
     return attrs
 
 
-def select_group(url: str, attrs: Mapping[str, Any], field: int | None, spw: int | None, group: str | None) -> str:
+def select_group(url: Target, attrs: Mapping[str, Any], field: int | None, spw: int | None, group: str | None) -> str:
     """Name of the group to open, checking it exists."""
     groups = list(attrs.get("groups") or [])
     if group is None:
@@ -242,7 +249,7 @@ def select_group(url: str, attrs: Mapping[str, Any], field: int | None, spw: int
 
 
 def read_zarr(
-    url: str,
+    url: Target,
     *,
     field: int | None = None,
     spw: int | None = None,
@@ -256,10 +263,11 @@ def read_zarr(
     Refuses stores without a completion marker. ``variables`` restricts the data variables.
     ``store`` substitutes the zarr store (e.g. a caching wrapper) for the one ``url`` names.
     """
-    attrs = root_attrs(url, **storage_options)
-    name = select_group(url, attrs, field, spw, group)
+    loc = as_location(url, **storage_options)
+    attrs = root_attrs(loc)
+    name = select_group(loc, attrs, field, spw, group)
     if store is None:
-        store = storage.zarr_store(url, read_only=True, **storage_options)
+        store = loc.zarr_store(read_only=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = xr.open_zarr(store, group=name, consolidated=True, zarr_format=3, chunks={},
@@ -267,17 +275,16 @@ def read_zarr(
     if variables is not None:
         missing = [v for v in variables if v not in ds.data_vars]
         if missing:
-            raise UsageError(f"{url} ({name}) has no variable(s) {', '.join(missing)}.")
+            raise UsageError(f"{loc} ({name}) has no variable(s) {', '.join(missing)}.")
         ds = ds[[*variables]]
     ds = _decode_strings(ds)
     for var in ds.variables.values():
         var.encoding.pop("coordinates", None)
         var.attrs.pop("_FillValue", None)
-    ds.encoding = {"source": storage.normalise_url(url), "group": name,
-                   "radioflow_zarr": (storage.normalise_url(url), name)}
+    ds.encoding = {"source": loc.url, "group": name, "radioflow_zarr": (loc, name)}
     return ds
 
 
-def list_groups(url: str, **storage_options: Any) -> list[str]:
+def list_groups(url: Target, **storage_options: Any) -> list[str]:
     """The field/spw groups of the store at ``url``."""
     return list(root_attrs(url, **storage_options).get("groups") or [])
