@@ -225,7 +225,7 @@ def test_cli_search_votable_json_and_get(tmp_path, lake, capsys):
 
 @pytest.mark.slow
 def test_s3_replicas_upload_get_and_expire(tmp_path, lake, s3_prefix, capsys):
-    from radioflow.vis import storage
+    from radioflow.vis.location import as_location
 
     staging = lake / "staging" / "testing"
     make_product(staging, "s.fits", ra=150.0, dec=2.0, mjd=MJD0, lifetime=100)
@@ -238,7 +238,8 @@ def test_s3_replicas_upload_get_and_expire(tmp_path, lake, s3_prefix, capsys):
     (staging / "v.ms.meta").write_text(json.dumps(doc))
     rep = Ingestor(lake, settle=0, rse_url=s3_prefix).run_once()
     assert sorted(rep.processed) == ["testing:s.fits", "testing:v.ms"]
-    fs, path = storage.filesystem(s3_prefix)
+    loc = as_location(s3_prefix)
+    fs, path = loc.fs, loc.path
     assert fs.cat(f"{path}/testing/s.fits") == (lake / "processed" / "testing" / "s.fits").read_bytes()
     assert fs.cat(f"{path}/testing/v.ms/sub/table.f0") == b"y" * 3000
     with Catalogue(lake / "catalogue.db") as cat:

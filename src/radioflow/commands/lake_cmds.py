@@ -183,9 +183,10 @@ def _copy_replica(url: str, to: Path, did: str) -> None:
     """Copy a replica (file or directory; local path or s3:// URL) to ``to``."""
     import shutil
 
-    from ..vis import storage
+    from ..vis.location import as_location
 
-    fs, path = storage.filesystem(url)
+    loc = as_location(url)
+    fs, path = loc.fs, loc.path
     if not fs.exists(path):
         raise UsageError(f"The replica of {did} is missing: {url}.")
     if not url.startswith("s3://"):

@@ -197,9 +197,10 @@ class Ingestor:
     @staticmethod
     def _upload(local: Path, url: str) -> None:
         """Copy a product (file or directory tree) to its S3 replica URL, replacing a partial one."""
-        from ...vis import storage
+        from ...vis.location import as_location
 
-        fs, path = storage.filesystem(url)
+        loc = as_location(url)
+        fs, path = loc.fs, loc.path
         if fs.exists(path):
             fs.rm(path, recursive=True)
         fs.put(str(local), path, recursive=local.is_dir())
@@ -224,11 +225,12 @@ class Ingestor:
         then the DIDs."""
         import shutil
 
-        from ...vis import storage
+        from ...vis.location import as_location
 
         for did in cat.expired(self.clock()):
             if did.url.startswith("s3://"):
-                fs, path = storage.filesystem(did.url)
+                loc = as_location(did.url)
+                fs, path = loc.fs, loc.path
                 if fs.exists(path):
                     fs.rm(path, recursive=True)
             local = self.root / PROCESSED / did.namespace / did.name
