@@ -70,7 +70,7 @@ def create_app(workdir: str, token: str | None = None) -> Any:
     """The console as an ASGI application over the run records of ``workdir``."""
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.responses import HTMLResponse, JSONResponse, Response
     from starlette.routing import Route
 
     workdir = os.path.abspath(workdir)
