@@ -44,3 +44,39 @@ def bands(mask: np.ndarray) -> int:
     """Number of runs of consecutive True values."""
     m = mask.astype(np.int8)
     return int(np.count_nonzero(np.diff(np.concatenate([[0], m])) == 1))
+
+
+class Console:
+    """``radioflow serve`` of this tree in a subprocess on a free loopback port (stopped by ``close``)."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        import re
+        import time
+
+        src = str(Path(__file__).resolve().parents[2] / "src")
+        env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "radioflow", "serve", "-C", str(workdir), "--port", "0",
+                                      *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 60
+        line = ""
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline() if self.proc.stdout else ""
+            if line or self.proc.poll() is not None:
+                break
+        match = re.search(r"(http://\S+/)", line)
+        if match is None:
+            self.close()
+            raise AssertionError(f"console did not start: {line!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+        self.url = match.group(1)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()

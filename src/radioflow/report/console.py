@@ -78,9 +78,9 @@ def create_app(workdir: str, token: str | None = None) -> Any:
     reports = _Reports()
     menu = sections.available()
 
-    def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+    def page(name: str, code: int = 200, **ctx: Any) -> HTMLResponse:
         html = env.get_template(name).render(menu=menu, workdir=workdir, **ctx)
-        return HTMLResponse(html, status_code=status, headers=_HEADERS)
+        return HTMLResponse(html, status_code=code, headers=_HEADERS)
 
     def store() -> RunStore | None:
         try:
@@ -217,6 +217,7 @@ def serve(workdir: str, *, host: str = "127.0.0.1", port: int = 8765, token: str
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host.strip("[]"), port))
+        sock.listen(128)            # connections queue from here on, before uvicorn takes over
     except OSError as exc:
         sock.close()
         raise UsageError(f"Cannot listen on {host}:{port}: {exc.strerror or exc}.") from None
