@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from report_helpers import CHROMIUM, RECIPE, SECRET, radioflow
 
-
 _SHOTS: list[Path] = []
 
 

@@ -119,3 +119,23 @@ def test_report_cli_defaults_and_errors(runs, tmp_path):
     assert bad.returncode == 2 and "No run 'no-such-run'" in bad.stderr and "Traceback" not in bad.stderr
     empty = radioflow("report", "-C", str(tmp_path), cwd=tmp_path, check=False)
     assert empty.returncode == 2 and "no .radioflow/runs.db" in empty.stderr
+
+
+def test_runs_write_their_report_and_record_no_secret(runs):
+    reports = runs["workdir"] / ".radioflow" / "reports"
+    for which in ("ok", "failed"):                       # written at the end of every run, failed ones too
+        path = reports / f"{runs[which]}.html"
+        assert path.stat().st_size > 10_000
+        assert SECRET not in path.read_text()
+    with sqlite3.connect(runs["workdir"] / ".radioflow" / "runs.db") as db:
+        argv = db.execute("SELECT argv FROM runs WHERE id=?", (runs["ok"],)).fetchone()[0]
+    assert "api_token=***" in argv and SECRET not in argv
+
+
+def test_no_report_skips_it(tmp_path):
+    from report_helpers import RECIPE
+
+    proc = radioflow("run", str(RECIPE), "fails", "--no-report", cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert not (tmp_path / ".radioflow" / "reports").exists()
+    assert "report:" not in proc.stdout + proc.stderr

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import Any, Literal
 
 
-def new_figure(width: float, height: float, dpi: int = 100, layout: str | None = "constrained", **kw: Any) -> Any:
+def new_figure(width: float, height: float, dpi: int = 100, layout: Literal["constrained"] | None = "constrained", **kw: Any) -> Any:
     """A matplotlib Figure on an Agg canvas (safe without a display, no global state).
 
     ``layout=None`` skips constrained layout (a third of the drawing time of a small figure)

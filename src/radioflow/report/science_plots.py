@@ -124,7 +124,7 @@ def gains_png(path: Path, title: str, truth: Path | None = None) -> tuple[bytes,
     for ax, values, label in ((axes[0], np.degrees(np.angle(g)), "phase (deg)"), (axes[1], np.abs(g), "amplitude")):
         # one line per antenna: (antenna, time, xy) segments drawn as one collection
         segments = np.stack([np.broadcast_to(t[:, None], values.shape), values], axis=-1).transpose(1, 0, 2)
-        ax.add_collection(LineCollection(segments, colors=colours, linewidths=0.6))
+        ax.add_collection(LineCollection(list(segments), colors=colours, linewidths=0.6))
         ax.scatter(np.repeat(t, values.shape[1]), values.ravel(), s=2, c=np.tile(colours, (len(t), 1)), lw=0)
         ax.set_ylabel(label)
         ax.set_xlabel("time (min)")

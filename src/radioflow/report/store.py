@@ -7,6 +7,7 @@ can change a record. A ``running`` run whose process is gone is shown as ``inter
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ..processes import pid_alive
 RESOURCE_COLUMNS = ("cpu_seconds", "peak_memory", "bytes_read", "bytes_written", "cost")
 
 
-def db_path(workdir: str | Path) -> Path:
+def db_path(workdir: str | os.PathLike[str]) -> Path:
     """Where a workdir keeps its run records."""
     return Path(workdir, ".radioflow", "runs.db")
 
@@ -26,7 +27,7 @@ def db_path(workdir: str | Path) -> Path:
 class RunStore:
     """Read-only view of one workdir's run records."""
 
-    def __init__(self, workdir: str | Path) -> None:
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
         self.workdir = Path(workdir).resolve()
         self.path = db_path(self.workdir)
         if not self.path.is_file():
