@@ -74,8 +74,10 @@ def load(key: str, workdir: str, query: Mapping[str, str]) -> Section | None:
     if mod is None:
         return None
     hook = getattr(mod, "console_section", None)
-    if hook is None:
-        return Section(key, title, note=f"{mod_name} is installed but offers no console_section() to show.")
+    if hook is None:      # radioflow's own SDP and lake: read through their public functions
+        from . import ops_pages
+
+        hook = {"sdp": ops_pages.sdp_section, "lake": ops_pages.lake_section}[key]
     raw = hook(workdir, dict(query))
     masker = Masker()
     section = Section(key, str(raw.get("title") or title), [str(c) for c in raw.get("columns") or []],
