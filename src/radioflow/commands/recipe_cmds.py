@@ -77,10 +77,10 @@ def _report(workdir: str, run_id: str, quiet: bool) -> None:
     try:
         path = write_report(workdir, run_id)
     except Exception as exc:  # the run is done and recorded; say why there is no report
-        typer.echo(f"report: not written ({type(exc).__name__}: {exc})", err=True)
+        typer.echo(f"report: not written ({type(exc).__name__}: {exc})")
         return
     if not quiet:
-        typer.echo(f"report: {path}", err=True)
+        typer.echo(f"report: {path}")   # stdout: stderr of a failed run is its one-paragraph error
 
 
 def doc(
