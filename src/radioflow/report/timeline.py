@@ -80,7 +80,7 @@ def timeline_png(steps: list[Step], t0: float | None) -> tuple[bytes, Layout]:
         if s.seconds is not None:
             ax.text(x + w + span * 0.005, y, f"{s.seconds:.2f} s", va="center", fontsize=7, color="#333333", zorder=3)
     ax.set_yticks(range(len(rows)), [s.name for s in rows], fontsize=7)
-    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)
     ax.set_xlim(0, span * 1.12)
     ax.set_xlabel("seconds since the run started")
     ax.grid(axis="x", color="#cccccc", lw=0.5, zorder=0)
