@@ -24,6 +24,7 @@ BENCHES = [
     ("Streamed imaging memory and Dask scaling (issue 14)", "streaming_bench.py", [], "streaming.md"),
     ("SDP control plane on SQLite and etcd (issue 10)", "sdp_bench.py", [], "sdp.md"),
     ("Datalake ingestion (issue 11)", "lake_bench.py", [], "lake.md"),
+    ("Web console runs page (issue 16)", "console_bench.py", [], "console.md"),
 ]
 
 

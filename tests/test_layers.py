@@ -80,6 +80,8 @@ RULES = [
     ("commands", ["radioflow.cli"]),
     ("science", ["radioflow.recipe", "radioflow.run", "radioflow.backends", "radioflow.cabs"]),
     ("vis", ["radioflow.recipe", "radioflow.run", "radioflow.backends", "radioflow.cabs"]),
+    # reports read run records through their own read-only store, never the runner
+    ("report", ["radioflow.run", "radioflow.backends", "radioflow.cabs", "radioflow.commands"]),
 ]
 
 

@@ -22,6 +22,7 @@ def build_app() -> typer.Typer:
         k8s_cmds,
         lake_cmds,
         recipe_cmds,
+        report_cmds,
         science_cmds,
         sdp_cmds,
         step_cmds,
@@ -45,6 +46,7 @@ def build_app() -> typer.Typer:
     telescope_cmds.register(root)
     lake_cmds.register(root)
     estimate_cmds.register(root)
+    report_cmds.register(root)
     vis_cmds.register(vis)
     root.add_typer(vis, name="vis")
     return root

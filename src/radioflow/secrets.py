@@ -55,3 +55,13 @@ def redact_text(text: str, values: Iterable[str] | None = None) -> str:
         if value in text:
             text = text.replace(value, MASK)
     return text
+
+
+def mask_assignments(words: list[str]) -> list[str]:
+    """Command-line words with the value of every ``secret_name=value`` replaced by ``***``
+    (``api_token=abc`` → ``api_token=***``); other words unchanged."""
+    out = []
+    for word in words:
+        name, eq, _ = word.partition("=")
+        out.append(f"{name}=***" if eq and name and is_secret(name.lstrip("-")) else word)
+    return out

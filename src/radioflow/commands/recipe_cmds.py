@@ -20,8 +20,9 @@ def run(
     backend: Optional[str] = typer.Option(None, "-b", "--backend", help="Backend: local, dask, lithops, kubernetes."),
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory steps run in (records go to WORKDIR/.radioflow)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
+    no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report at the end of the run."),
 ) -> None:
-    """Run a recipe from one or more YAML files (Stimela2 syntax).
+    """Run a recipe from one or more YAML files (Stimela2 syntax); ends with the run's HTML report.
 
     Boolean inputs of the recipe are flags (--NAME/--no-NAME); inputs whose schema names an
     environment variable (env: VAR) take it when not given here (command line > environment > default).
@@ -42,9 +43,21 @@ def run(
 
     if not quiet:
         show_formula_logs()
+    from ..errors import RadioflowError
+    from ..run.runner import RunInterrupted
+    from ..secrets import mask_assignments
+
     prepared.options.resume = resume
-    prepared.options.argv = ["radioflow", *sys.argv[1:]] if sys.argv else []
-    outcome = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet)).run()
+    prepared.options.argv = mask_assignments(["radioflow", *sys.argv[1:]]) if sys.argv else []
+    runner = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet))
+    try:
+        outcome = runner.run()
+    except RunInterrupted:
+        raise
+    except RadioflowError:
+        if not no_report and prepared.options.record:
+            _report(str(workdir), runner.run_id, quiet)
+        raise
     if not quiet:
         counts: dict[str, int] = {}
         for rep in outcome.steps:
@@ -53,6 +66,21 @@ def run(
         typer.echo(f"run {outcome.run_id}: {outcome.status} ({summary})")
         for key, value in outcome.outputs.items():
             typer.echo(f"  {key} = {value!r}")
+    if not no_report and prepared.options.record:
+        _report(str(workdir), runner.run_id, quiet)
+
+
+def _report(workdir: str, run_id: str, quiet: bool) -> None:
+    """Write the run's HTML report; a report that cannot be drawn never changes the run's result."""
+    from ..report import write_report
+
+    try:
+        path = write_report(workdir, run_id)
+    except Exception as exc:  # the run is done and recorded; say why there is no report
+        typer.echo(f"report: not written ({type(exc).__name__}: {exc})")
+        return
+    if not quiet:
+        typer.echo(f"report: {path}")   # stdout: stderr of a failed run is its one-paragraph error
 
 
 def doc(
