@@ -56,12 +56,18 @@ class ExternalDask:
              "--dashboard-address", f"127.0.0.1:{free_port()}", "--scheduler-file", str(self.scheduler_file)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
-        deadline = time.time() + 30
-        while not self.scheduler_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
         import json
 
-        self.address = json.loads(self.scheduler_file.read_text())["address"]
+        deadline = time.time() + 60
+        info = None
+        while info is None and time.time() < deadline:  # the scheduler writes the file in pieces
+            try:
+                info = json.loads(self.scheduler_file.read_text())
+            except (OSError, ValueError):
+                time.sleep(0.1)
+        if info is None:
+            raise RuntimeError(f"dask scheduler did not write {self.scheduler_file} within 60 s")
+        self.address = info["address"]
         self.workers = [self.start_worker() for _ in range(n_workers)]
 
     def start_worker(self):
