@@ -9,6 +9,7 @@ failure (a server that died, a bug) is one paragraph and exit 1 too, with the tr
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
 import typer
 
@@ -37,6 +38,7 @@ def build_app() -> typer.Typer:
         add_completion=False,
         pretty_exceptions_enable=False,
     )
+    root.callback()(_global_options)
     vis = typer.Typer(help="Inspect, convert and partition visibility datasets.", no_args_is_help=True)
     science_cmds.register(root, vis)
     recipe_cmds.register(root)
@@ -50,6 +52,16 @@ def build_app() -> typer.Typer:
     vis_cmds.register(vis)
     root.add_typer(vis, name="vis")
     return root
+
+
+def _global_options(
+    ctx: typer.Context,
+    backend: Optional[str] = typer.Option(
+        None, "-b", "--backend", help="Backend for 'run': local (Stimela's 'native'), dask, lithops, kubernetes."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Show debug messages (validated inputs/outputs)."),
+) -> None:
+    """Options before the command, as Stimela takes them (``radioflow -b native run ...``)."""
+    ctx.obj = {"backend": backend, "verbose": verbose}
 
 
 app = build_app()

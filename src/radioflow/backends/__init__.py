@@ -12,7 +12,7 @@ from ..errors import UsageError
 from ..invoke import Invocation, Result
 from .base import Backend
 
-__all__ = ["Backend", "Invocation", "Result", "BACKENDS", "backend_options", "get_backend"]
+__all__ = ["Backend", "Invocation", "Result", "BACKENDS", "backend_options", "get_backend", "select_backend"]
 
 #: name -> (module, class); every class takes its option mapping.
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -21,6 +21,35 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "lithops": ("radioflow.backends.lithops", "LithopsBackend"),
     "kubernetes": ("radioflow.backends.kubernetes", "KubernetesBackend"),
 }
+
+
+#: Stimela's backend names for the radioflow backend doing the same job.
+ALIASES: dict[str, str] = {"native": "local", "kube": "kubernetes"}
+#: Stimela container backends radioflow does not run (a ``select`` list falls through them).
+_CONTAINER_BACKENDS = ("singularity", "apptainer", "podman", "docker")
+
+
+def select_backend(select: Any) -> str:
+    """The backend name for a ``backend.select`` value or ``-b`` option.
+
+    ``select`` is a name or, as in Stimela, a list of names in order of preference (``[singularity,
+    native]``): the first one radioflow runs is taken. Stimela's ``native`` is ``local`` and
+    ``kube`` is ``kubernetes``.
+    """
+    names = [select] if isinstance(select, str) or select is None else list(select)
+    skipped = []
+    for raw in names:
+        key = str(raw or "local").strip().lower()
+        key = ALIASES.get(key, key)
+        if key in BACKENDS:
+            return key
+        skipped.append(str(raw))
+    known = ", ".join([*BACKENDS, *ALIASES])
+    if all(s.strip().lower() in _CONTAINER_BACKENDS for s in skipped):
+        raise UsageError(f"Backend selection {', '.join(skipped)}: radioflow does not run steps in containers "
+                         f"({', '.join(_CONTAINER_BACKENDS)}); choose one of {known} (backend.select or -b).")
+    raise UsageError(f"Unknown backend '{', '.join(skipped)}'; choose one of {known} (config key "
+                     "backend.select or the -b option).")
 
 
 def backend_options(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -39,14 +68,10 @@ def backend_options(name: str, config: Mapping[str, Any] | None) -> dict[str, An
     return dict(cfg)
 
 
-def get_backend(name: str, config: Mapping[str, Any] | None = None) -> Backend:
-    """Build the backend called ``name`` (local, dask, lithops, kubernetes) from ``config``."""
-    key = str(name or "local").strip().lower()
-    if key not in BACKENDS:
-        raise UsageError(
-            f"Unknown backend '{name}'; choose one of {', '.join(BACKENDS)} (config key "
-            "backend.select or the -b option)."
-        )
+def get_backend(name: Any, config: Mapping[str, Any] | None = None) -> Backend:
+    """Build the backend called ``name`` (local, dask, lithops, kubernetes, or a Stimela name or
+    preference list, see :func:`select_backend`) from ``config``."""
+    key = select_backend(name)
     options = backend_options(key, config)
     if key == "local":
         from .local import LocalBackend

@@ -8,16 +8,27 @@ import typer
 
 
 def run(
-    args: List[str] = typer.Argument(..., help="FILE.yml... [RECIPE] [param=value ...] [--BOOL/--no-BOOL ...]",
-                                     show_default=False),
+    ctx: typer.Context,
+    args: List[str] = typer.Argument(
+        ..., help="FILE.yml... [RECIPE] [param=value | step.param=value ...] [--BOOL/--no-BOOL ...]",
+        show_default=False),
     step: List[str] = typer.Option([], "-s", "--step", help="Run only these steps: label, from:to, sub.from:to."),
     skip_step: List[str] = typer.Option([], "-k", "--skip-step", help="Skip these steps."),
     tags: List[str] = typer.Option([], "-t", "--tags", help="Run only steps with these tags."),
     skip_tags: List[str] = typer.Option([], "--skip-tags", help="Skip steps with these tags."),
     enable_step: List[str] = typer.Option([], "-e", "--enable-step", help="Run these steps even if marked skip/never."),
-    dry_run: bool = typer.Option(False, "--dry-run", "-n", help="Validate and print the plan; run nothing."),
+    params_file: List[Path] = typer.Option(
+        [], "-pf", "--params-file", "--parameter-file",
+        help="YAML file of parameter values (nested mappings: step.param); name=value arguments win."),
+    disable_fresh_skips: bool = typer.Option(
+        False, "-f", "--disable-fresh-skips", help="Run steps marked skip_if_outputs: fresh even if fresh."),
+    disable_exist_skips: bool = typer.Option(
+        False, "-F", "--disable-exist-skips", help="Run steps marked skip_if_outputs: exist even if present."),
+    last_recipe: bool = typer.Option(False, "-l", "--last-recipe", help="Several recipes: run the last one defined."),
+    dry_run: bool = typer.Option(False, "--dry-run", "-n", "-d", help="Validate and print the plan; run nothing."),
     resume: bool = typer.Option(False, "--resume", help="Skip steps already completed with the same inputs."),
-    backend: Optional[str] = typer.Option(None, "-b", "--backend", help="Backend: local, dask, lithops, kubernetes."),
+    backend: Optional[str] = typer.Option(
+        None, "-b", "--backend", help="Backend: local (or 'native'), dask, lithops, kubernetes."),
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory steps run in (records go to WORKDIR/.radioflow)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report at the end of the run."),
@@ -31,8 +42,11 @@ def run(
 
     from ..run.api import prepare_run
 
+    top = ctx.obj or {}
+    backend = backend or top.get("backend")
     prepared = prepare_run(args, workdir=str(workdir), steps=step, skip=skip_step, tags=tags,
-                           skip_tags=skip_tags, enable=enable_step)
+                           skip_tags=skip_tags, enable=enable_step, params_files=[str(p) for p in params_file],
+                           last_recipe=last_recipe)
     if dry_run:
         from ..run.api import plan
 
@@ -41,15 +55,19 @@ def run(
         return
     from ..run.progress import Progress, show_formula_logs
 
+    verbose = bool(top.get("verbose"))
     if not quiet:
         show_formula_logs()
     from ..errors import RadioflowError
     from ..run.runner import RunInterrupted
     from ..secrets import mask_assignments
 
+    disable = prepared.options.config.setdefault("disable_skips", {})
+    disable["fresh"] = bool(disable.get("fresh")) or disable_fresh_skips
+    disable["exist"] = bool(disable.get("exist")) or disable_exist_skips
     prepared.options.resume = resume
     prepared.options.argv = mask_assignments(["radioflow", *sys.argv[1:]]) if sys.argv else []
-    runner = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet))
+    runner = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet, verbose=verbose))
     try:
         outcome = runner.run()
     except RunInterrupted:
@@ -105,6 +123,8 @@ def runs(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
-    app.command("run", context_settings={"allow_interspersed_args": True, "ignore_unknown_options": True})(run)
+    settings = {"allow_interspersed_args": True, "ignore_unknown_options": True}
+    app.command("run", context_settings=settings)(run)
+    app.command("exec", hidden=True, context_settings=settings, help="Same as run (Stimela's alias).")(run)
     app.command("doc")(doc)
     app.command("runs")(runs)

@@ -20,7 +20,10 @@ _YAML_SUFFIXES = (".yml", ".yaml")
 
 
 def split_args(args: Sequence[str]) -> tuple[list[str], str | None, dict[str, Any]]:
-    """``FILE.yml... [RECIPE] [param=value ...]`` -> (files, recipe, params)."""
+    """``FILE.yml... [RECIPE] [param=value ...]`` -> (files, recipe, params), in any order as
+    Stimela takes them: an argument with ``=`` is an assignment (``step.param=value`` sets a
+    step's parameter), one ending in ``.yml``/``.yaml`` (or naming a file) is a recipe file, the
+    one other word is the recipe or cab name. Values are read as YAML (``x=[a,b]`` is a list)."""
     files: list[str] = []
     recipe: str | None = None
     params: dict[str, Any] = {}
@@ -30,23 +33,62 @@ def split_args(args: Sequence[str]) -> tuple[list[str], str | None, dict[str, An
             key = key.strip()
             if not key:
                 raise UsageError(f"Parameter '{arg}' must look like name=value.")
-            try:
-                params[key] = yaml.safe_load(raw) if raw.strip() else ""
-            except yaml.YAMLError:
-                params[key] = raw
-        elif not params and recipe is None and (arg.endswith(_YAML_SUFFIXES) or (files == [] and Path(arg).is_file())):
+            params[key] = parse_value(raw)
+        elif arg.endswith(_YAML_SUFFIXES) or "/" in arg or Path(arg).is_file():
             files.append(arg)
-        elif recipe is None and not params:
+        elif recipe is None:
             recipe = arg
         else:
-            raise UsageError(f"Unexpected argument '{arg}': give FILE.yml... [RECIPE] [param=value ...].")
+            raise UsageError(f"Unexpected argument '{arg}': a recipe name ('{recipe}') was already given; "
+                             "give FILE.yml... [RECIPE] [param=value ...].")
     if not files:
         raise UsageError("No recipe file given: radioflow run FILE.yml [RECIPE] [param=value ...].")
     return files, recipe, params
 
 
-def choose_recipe(doc: Document, name: str | None) -> str:
-    """The recipe to run: the named one, ``DEFAULT``, or the only one."""
+def parse_value(raw: str) -> Any:
+    """A command-line value read as YAML (``[x,y]`` is a list, ``3`` an int); text if it is not YAML."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def read_params_file(path: str) -> dict[str, Any]:
+    """Assignments from a parameter file (``-pf``): a YAML mapping whose nested mappings are
+    flattened to dotted names (``step: {param: v}`` sets ``step.param``), as Stimela reads it."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"Parameter file {path} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else path
+        raise UsageError(f"Parameter file {where} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"Parameter file {path} must hold a mapping of parameter names to values, "
+                         f"not a {type(data).__name__}.")
+    out: dict[str, Any] = {}
+
+    def flatten(prefix: str, d: dict) -> None:
+        for key, value in d.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and value:
+                flatten(name + ".", value)
+            else:
+                out[name] = value
+
+    flatten("", data)
+    return out
+
+
+def choose_recipe(doc: Document, name: str | None, *, last: bool = False) -> str:
+    """The recipe to run: the named one, ``DEFAULT``, the last one defined (``last``, Stimela's
+    ``-l``), or the only one."""
     recipes = doc.recipes
     if name is not None and name not in recipes and name in doc.cabs:
         _wrap_cab(doc, name)
@@ -56,6 +98,10 @@ def choose_recipe(doc: Document, name: str | None) -> str:
             known = ", ".join(recipes) or "none"
             raise UsageError(f"No recipe named '{name}' in {', '.join(doc.files)} (recipes: {known}).")
         return name
+    if last:
+        if not recipes:
+            raise UsageError(f"-l/--last-recipe given, but {', '.join(doc.files)} define no recipe.")
+        return list(recipes)[-1]
     if doc.default is not None:
         if doc.default not in recipes:
             raise UsageError(f"{doc.where('DEFAULT')}: DEFAULT names '{doc.default}', which is not a recipe.")
@@ -113,20 +159,26 @@ class PreparedRun:
 
 def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str] = (), skip: Sequence[str] = (),
                 tags: Sequence[str] = (), skip_tags: Sequence[str] = (), enable: Sequence[str] = (),
-                config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> PreparedRun:
+                config: dict[str, Any] | None = None, environ: Mapping[str, str] | None = None,
+                params_files: Sequence[str] = (), last_recipe: bool = False) -> PreparedRun:
     """Load files, pick the recipe, prevalidate everything; raise on any problem.
 
     ``--NAME``/``--no-NAME`` in ``args`` set boolean inputs; inputs with an ``env`` variable
     not given on the command line are taken from the environment (``environ``, default the
-    process's; see :mod:`.inputs`).
+    process's; see :mod:`.inputs`). ``params_files`` (``-pf``) give assignments with lower
+    precedence than ``name=value`` in ``args``; ``last_recipe`` (``-l``) picks the last recipe.
     """
     from .inputs import environment_params, flag_params, split_flags
 
     rest, flags = split_flags(args)
-    files, name, params = split_args(rest)
+    files, name, cli_params = split_args(rest)
+    params: dict[str, Any] = {}
+    for pf in params_files:
+        params.update(read_params_file(pf))
+    params.update(cli_params)
     doc = load_documents(files)
     _add_python_paths(doc.files)   # every loaded file, includes too
-    recipe = choose_recipe(doc, name)
+    recipe = choose_recipe(doc, name, last=last_recipe)
     schema_only = compile_recipe(doc, recipe, check_params=False)
     params = {**flag_params(schema_only, flags), **params}
     params = {**environment_params(schema_only, params, environ), **params}

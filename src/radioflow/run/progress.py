@@ -22,9 +22,11 @@ class Progress:
     animates. Every event also goes to the ``radioflow.run`` logger.
     """
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, quiet: bool = False,
+                 verbose: bool = False) -> None:
         self.stream = stream or sys.stdout
         self.quiet = quiet
+        self.verbose = verbose and not quiet
         self.live = (self.stream.isatty() if live is None else live) and not quiet
         self._rows: dict[str, list[Any]] = {}
         self._live: Any = None
