@@ -72,6 +72,7 @@ class RecipeDef:
     inputs: dict[str, Parameter] = field(default_factory=dict)
     outputs: dict[str, Parameter] = field(default_factory=dict)
     steps: dict[str, StepDef] = field(default_factory=dict)
+    assigned: set[str] = field(default_factory=set)   # ``step.param=value`` keys applied to steps
     aliases: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     step_defaults: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -96,22 +97,56 @@ class RecipeDef:
 
 def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = None,
                    *, params_where: str = "command line", check_params: bool = True) -> RecipeDef:
-    """Build and prevalidate recipe ``name`` of ``doc``; raise one ValidationError listing all problems."""
+    """Build and prevalidate recipe ``name`` of ``doc``; raise one ValidationError listing all problems.
+
+    ``params`` are the run's assignments: a recipe parameter, or ``step.param`` (``sub.step.param``
+    for nested recipes) which sets that step's parameter as Stimela's ``s1.msg=hey`` does; the
+    step keys applied are in ``RecipeDef.assigned`` (see :func:`root_params`).
+    """
     problems = Problems()
     recipes = doc.recipes
     if name not in recipes:
         known = ", ".join(sorted(recipes)) or "none"
         raise ValidationError(f"{doc.tree.loc}: no recipe named '{name}' (recipes defined: {known}).")
-    rdef = _compile(doc, recipes[name], name, problems, stack=[], cabs={})
+    rdef = _compile(doc, recipes[name], name, problems, stack=[], cabs={}, assign=dict(params or {}),
+                    assign_where=params_where)
     if rdef is not None and check_params:
-        _check_root_params(rdef, dict(params or {}), params_where, problems)
+        _check_root_params(rdef, root_params(rdef, params or {}), params_where, problems)
     problems.raise_if_any(f"recipe '{name}' failed validation")
     assert rdef is not None
     return rdef
 
 
+def root_params(rdef: RecipeDef, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The assignments that are parameters of the recipe itself (not ``step.param`` ones)."""
+    return {k: v for k, v in params.items() if k not in rdef.assigned}
+
+
+def _step_assignments(assign: Mapping[str, Any], label: str) -> dict[str, Any]:
+    return {k[len(label) + 1:]: v for k, v in assign.items() if k.startswith(label + ".")}
+
+
+def _apply_assignments(rdef: RecipeDef, assign: Mapping[str, Any], loc: str, problems: Problems) -> None:
+    """Set ``step.param=value`` assignments on the steps (after the steps are compiled)."""
+    for key, value in assign.items():
+        if key in rdef.schema or "." not in key:
+            continue
+        label, sub = key.split(".", 1)
+        sdef = rdef.steps.get(label)
+        if sdef is None:
+            continue
+        if sub in sdef.schema:
+            sdef.step.params[sub] = value
+        elif sdef.recipe is None or sub not in sdef.recipe.assigned:
+            known = ", ".join(sdef.schema) or "none"
+            problems.add(loc, f"invalid assignment {key}={value!r}: step '{label}' of recipe '{rdef.name}' "
+                              f"has no parameter '{sub}' (known: {known})")
+        rdef.assigned.add(key)
+
+
 def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list[int],
-             cabs: dict[tuple[int, str], Cab | None]) -> RecipeDef | None:
+             cabs: dict[tuple[int, str], Cab | None], assign: Mapping[str, Any] | None = None,
+             assign_where: str = "command line") -> RecipeDef | None:
     if id(raw) in stack:
         problems.add(where(raw), f"recipe '{name}' includes itself (recursive recipe)")
         return None
@@ -135,11 +170,14 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
     stack.append(id(raw))
     try:
         for label, sraw in steps_raw.items():
-            sdef = _compile_step(doc, rdef, str(label), sraw, problems, stack, cabs)
+            sub_assign = _step_assignments(assign or {}, str(label))
+            sdef = _compile_step(doc, rdef, str(label), sraw, problems, stack, cabs, sub_assign, assign_where)
             if sdef is not None:
                 rdef.steps[str(label)] = sdef
     finally:
         stack.pop()
+    if assign:
+        _apply_assignments(rdef, assign, assign_where, problems)
     _compile_aliases(rdef, problems)
     _split_defaults(rdef, problems)
     _check_steps(rdef, problems)
@@ -148,7 +186,8 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
 
 
 def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems: Problems,
-                  stack: list[int], cabs: dict[tuple[int, str], Cab | None]) -> StepDef | None:
+                  stack: list[int], cabs: dict[tuple[int, str], Cab | None],
+                  assign: Mapping[str, Any] | None = None, assign_where: str = "command line") -> StepDef | None:
     loc = where(rdef.raw.get("steps"), label, rdef.where)
     what = f"recipe '{rdef.name}' step '{label}'"
     step = build(Step, raw, what, problems)
@@ -182,7 +221,7 @@ def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems
             sub_name = step.recipe
         else:
             sub_raw, sub_name = raw["recipe"], f"{rdef.name}.{label}"
-        sdef.recipe = _compile(doc, sub_raw, sub_name, problems, stack, cabs)
+        sdef.recipe = _compile(doc, sub_raw, sub_name, problems, stack, cabs, assign, assign_where)
     return sdef
 
 

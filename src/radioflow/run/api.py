@@ -11,7 +11,7 @@ import yaml
 
 from ..errors import UsageError
 from ..recipe.load import Document, load_documents
-from ..recipe.validate import RecipeDef, compile_recipe
+from ..recipe.validate import RecipeDef, compile_recipe, root_params
 from .progress import Progress
 from .runner import Runner, RunOptions
 from .selection import Selection, resolve
@@ -183,6 +183,7 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
     params = {**flag_params(schema_only, flags), **params}
     params = {**environment_params(schema_only, params, environ), **params}
     rdef = compile_recipe(doc, recipe, params)
+    params = root_params(rdef, params)
     if config is None:
         from ..config import load_config
 
