@@ -5,6 +5,7 @@ mildly converts, e.g. ``"3"`` -> ``3`` for ``int``) a value against it.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -219,8 +220,8 @@ def _coerce_str(value: Any, dtype: DType) -> str:
 
 
 def _coerce_path(value: Any, dtype: DType) -> str:
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):   # a File/Directory/MS may start with ~ (home), as in Stimela
+        return os.path.expanduser(value) if dtype.base in FILE_TYPES and value.startswith("~") else value
     if hasattr(value, "__fspath__"):
         return str(value)
     raise CoercionError(f"expected a {dtype.base} path, got {_describe(value)}")

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from ..errors import ValidationError
 from ..vis.location import local_path
 from .dtypes import CoercionError, coerce
+from .dynschema import apply_dynamic_schema
 from .formula import UNSET, FormulaError, check, is_formula
 from .load import Document, LocDict, where
 from .model import Cab, ForLoop, Parameter, Problems, Recipe, Step, build, build_cab, parse_schemas
@@ -178,6 +179,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
         stack.pop()
     if assign:
         _apply_assignments(rdef, assign, assign_where, problems)
+    _apply_dynamic_schemas(rdef, problems)
     _compile_aliases(rdef, problems)
     _split_defaults(rdef, problems)
     _check_steps(rdef, problems)
@@ -223,6 +225,18 @@ def _compile_step(doc: Document, rdef: RecipeDef, label: str, raw: Any, problems
             sub_raw, sub_name = raw["recipe"], f"{rdef.name}.{label}"
         sdef.recipe = _compile(doc, sub_raw, sub_name, problems, stack, cabs, assign, assign_where)
     return sdef
+
+
+def _apply_dynamic_schemas(rdef: RecipeDef, problems: Problems) -> None:
+    """Give each step whose cab has a ``dynamic_schema`` the schemas it returns for the step's values."""
+    for label, sdef in rdef.steps.items():
+        if sdef.cab is None or not sdef.cab.dynamic_schema:
+            continue
+        known = {k: p.default for k, p in sdef.cab.schema.items() if p.has_default}
+        known.update(rdef.step_defaults.get(label, {}))
+        known.update(sdef.step.params)
+        known = {k: v for k, v in known.items() if v is not UNSET and not is_dynamic(v)}
+        sdef.cab = apply_dynamic_schema(sdef.cab, known, f"recipe '{rdef.name}' step '{label}'", problems)
 
 
 def _find(doc: Document, ref: str, section: str) -> Any:
@@ -316,13 +330,29 @@ def _split_defaults(rdef: RecipeDef, problems: Problems) -> None:
         if "." in key and key.split(".", 1)[0] in rdef.steps:
             lb, param = key.split(".", 1)
             if param not in rdef.steps[lb].schema:
-                problems.add(loc, f"recipe '{rdef.name}' defaults: step '{lb}' has no parameter '{param}'")
+                if not _nested_default(rdef.steps[lb].recipe, param, value):
+                    problems.add(loc, f"recipe '{rdef.name}' defaults: step '{lb}' has no parameter '{param}'")
                 continue
             rdef.step_defaults.setdefault(lb, {})[param] = value
         elif key in rdef.schema:
             rdef.defaults[key] = value
         else:
             problems.add(loc, f"recipe '{rdef.name}' defaults: '{key}' is neither an input/output of the recipe nor step.param")
+
+
+def _nested_default(sub: RecipeDef | None, key: str, value: Any) -> bool:
+    """A default ``step.substep.param`` for a step of a nested recipe (as Stimela's defaults reach
+    into sub-recipes); False if ``key`` names no parameter there."""
+    if sub is None or "." not in key:
+        return False
+    lb, param = key.split(".", 1)
+    sdef = sub.steps.get(lb)
+    if sdef is None:
+        return False
+    if param in sdef.schema:
+        sub.step_defaults.setdefault(lb, {})[param] = value
+        return True
+    return _nested_default(sdef.recipe, param, value)
 
 
 def _flatten(raw: Any, steps: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
