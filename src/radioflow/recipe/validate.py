@@ -118,6 +118,21 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
     return rdef
 
 
+def nested_to_dotted(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``{h: {h1: a}}`` -> ``{"h.h1": a}`` where ``h`` is not a parameter but ``h.*`` are (Stimela's
+    nested parameter sections); other entries are kept as they are."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        prefix = f"{key}."
+        if (isinstance(value, Mapping) and key not in schema and value
+                and any(str(name).startswith(prefix) for name in schema)):
+            for sub, v in nested_to_dotted({f"{prefix}{k}": v for k, v in value.items()}, schema).items():
+                out[sub] = v
+        else:
+            out[key] = value
+    return out
+
+
 def root_params(rdef: RecipeDef, params: Mapping[str, Any]) -> dict[str, Any]:
     """The assignments that are parameters of the recipe itself (not ``step.param`` ones)."""
     return {k: v for k, v in params.items() if k not in rdef.assigned}
@@ -177,6 +192,8 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
                 rdef.steps[str(label)] = sdef
     finally:
         stack.pop()
+    for sdef in rdef.steps.values():
+        sdef.step.params = nested_to_dotted(sdef.step.params, sdef.schema)
     if assign:
         _apply_assignments(rdef, assign, assign_where, problems)
     _apply_dynamic_schemas(rdef, problems)
@@ -282,6 +299,18 @@ def _resolve_alias(rdef: RecipeDef, target: str) -> list[tuple[str, str]] | str:
     return out
 
 
+def _alias_entries(raw: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """``aliases`` entries as (name, targets, location); a nested mapping gives dotted names
+    (``foo: {z: s1.g.g1}`` is the alias ``foo.z``), as Stimela's nested parameter sections."""
+    out: list[tuple[str, Any, str]] = []
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.extend(_alias_entries(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value, where(raw, key)))
+    return out
+
+
 def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
     entries: list[tuple[str, str, str, bool]] = []   # (recipe param, target, loc, declared)
     for io in (rdef.inputs, rdef.outputs):
@@ -289,8 +318,7 @@ def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
             for target in pdef.aliases or []:
                 entries.append((pname, target, pdef.where, True))
     aliases_raw = rdef.raw.get("aliases") or {}
-    for pname, targets in aliases_raw.items():
-        loc = where(aliases_raw, pname)
+    for pname, targets, loc in _alias_entries(aliases_raw):
         if isinstance(targets, str):
             targets = [targets]
         if not isinstance(targets, list):
@@ -325,7 +353,7 @@ def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
 
 def _split_defaults(rdef: RecipeDef, problems: Problems) -> None:
     raw = rdef.raw.get("defaults") or {}
-    for key, value in _flatten(raw, rdef.steps):
+    for key, value in _flatten(raw, rdef.steps, schema=rdef.schema):
         loc = _deep_where(raw, key)
         if "." in key and key.split(".", 1)[0] in rdef.steps:
             lb, param = key.split(".", 1)
@@ -355,14 +383,17 @@ def _nested_default(sub: RecipeDef | None, key: str, value: Any) -> bool:
     return _nested_default(sdef.recipe, param, value)
 
 
-def _flatten(raw: Any, steps: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def _flatten(raw: Any, steps: Mapping[str, Any], prefix: str = "",
+             schema: Mapping[str, Any] | None = None) -> list[tuple[str, Any]]:
+    schema = schema or {}
     out: list[tuple[str, Any]] = []
     if not isinstance(raw, dict):
         return out
     for key, value in raw.items():
         full = f"{prefix}{key}"
-        if isinstance(value, dict) and not prefix and key in steps:
-            out.extend(_flatten(value, steps, prefix=f"{full}."))
+        if isinstance(value, dict) and ((not prefix and key in steps) or (full not in schema and value and any(
+                str(name).startswith(full + ".") for name in schema))):
+            out.extend(_flatten(value, steps, prefix=f"{full}.", schema=schema))
         else:
             out.append((full, value))
     return out
