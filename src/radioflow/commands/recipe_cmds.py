@@ -1,6 +1,8 @@
 """CLI: ``run`` (run a recipe), ``doc`` (describe a recipe or cab), ``runs`` (past runs)."""
 from __future__ import annotations
 
+import datetime
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -68,6 +70,7 @@ def run(
     prepared.options.resume = resume
     prepared.options.argv = mask_assignments(["radioflow", *sys.argv[1:]]) if sys.argv else []
     runner = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet, verbose=verbose))
+    started = time.monotonic()
     try:
         outcome = runner.run()
     except RunInterrupted:
@@ -77,6 +80,8 @@ def run(
             _report(str(workdir), runner.run_id, quiet)
         raise
     if not quiet:
+        _report_success(prepared.rdef.model.name or prepared.rdef.name, outcome.outputs, verbose,
+                        time.monotonic() - started)
         counts: dict[str, int] = {}
         for rep in outcome.steps:
             counts[rep.status] = counts.get(rep.status, 0) + 1
@@ -99,6 +104,22 @@ def _report(workdir: str, run_id: str, quiet: bool) -> None:
         return
     if not quiet:
         typer.echo(f"report: {path}")   # stdout: stderr of a failed run is its one-paragraph error
+
+
+def _report_success(name: str, outputs: dict, verbose: bool, seconds: float) -> None:
+    """Stimela's closing lines: the recipe succeeded, and with -v its validated outputs."""
+    elapsed = str(datetime.timedelta(seconds=int(seconds)))
+    typer.echo(f"INFO: recipe '{name}' executed successfully")
+    if verbose:
+        typer.echo("DEBUG: ### validated outputs")
+        typer.echo(f"DEBUG: recipe '{name}':")
+        for key, value in outputs.items():
+            typer.echo(f"DEBUG:   {key} = {value}")
+        typer.echo(f"DEBUG: run successful after {elapsed}, outputs follow:")
+        for key, value in outputs.items():
+            typer.echo(f"DEBUG:   {key}: {value}")
+    else:
+        typer.echo(f"INFO: run successful after {elapsed}")
 
 
 def doc(

@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from .. import stimela_compat
 from ..errors import RadioflowError
 from ..invoke.invocation import Invocation, Result
 from ..secrets import is_secret
@@ -365,6 +366,8 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
         _mkdirs(inv, cab, params)
         _, outputs = policies.cab_schemas(cab)
         status.outputs.update({k: params[k] for k in outputs if k in params})
+        if kind in ("python", "python-code"):
+            stimela_compat.install()   # cabs written for Stimela import scabha
         if kind == "binary":
             returncode = _run_binary(inv, cab, params, log)
         elif kind == "python":

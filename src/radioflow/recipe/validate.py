@@ -445,8 +445,9 @@ def _check_steps(rdef: RecipeDef, problems: Problems) -> None:
         for pname, param in schema.items():
             if param.is_output or not param.required:
                 continue
+            own_default = sdef.recipe is not None and pname in sdef.recipe.defaults   # nested recipe's defaults:
             if (pname in given or pname in rdef.step_defaults.get(label, {}) or param.has_default
-                    or param.implicit is not None):
+                    or param.implicit is not None or own_default):
                 continue
             if pname in aliased:
                 rp = rdef.schema.get(aliased[pname])
