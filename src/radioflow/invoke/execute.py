@@ -66,7 +66,7 @@ class _Log:
         self.output: Callable[[str], None] = self.line   # cab output; execute() routes it through wranglers
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(path, "w", buffering=1, encoding="utf-8", errors="replace")
+            self._file = open(path, "a", buffering=1, encoding="utf-8", errors="replace")   # steps may share a file (opts.log.nest)
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:

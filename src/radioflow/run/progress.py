@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 from typing import Any, TextIO
 
 log = logging.getLogger("radioflow.run")
 
+_LEVEL_LINE = re.compile(r"^\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\] (.*)$")
 _MARKS = {"ok": "✓", "failed": "✗", "skipped": "·", "resumed": "↺", "running": "…"}
 
 
@@ -69,6 +71,28 @@ class Progress:
         elif not self.quiet:
             extra = f"  ({note})" if note else ""
             print(f"{status:<8} {fqname}  {seconds:.3f} s{extra}", file=self.stream, flush=True)
+
+    def step_log(self, fqname: str, text: str) -> None:
+        """Show what a step printed, as Stimela's console does: its command line under
+        ``---INVOKING---``, then its output; warnings and errors as ``LEVEL: text``."""
+        if self.quiet or not text:
+            return
+        shown: list[str] = []
+        for line in text.splitlines():
+            if line.startswith("# command: "):
+                shown += ["---INVOKING---", line[len("# command: "):]]
+            elif line.startswith("# "):
+                continue                      # the step log's own bookkeeping lines
+            else:
+                m = _LEVEL_LINE.match(line)
+                shown.append(f"{m.group(1)}: {m.group(2)}" if m else line)
+        for line in shown:
+            log.debug("%s: %s", fqname, line)
+            if self._live is not None:
+                self._live.console.print(line, markup=False, highlight=False, soft_wrap=True)
+            else:
+                print(line, file=self.stream)
+        self.stream.flush()
 
     def message(self, text: str) -> None:
         log.info(text)
