@@ -46,7 +46,7 @@ class LogLayout:
 
     @property
     def stimela(self) -> bool:
-        return bool(self.opts) and bool(self.opts.get("enable", True))
+        return self.opts is not None and bool(self.opts) and bool(self.opts.get("enable", True))
 
     def path(self, fqname: str, ns: Mapping[str, Any]) -> str:
         """The log file of step ``fqname`` (``ns``: the substitution namespace, with ``config``)."""
