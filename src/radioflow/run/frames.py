@@ -126,6 +126,9 @@ class Scopes:
         ns = {"recipe": fr.recipe, "root": fr.root, "parent": fr.parent, "previous": fr.previous,
               "steps": fr.steps, "info": fr.info, "config": self.config}
         ns.update(extra)
+        ns.setdefault("self", ns["info"])     # Stimela's name for the same namespace ({self.fqname})
+        if "info" in extra and "self" not in extra:
+            ns["self"] = extra["info"]
         return ns
 
     # -- assignments ---------------------------------------------------------------------------
@@ -197,6 +200,8 @@ class Scopes:
         for name, p in schema.items():
             if p.has_default:
                 raw[name] = p.default
+        if sdef.recipe is not None:           # a nested recipe's own defaults: (for its inputs)
+            raw.update({k: v for k, v in sdef.recipe.defaults.items() if k in sdef.recipe.inputs})
         raw.update(fr.rdef.step_defaults.get(label, {}))
         raw.update(to_plain(sdef.step.params))
         aliased = fr.rdef.alias_targets(label)

@@ -26,6 +26,7 @@ from . import resume
 from .engines import Engines, resolve_section
 from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname, step_sections, substituted_cab
 from .loops import run_loops
+from .logfiles import LogLayout, run_time_info
 from .progress import Progress
 from .recording import Recorder, StepReport
 from .records import new_run_id
@@ -101,6 +102,9 @@ class Runner:
             "opts": to_plain(doc.opts), "vars": to_plain(doc.vars),
             "run": {"env": dict(os.environ), "dir": self.workdir, "id": self.run_id},
         }
+        self.config["run"].update(run_time_info())
+        log_opts = (self.config.get("opts") or {}).get("log")
+        self.logs = LogLayout(self.workdir, self.run_id, log_opts if isinstance(log_opts, Mapping) else None)
         self.scopes = Scopes(self.config)
         self.decisions = resolve(rdef, self.options.selection)
 
@@ -297,7 +301,8 @@ class Runner:
                                  workdir=self.workdir)
         for items, raw, what in step_sections(sdef, "preamble", fq):
             check_assertions(items, ns, raw, "preamble", what)
-        if (step.skip_if_outputs and not decision.enabled
+        disabled = bool((self.options.config.get("disable_skips") or {}).get(step.skip_if_outputs or ""))
+        if (step.skip_if_outputs and not decision.enabled and not disabled
                 and resume.outputs_ready(values, sdef, step.skip_if_outputs, self.workdir)):
             return _Prepared(fr, fq, "skipped", params=values, note=f"outputs {step.skip_if_outputs}")
         prep = _Prepared(fr, fq, "run", params=values)
@@ -310,7 +315,7 @@ class Runner:
             raise StepError(f"{sdef.where}: step '{fq}': cannot create an output directory: {exc}.") from None
         cab_plain = substituted_cab(sdef.cab.plain(), {**ns, "current": values}, sdef.cab.where)
         prep.phash = resume.step_hash(cab_plain, values, sdef, self.workdir)
-        log_path = self.recorder.log_path(fq)
+        log_path = self.logs.path(fq, {**ns, "config": self.config})
         prep.inv = Invocation(step=fq, cab=cab_plain, params=values, workdir=self.workdir, log_path=log_path)
         records = self.recorder.records
         if self.options.resume and records is not None:
@@ -335,6 +340,7 @@ class Runner:
                 error = str(exc)
         ok = res.ok and error is None
         log_path = p.inv.log_path if p.inv is not None else None
+        self.progress.step_log(p.fqname, res.log)
         self.recorder.cab_finished(p.record_id, log_path, p.params, outputs, res, ok, error, seconds)
         p.outputs = outputs
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
