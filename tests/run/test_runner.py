@@ -55,8 +55,9 @@ def test_for_loop_gathers_output_elements(tmp_path, capsys):
     code, out, err = cli(capsys, "run", FEATURES, "loop", "values=[2, 5, 7]", "-C", str(tmp_path))
     assert code == 0, err
     assert "squares = [4, 25, 49]" in out
-    assert (tmp_path / "loop-5-1.txt").read_text() == "25"      # info.suffix is -<iteration>
-    assert [s["fqname"] for s in step_rows(tmp_path)] == ["loop.sq-0", "loop.sq-1", "loop.sq-2"]
+    assert (tmp_path / "loop-5-1.txt").read_text() == "25"      # info.index is the iteration
+    # records name iterations as Stimela's tasknames: recipe.<iteration>.step
+    assert [s["fqname"] for s in step_rows(tmp_path)] == ["loop.0.sq", "loop.1.sq", "loop.2.sq"]
 
 
 def test_scatter_runs_in_worker_processes(tmp_path, capsys):
@@ -71,7 +72,7 @@ def test_scatter_runs_in_worker_processes(tmp_path, capsys):
         assert (tmp_path / f"scatter-{x}.txt").read_text() == str(x * x)
         assert (tmp_path / f"scatter-tag-{x}.txt").read_text() == str(x * x)   # previous.value per iteration
     names = [s["fqname"] for s in step_rows(tmp_path)]
-    assert names[:4] == [f"scatter.sq-{i}" for i in range(4)]
+    assert names[:4] == [f"scatter.{i}.sq" for i in range(4)]
 
 
 def test_nested_recipes_parent_root_and_outputs(tmp_path, capsys):
@@ -165,7 +166,7 @@ def test_doc_and_runs_commands(tmp_path, capsys):
     assert code == 0 and "loop" in out and " ok " in out and "1/1" in out
     run_id = run_rows(tmp_path)[0]["id"]
     code, out, err = cli(capsys, "runs", run_id[:15], "-C", str(tmp_path))
-    assert code == 0 and "loop.sq-0" in out
+    assert code == 0 and "loop.0.sq" in out
 
 
 def test_python_api_outcome(tmp_path):
@@ -271,7 +272,7 @@ def test_stimela_output_elements_and_per_iteration_assign(tmp_path, capsys):
     assert "sums = [3, 6, 9]" in out and "products = [2, 8, 18]" in out
     assert "message = 'sums=[3, 6, 9] products=[2, 8, 18]'" in out
     assert _commands(step_rows(tmp_path)) == [
-        "# command: echo 1 2 n01:-0/one", "# command: echo 2 4 n02:-1/many", "# command: echo 3 6 n03:-2/many"]
+        "# command: echo 1 2 n01:/one", "# command: echo 2 4 n02:/many", "# command: echo 3 6 n03:/many"]
 
 
 def test_stimela_input_default_sees_assigned_variables(tmp_path, capsys):
@@ -370,8 +371,8 @@ def test_scatter_through_nested_recipe_uses_map(tmp_path, capsys):
     assert (tmp_path / "nest-3-b.txt").read_text() == "81"
     names = [r["fqname"] for r in step_rows(tmp_path)]
     # the iterations advance together: all 'first' steps, then all 'second' steps
-    assert names[:6] == [f"scatter_nested.sub-{i}.first" for i in range(3)] + \
-        [f"scatter_nested.sub-{i}.second" for i in range(3)]
+    assert names[:6] == [f"scatter_nested.{i}.sub.first" for i in range(3)] + \
+        [f"scatter_nested.{i}.sub.second" for i in range(3)]
 
 
 def test_looping_recipe_inside_a_scatter_advances_with_the_other_iterations(tmp_path, capsys):
@@ -380,6 +381,6 @@ def test_looping_recipe_inside_a_scatter_advances_with_the_other_iterations(tmp_
     assert code == 0, err
     assert "all = [[4, 9], [9, 16]]" in out
     assert (tmp_path / "cyc-3-1.txt").read_text() == "16"
-    names = [r["fqname"] for r in step_rows(tmp_path) if r["fqname"].endswith(".sq-0") or r["fqname"].endswith(".sq-1")]
-    assert names == ["scatter_cycles.sub-0.sq-0", "scatter_cycles.sub-1.sq-0",
-                     "scatter_cycles.sub-0.sq-1", "scatter_cycles.sub-1.sq-1"]
+    names = [r["fqname"] for r in step_rows(tmp_path) if r["fqname"].endswith(".sq")]
+    assert names == ["scatter_cycles.0.sub.0.sq", "scatter_cycles.1.sub.0.sq",
+                     "scatter_cycles.0.sub.1.sq", "scatter_cycles.1.sub.1.sq"]

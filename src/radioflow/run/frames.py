@@ -55,8 +55,18 @@ class Overlay(Mapping[str, Any]):
 
 
 def step_fqname(fr: Frame, label: str) -> str:
-    """The full name of step ``label`` in frame ``fr`` (loop iterations carry a ``-i`` suffix)."""
-    return f"{fr.fqname}.{label}{fr.info.get('suffix', '')}"
+    """The run name of step ``label`` in frame ``fr``: Stimela's *taskname*, which names loop
+    iterations by their index (``recipe.0.step``); ``info.fqname`` stays ``recipe.step``."""
+    return f"{fr.fqname}.{label}"
+
+
+def step_info(fr: Frame, label: str) -> dict[str, Any]:
+    """The ``info``/``self`` namespace of a step, with Stimela's keys: ``fqname`` (``recipe.step``,
+    the same in every loop iteration), ``taskname`` (unique), ``label``, ``label_parts`` (the
+    label split at ``-``) and ``suffix`` (its last part, if it has several)."""
+    parts = label.split("-")
+    return {**fr.info, "label": label, "fqname": f"{fr.info.get('fqname', fr.fqname)}.{label}",
+            "taskname": step_fqname(fr, label), "label_parts": parts, "suffix": parts[-1] if len(parts) > 1 else ""}
 
 
 def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, what: str) -> None:
@@ -212,7 +222,7 @@ class Scopes:
         for name, p in schema.items():
             if p.implicit is not None:
                 raw[name] = p.implicit
-        info = {**fr.info, "label": label, "fqname": step_fqname(fr, label)}
+        info = step_info(fr, label)
         ns: dict[str, Any] = {}
         lazy = LazyMapping(raw, lambda: ns, name="current", where=sdef.param_where)
         ns.update(self.ns(fr, current=lazy, info=info))

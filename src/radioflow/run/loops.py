@@ -38,11 +38,12 @@ def run_loops(frs: list[Frame], loop: Any, scopes: Scopes, progress: Progress, r
             rounds[r].extend(batch)
     for frames in rounds:
         for it in frames:
+            progress.message(f"for loop iteration {it.info['index']}: {loop.var} = {it.recipe.get(loop.var)!r}")
             scopes.recipe_assign(it)
             if loop.display_status:
                 note = resolve_value(loop.display_status, scopes.ns(it),
                                      where=where(rdef.raw.get("for_loop"), "display_status"))
-                progress.message(f"{it.fqname}: {note}")
+                progress.message(f"{it.info.get('fqname', it.fqname)}: {note}")
         run_steps(rdef, frames)
     for fr, iterations in zip(frs, per_frame):
         gather_loop(fr, loop, iterations, scopes)
@@ -70,11 +71,12 @@ def loop_batches(fr: Frame, loop: Any, scopes: Scopes) -> list[list[Frame]]:
     for start in range(0, len(over), batch):
         frames = []
         for i in range(start, min(start + batch, len(over))):
-            it = Frame(rdef=rdef, fqname=fr.fqname, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
-                       backend=fr.backend,
-                       path=fr.path, previous=fr.previous,
-                       info={**fr.info, "suffix": f"-{i}", "index": i, "total": len(over)})
+            name = f"{fr.fqname}.{i}"       # Stimela's taskname of iteration i
+            it = Frame(rdef=rdef, fqname=name, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
+                       backend=fr.backend, path=fr.path, previous=fr.previous,
+                       info={**fr.info, "taskname": name, "index": i, "total": len(over)})
             it.recipe[loop.var] = over[i]
+            it.recipe[f"{loop.var}@index"] = i
             if fr.root is fr.recipe:
                 it.root = it.recipe
             frames.append(it)

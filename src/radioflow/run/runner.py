@@ -167,10 +167,10 @@ class Runner:
             (late if name in rdef.outputs and is_dynamic(value) else raw)[name] = value
         raw.update({k: v for k, v in given.items() if v is not UNSET})
         for name, p in rdef.schema.items():
-            if p.implicit is not None:
-                raw[name] = p.implicit
+            if p.implicit is not None:      # an implicit output may refer to what the steps produce
+                (late if p.is_output and is_dynamic(p.implicit) else raw)[name] = p.implicit
         fr = Frame(rdef=rdef, fqname=fqname, recipe={}, root=None, parent=parent.recipe if parent else {},
-                   path=path, info={"label": fqname.rsplit(".", 1)[-1], "fqname": fqname, "suffix": ""})
+                   path=path, info=_recipe_info(fqname, parent))
         ns: dict[str, Any] = {}
         defaults_raw = rdef.raw.get("defaults") or {}
 
@@ -363,6 +363,13 @@ class Runner:
         self.scopes.publish(p.frame, sdef, p.fqname, status, p.params, outputs)
         self.recorder.step_done(p.fqname, sdef, status, seconds, p.params, phash=p.phash, outputs=outputs,
                                 note=note, resumed_from=p.resumed_from, recorded=recorded)
+
+
+def _recipe_info(taskname: str, parent: Frame | None) -> dict[str, Any]:
+    """``info`` of a recipe frame: ``fqname`` as Stimela's (no loop indices), ``taskname`` unique."""
+    label = taskname.rsplit(".", 1)[-1]
+    fqname = f"{parent.info.get('fqname', parent.fqname)}.{label}" if parent is not None else taskname
+    return {"label": label, "fqname": fqname, "taskname": taskname, "label_parts": label.split("-"), "suffix": ""}
 
 
 __all__ = ["Runner", "RunOptions", "RunOutcome", "RunInterrupted", "StepReport"]
