@@ -178,7 +178,7 @@ def apply(wranglers: Compiled, line: str, level: int, status: Status) -> tuple[s
                 level = max(level, logging.WARNING)
             elif kind == "ERROR":
                 message = _format(act.arg, match) if act.arg else (
-                    f"the cab was marked as failed because its output matched '{regex.pattern}': {line.strip()}")
+                    f"cab marked as failed based on encountering '{regex.pattern}' in output: {line.strip()}")
                 status.declare_failure(message)
                 level = max(level, logging.ERROR)
             elif kind == "DECLARE_SUCCESS":

@@ -85,6 +85,8 @@ class Progress:
                 continue                      # the step log's own bookkeeping lines
             else:
                 m = _LEVEL_LINE.match(line)
+                if m and m.group(2).startswith("# "):
+                    continue                  # '# error: ...': the run reports it once itself
                 shown.append(f"{m.group(1)}: {m.group(2)}" if m else line)
         for line in shown:
             log.debug("%s: %s", fqname, line)

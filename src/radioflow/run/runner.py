@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ..backends.base import Backend
 from ..errors import RadioflowError, StepError, ValidationError
 from ..invoke import Invocation, Result
-from ..recipe.formula import UNSET, LazyMapping
+from ..recipe.formula import UNSET, FormulaError, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
@@ -190,10 +190,17 @@ class Runner:
         view = Overlay(assign_lazy, lazy)
         fr.root = parent.root if parent else view
         ns.update(self.scopes.ns(fr, recipe=view, current=view))
-        resolved = lazy.resolved()
-        values = validate_values(resolved, rdef.schema, what=f"recipe '{fqname}'", where_of=where_of,
+        try:
+            resolved = lazy.resolved()
+        except FormulaError as exc:
+            raise ValidationError(f"recipe '{fqname}': invalid inputs: {exc}") from None
+        values = validate_values(resolved, rdef.schema, what=f"recipe '{fqname}': invalid inputs", where_of=where_of,
                                  workdir=self.workdir)
         fr.recipe = values
+        try:
+            prepare_outputs({k: v for k, v in values.items() if k in rdef.outputs}, rdef.outputs, self.workdir)
+        except OSError as exc:
+            raise StepError(f"{rdef.where}: recipe '{fqname}': cannot create an output directory: {exc}.") from None
         if parent is None:
             fr.root = values
         if loop is None:
@@ -285,9 +292,9 @@ class Runner:
     def _prepare(self, fr: Frame, label: str, sdef: StepDef, decision: Decision) -> _Prepared:
         fq = step_fqname(fr, label)
         step = sdef.step
-        if not decision.run:
+        if not decision.run or (sdef.recipe is not None and not self._runs_anything(sdef.recipe, f"{fr.path}.{label}")):
             params = self.scopes.try_params(fr, label, sdef)
-            return _Prepared(fr, fq, "skipped", params=params, note=decision.reason)
+            return _Prepared(fr, fq, "skipped", params=params, note=decision.reason or "no step of it selected")
         self.scopes.assign(fr, step.assign, sdef.raw.get("assign"))
         self.scopes.assign_based_on(fr, step.assign_based_on, sdef.raw.get("assign_based_on"))
         params, ns = self.scopes.resolve_params(fr, label, sdef)
@@ -326,6 +333,17 @@ class Runner:
                 return prep
         prep.record_id = self.recorder.start_step(fq, sdef.cab_name, values, prep.phash, log_path)
         return prep
+
+    def _runs_anything(self, rdef: RecipeDef, path: str) -> bool:
+        """Whether any cab step under the nested recipe at ``path`` is selected (as Stimela, a
+        nested recipe whose steps are all deselected or skipped is skipped itself)."""
+        for label, sdef in rdef.steps.items():
+            d = self.decisions[f"{path}.{label}"]
+            if not d.run or (sdef.step.skip is True and not d.enabled):
+                continue
+            if sdef.recipe is None or self._runs_anything(sdef.recipe, f"{path}.{label}"):
+                return True
+        return False
 
     def _finish_cab(self, p: _Prepared, sdef: StepDef, res: Result) -> str | None:
         seconds = max(0.0, res.finished - res.started)

@@ -1,0 +1,87 @@
+"""Names, labels and console output as Stimela's: info.fqname/taskname/label_parts/suffix and
+{self.*}, loop iterations, step output under ---INVOKING---, recipe-output mkdir, nested recipes
+with nothing selected, 'invalid inputs'."""
+from __future__ import annotations
+
+import io
+import textwrap
+
+from recipe_helpers import cli, step_rows
+
+from radioflow.run.progress import Progress
+
+RECIPE = """\
+cabs:
+  echo:
+    command: echo
+    policies: {positional: true}
+    inputs:
+      msg: {dtype: str, default: "{self.fqname} {info.taskname} {info.suffix} {info.label_parts}"}
+sub:
+  steps:
+    t1-always: {cab: echo}
+    t2: {cab: echo}
+looped:
+  inputs:
+    xs: {dtype: "List[int]", default: [1, 2]}
+  outputs:
+    outdir: {dtype: Directory, mkdir: true, default: made/here}
+  for_loop: {var: x, over: xs}
+  steps:
+    s1-a-b: {cab: echo}
+    s2: {recipe: sub}
+"""
+
+
+def _log_lines(tmp_path) -> dict[str, str]:
+    return {r["fqname"]: open(r["log_path"]).read() for r in step_rows(tmp_path) if r["log_path"]}
+
+
+def test_fqname_taskname_and_labels_in_loops(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(RECIPE)
+    code, out, err = cli(capsys, "run", str(path), "looped", "-C", str(tmp_path))
+    assert code == 0, err
+    names = [r["fqname"] for r in step_rows(tmp_path) if r["status"] == "ok"]
+    assert names[:4] == ["looped.0.s1-a-b", "looped.0.s2.t1-always", "looped.0.s2.t2", "looped.0.s2"]
+    # info.fqname is the same in every iteration; the taskname carries the index
+    assert "looped.s1-a-b looped.0.s1-a-b b ['s1', 'a', 'b']" in out
+    assert "looped.s1-a-b looped.1.s1-a-b b ['s1', 'a', 'b']" in out
+    assert "looped.s2.t1-always looped.1.s2.t1-always always ['t1', 'always']" in out
+    assert "for loop iteration 0: x = 1" in out and "for loop iteration 1: x = 2" in out
+    assert (tmp_path / "made" / "here").is_dir()                 # recipe output with mkdir: true
+
+
+def test_console_shows_command_and_output():
+    buf = io.StringIO()
+    p = Progress(stream=buf, live=False)
+    p.step_log("r.s", "# step r.s: cab echo (binary) started\n# command: echo hi there\nhi there\n"
+                      "[WARNING] careful\n[ERROR] # error: reported elsewhere\n# finished: ok\n")
+    assert buf.getvalue().splitlines() == ["---INVOKING---", "echo hi there", "hi there", "WARNING: careful"]
+    quiet = io.StringIO()
+    Progress(stream=quiet, live=False, quiet=True).step_log("r.s", "# command: x\nout\n")
+    assert quiet.getvalue() == ""
+
+
+def test_nested_recipe_with_nothing_selected_is_skipped(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(RECIPE)
+    code, out, err = cli(capsys, "run", str(path), "looped", "xs=[1]", "-k", "s2.t1-always:t2", "-C", str(tmp_path))
+    assert code == 0, err
+    rows = {r["fqname"]: r for r in step_rows(tmp_path)}
+    assert rows["looped.0.s2"]["status"] == "skipped"
+    assert "looped.0.s2.t1-always" not in rows or rows["looped.0.s2.t1-always"]["status"] == "skipped"
+
+
+def test_unresolvable_recipe_input_is_invalid_inputs(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          echo: {command: echo, inputs: {msg: str}}
+        circular:
+          inputs: {circular: {default: 0}}
+          steps: {s1: {cab: echo, params: {msg: x}}}
+        """))
+    code, _, err = cli(capsys, "run", str(path), "circular==recipe.circular", "-C", str(tmp_path))
+    assert code == 1
+    assert "recipe 'circular': invalid inputs" in err and "circular reference" in err
