@@ -25,8 +25,8 @@ from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, v
 from . import resume
 from .engines import Engines, resolve_section
 from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname, step_sections, substituted_cab
-from .loops import run_loops
 from .logfiles import LogLayout, run_time_info
+from .loops import run_loops
 from .progress import Progress
 from .recording import Recorder, StepReport
 from .records import new_run_id
