@@ -125,10 +125,11 @@ def test_wildcards(ns: dict, expr: str, expected: object) -> None:
 
 
 def test_wildcard_takes_last_sorted_match_only(ns: dict) -> None:
-    # 't1' sorts last among all steps and has no 'out': Stimela semantics give an unset value
-    assert evaluate("steps.*.out", ns) is UNSET
+    # 't1' sorts last among all steps and has no 'out': as in Stimela, the formula is unresolved
+    with pytest.raises(FormulaError, match="unresolved: 'steps.\\*.out' is not set"):
+        evaluate("steps.*.out", ns)
     assert evaluate("steps.m*.out", ns) == "o.fits"
-    assert evaluate("steps.s*.x", ns) is UNSET        # s3 is the last match, and has no x
+    assert evaluate("IFSET(steps.s*.x)", ns) is UNSET     # s3 is the last match, and has no x
 
 
 def test_wildcard_index_fallback(ns: dict) -> None:
@@ -138,12 +139,12 @@ def test_wildcard_index_fallback(ns: dict) -> None:
 
 def test_object_attributes(ns: dict) -> None:
     ns["obj"] = SimpleNamespace(value=3, _private=4, method=lambda: 5)
-    assert evaluate("obj.method", ns) is UNSET         # methods are not data
+    assert evaluate("IFSET(obj.method)", ns) is UNSET  # methods are not data
     assert evaluate("obj.value * 2", ns) == 6
-    assert evaluate("obj._private", ns) is UNSET   # private attributes are never reachable
+    assert evaluate("IFSET(obj._private)", ns) is UNSET   # private attributes are never reachable
     with pytest.raises(FormulaError, match="obj._private"):
         evaluate("obj._private + 1", ns)
-    assert evaluate("recipe.s.upper", ns) is UNSET   # no method access on plain values
+    assert evaluate("IFSET(recipe.s.upper)", ns) is UNSET   # no method access on plain values
 
 
 def test_bare_name_lookup() -> None:
@@ -151,9 +152,13 @@ def test_bare_name_lookup() -> None:
 
 
 def test_missing_names(ns: dict) -> None:
-    assert evaluate("recipe.missing", ns) is UNSET
+    # a name that does not exist is an error (Stimela stops); one set to UNSET gives UNSET
+    with pytest.raises(FormulaError, match=r"r\.yml:3: formula '=recipe\.missing': unresolved: 'recipe\.missing' is not set"):
+        evaluate("recipe.missing", ns, where="r.yml:3")
     assert evaluate("recipe.unset", ns) is UNSET
-    assert evaluate("nosuch.ns.key", ns) is UNSET
+    with pytest.raises(FormulaError, match="unresolved: 'nosuch.ns.key' is not set"):
+        evaluate("nosuch.ns.key", ns)
+    assert evaluate("IFSET(nosuch.ns.key)", ns) is UNSET
     with pytest.raises(FormulaError, match=r"r\.yml:4: .*'recipe\.missing' is not set"):
         evaluate("recipe.missing + 1", ns, where="r.yml:4")
     with pytest.raises(FormulaError, match=r"'recipe\.unset' is UNSET"):
@@ -335,7 +340,7 @@ def test_syntax_errors_report_column(expr: str, column: int, fragment: str) -> N
     ("recipe.d['nokey']", "index 'nokey' not found"),
     ("LEN(5)", "LEN() failed"),
     ("RANGE(1, 2, 3, 4)", "RANGE() expects 1 to 3 arguments, got 4"),
-    ("IF(1, 2)", "IF() expects 3 to 4 arguments, got 2"),
+    ("IF(1)", "IF() expects 2 to 4 arguments, got 1"),
     ("VALID()", "VALID() expects 1 argument, got 0"),
     ("SORT(5)", "SORT(): expects a list"),
     ("BASENAME(5)", "expects a string"),
@@ -432,7 +437,7 @@ def test_lazy_mapping_resolves_and_caches() -> None:
 
 
 def test_lazy_mapping_unset_value() -> None:
-    rec, ns, _ = _recipe({"a": "=recipe.nothing", "b": "=IFSET(recipe.a, 1, 2)"})
+    rec, ns, _ = _recipe({"a": "=IFSET(recipe.nothing)", "b": "=IFSET(recipe.a, 1, 2)"})
     assert rec["a"] is UNSET
     assert rec["b"] == 2
     assert evaluate("recipe.a", ns) is UNSET

@@ -139,3 +139,31 @@ def test_tilde_in_directory_values_is_home():
     assert coerce("~", DType.parse("Directory")) == os.path.expanduser("~")
     assert coerce(["~/x", "."], DType.parse("List[Directory]")) == [os.path.expanduser("~/x"), "."]
     assert coerce("~", DType.parse("str")) == "~"
+
+
+def test_if_with_two_arguments_is_true_when_false():
+    from radioflow.recipe.formula import evaluate
+
+    assert evaluate("IF(1 == 1, 'yes')", {}) == "yes"
+    assert evaluate("IF(1 == 2, 'yes')", {}) is True      # Stimela: a missing if_false is True
+
+
+def test_unresolvable_formula_is_an_error_not_a_dropped_parameter():
+    from radioflow.recipe.formula import UNSET, FormulaError, evaluate
+
+    ns = {"steps": {"s1": {"out": "x"}}, "recipe": {"u": UNSET}}
+    with pytest.raises(FormulaError, match=r"r\.yml:7: formula '=steps\.s1\.nonexistent': unresolved"):
+        evaluate("steps.s1.nonexistent", ns, where="r.yml:7")
+    assert evaluate("UNSET", ns) is UNSET and evaluate("recipe.u", ns) is UNSET
+    assert evaluate("IFSET(steps.s1.nonexistent, 1, 2)", ns) == 2
+
+
+def test_self_reference_named_as_stimela(tmp_path):
+    from radioflow.recipe.formula import FormulaError, LazyMapping
+
+    ns: dict = {}
+    current = LazyMapping({"msg": "=current.msg"}, lambda: ns, name="current", where=lambda k: "r.yml:3")
+    ns["current"] = current
+    with pytest.raises(FormulaError, match="self-referencing formula or substitution, circular reference: "
+                                           "current.msg -> current.msg"):
+        current["msg"]

@@ -103,7 +103,7 @@ def test_substitution_errors(text: str, fragment: str) -> None:
     (["=recipe.n", "{recipe.n}", 3, ["=1+1"]], [7, "7", 3, [2]]),
     (("=recipe.n",), [7]),
     ({"a": "=recipe.n + 1", "b": {"c": "{info.label}"}}, {"a": 8, "b": {"c": "img"}}),
-    ("=recipe.missing", UNSET),
+    ("=IFSET(recipe.missing)", UNSET),
 ])
 def test_resolve_value(value: object, expected: object) -> None:
     assert resolve_value(value, NS) == expected

@@ -135,8 +135,8 @@ def test_step_selection(tmp_path, capsys, args, ran):
 
 def test_sub_recipe_selection(tmp_path, capsys):
     code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "second.w", "-C", str(tmp_path))
-    # first is not selected: steps.first.out is unset, so second's required text is missing
-    assert code == 1 and "features.yml:104: required parameter 'text' is not set" in err
+    # first is not selected: steps.first.out does not exist, so second's formula is unresolved
+    assert code == 1 and "features.yml:104: formula '=steps.first.out': unresolved" in err
     code, out, err = cli(capsys, "run", FEATURES, "nested", "-s", "first.sq:", "-s", "second", "-C", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "nested-inline.txt").read_text() == "sq-3.txt|T|T"

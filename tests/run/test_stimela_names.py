@@ -85,3 +85,19 @@ def test_unresolvable_recipe_input_is_invalid_inputs(tmp_path, capsys):
     code, _, err = cli(capsys, "run", str(path), "circular==recipe.circular", "-C", str(tmp_path))
     assert code == 1
     assert "recipe 'circular': invalid inputs" in err and "circular reference" in err
+
+
+def test_unresolvable_step_formula_stops_the_run(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          echo: {command: echo, policies: {positional: true}, inputs: {msg: {dtype: str, default: d}}}
+        recipe:
+          steps:
+            s1: {cab: echo}
+            s2: {cab: echo, params: {msg: =steps.s1.nonexistent}}
+        """))
+    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
+    assert code == 1
+    assert "r.yml:6: formula '=steps.s1.nonexistent': unresolved" in err
+    assert [r["fqname"] for r in step_rows(tmp_path) if r["status"] == "ok"] == ["recipe.s1"]

@@ -24,7 +24,6 @@ from .values import (
     FormulaError,
     Missing,
     short_repr,
-    unset_if_missing,
     where_prefix,
 )
 
@@ -82,7 +81,7 @@ def lookup(ns: Mapping[str, Any], segments: tuple[str, ...] | list[str]) -> Any:
                            " to subtract or multiply)")
             return Missing(path, detail)
         if value is UNSET:
-            return Missing(".".join(segments), f"'{'.'.join(segments[:i + 1])}' is UNSET")
+            return Missing(".".join(segments), f"'{'.'.join(segments[:i + 1])}' is UNSET", unset=True)
     return value
 
 
@@ -298,9 +297,10 @@ def check(expr: str, *, where: str = "") -> None:
 def evaluate(expr: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
     """Evaluate formula ``expr`` (the text after the leading '=') in namespace ``ns``.
 
-    Returns the value; a formula that is (or yields) an unset name returns ``UNSET``, which
-    callers treat as "no value" (revert to default). Any problem raises FormulaError naming
-    ``where`` (e.g. "recipe.yml:12").
+    Returns the value; ``=UNSET`` (or a function such as IFSET() that yields it) returns
+    ``UNSET``, which callers treat as "no value" (revert to default). A formula that is, or
+    yields, a name that does not exist (``=steps.s1.nonexistent``) is an error, as in Stimela.
+    Any problem raises FormulaError naming ``where`` (e.g. "recipe.yml:12").
     """
     if not isinstance(expr, str):
         raise FormulaError(f"{where_prefix(where)}a formula must be a string, got {short_repr(expr)}")
@@ -314,4 +314,8 @@ def evaluate(expr: str, ns: Mapping[str, Any], *, where: str = "") -> Any:
         raise ev.fail("formula or the values it refers to are nested too deeply") from None
     except Exception as exc:   # anything a value's own methods may raise: report, no traceback
         raise ev.fail(f"{type(exc).__name__}: {exc}") from None
-    return unset_if_missing(value)
+    if isinstance(value, Missing):
+        if value.unset:
+            return UNSET
+        raise ev.fail(f"unresolved: {value.detail} (use IFSET() for a value that may be unset)")
+    return value

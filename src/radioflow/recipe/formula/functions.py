@@ -30,11 +30,15 @@ log = logging.getLogger("radioflow.recipe.formula")   # LOG*() messages (shown b
 # lazy functions: receive the evaluator and the unevaluated argument nodes ---------------------
 
 def _fn_if(ev: Evaluator, args: tuple) -> Any:
-    ev.check_arity("IF", args, 3, 4)
+    """IF(cond, if_true[, if_false[, if_unset]]); as in Stimela, a missing if_false is True (so
+    ``=IF(cond, LOG(...))`` holds as a preamble/epilogue assertion when cond is false)."""
+    ev.check_arity("IF", args, 2, 4)
     cond = ev.loose(args[0])
     if isinstance(cond, Missing):
         return ev.strict(args[3]) if len(args) == 4 else UNSET
-    return ev.strict(args[1] if ev.truth(cond) else args[2])
+    if ev.truth(cond):
+        return ev.strict(args[1])
+    return ev.strict(args[2]) if len(args) > 2 else True
 
 
 def _fn_ifset(ev: Evaluator, args: tuple) -> Any:
@@ -189,7 +193,7 @@ FUNCTION_NAMES: frozenset[str] = frozenset(FUNCTIONS) | frozenset(LAZY_FUNCTIONS
 
 ARITY: dict[str, tuple[int, int | None]] = {
     **{name: (lo, hi) for name, (_, lo, hi) in FUNCTIONS.items()},
-    "IF": (3, 4), "IFSET": (1, 3), "CASES": (2, None), "TRY": (1, None), "VALID": (1, 1),
+    "IF": (2, 4), "IFSET": (1, 3), "CASES": (2, None), "TRY": (1, None), "VALID": (1, 1),
     "NOSUBST": (1, 1), "ERROR": (0, 1), "ABORT": (0, 1),
 }
 

@@ -75,8 +75,9 @@ class LazyMapping(Mapping):
         for i, (owner, other, _, _) in enumerate(stack):
             if owner == token and other == key:
                 chain = " -> ".join([entry[2] for entry in stack[i:]] + [self._label(key)])
+                what = "self-referencing formula or substitution, " if i == len(stack) - 1 else ""
                 raise CircularReferenceError(
-                    f"{where_prefix(stack[i][3])}circular reference: {chain}")
+                    f"{where_prefix(stack[i][3])}{what}circular reference: {chain}")
         where = self.where_of(key)
         stack.append((token, key, self._label(key), where))
         try:

@@ -66,10 +66,12 @@ def where_prefix(where: str) -> str:
 class Missing:
     """Result of looking up a name that is not set; UNSET where allowed, an error elsewhere."""
 
-    __slots__ = ("name", "detail")
+    __slots__ = ("name", "detail", "unset")
 
-    def __init__(self, name: str, detail: str) -> None:
-        self.name, self.detail = name, detail
+    def __init__(self, name: str, detail: str, unset: bool = False) -> None:
+        # unset: the name exists with the value UNSET (a formula yielding it reverts to the default);
+        # otherwise the name does not exist (a formula yielding it is unresolved, an error)
+        self.name, self.detail, self.unset = name, detail, unset
 
     def __bool__(self) -> bool:
         return False
