@@ -55,7 +55,7 @@ def run(
         typer.echo("\n".join(plan(prepared.rdef, prepared.options.selection)))
         typer.echo("validation ok (dry run: nothing was executed)")
         return
-    from ..run.progress import Progress, show_formula_logs
+    from ..run.progress import Progress, flush_formula_summary, show_formula_logs
 
     verbose = bool(top.get("verbose"))
     if not quiet:
@@ -79,6 +79,8 @@ def run(
         if not no_report and prepared.options.record:
             _report(str(workdir), runner.run_id, quiet)
         raise
+    finally:
+        flush_formula_summary()
     if not quiet:
         _report_success(prepared.rdef.model.name or prepared.rdef.name, outcome.outputs, verbose,
                         time.monotonic() - started)

@@ -8,6 +8,7 @@ step's values back into its frame (``steps``, ``previous``, aliased recipe param
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -54,6 +55,9 @@ class Overlay(Mapping[str, Any]):
         return len(set(self._first) | set(self._second))
 
 
+_formula_log = logging.getLogger("radioflow.recipe.formula")   # shown with the LOG() messages
+
+
 def step_fqname(fr: Frame, label: str) -> str:
     """The run name of step ``label`` in frame ``fr``: Stimela's *taskname*, which names loop
     iterations by their index (``recipe.0.step``); ``info.fqname`` stays ``recipe.step``."""
@@ -72,8 +76,10 @@ def step_info(fr: Frame, label: str) -> dict[str, Any]:
 def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, what: str) -> None:
     """Evaluate ``preamble``/``epilogue`` formulas (a list, or a mapping of named lists).
 
-    A formula that yields ``False`` fails the step or recipe; other results (e.g. from
-    ``LOG(...)``) are fine; ``ERROR()``/``ABORT()`` raise their own error.
+    As in Stimela, a formula that yields a false value or UNSET fails the step or recipe (logged
+    at CRITICAL as ``epilogue: label: 'expr' evaluates to ...``); other results (``LOG(...)``
+    returns its message, ``IF(cond, x)`` True when cond is false) pass; ``ERROR()``/``ABORT()``
+    raise their own error.
     """
     if not items:
         return
@@ -83,7 +89,9 @@ def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, wha
         loc = where(node, name, where(raw, kind)) if name is not None else where(raw, kind)
         for expr in group if isinstance(group, list) else [group]:
             value = resolve_value(to_plain(expr), ns, where=loc)
-            if value is False:
+            if value is UNSET or not value:
+                label = f"{name}: " if name is not None else ""
+                _formula_log.critical(f"{kind}: {label}'{expr}' evaluates to {value!r}")
                 label = f" '{name}'" if name is not None else ""
                 raise ValidationError(f"{loc}: {what}: {kind}{label} assertion {expr!r} is false.")
 

@@ -125,14 +125,61 @@ class Progress:
         return table
 
 
-def show_formula_logs() -> None:
-    """Send messages of the ``LOG*()`` formula functions to stderr (``LOG: text``)."""
+class _FormulaLogHandler(logging.Handler):
+    """``LEVEL: message`` for LOG*() messages, with Stimela's options: ``no-repeat`` shows an
+    identical message once, ``summary`` (default for warnings and above) keeps it for the
+    summary printed at the end of the run, ``only-summary`` shows it only there."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self._stream = stream
+        self.seen: set[tuple[int, str]] = set()
+        self.accumulated: list[str] = []
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr     # looked up late: tests swap sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f"{record.levelname}: {record.getMessage()}"
+        key = (record.levelno, record.getMessage())
+        if getattr(record, "rf_no_repeat", False) and key in self.seen:
+            return
+        self.seen.add(key)
+        summary = getattr(record, "rf_summary", record.levelno >= logging.WARNING)
+        if summary:
+            self.accumulated.append(text)
+        if not getattr(record, "rf_only_summary", False):
+            print(text, file=self.stream, flush=True)
+
+    def flush_summary(self) -> None:
+        if self.accumulated:
+            print("--- accumulated warnings and errors ---", file=self.stream)
+            for text in self.accumulated:
+                print(text, file=self.stream)
+            self.stream.flush()
+            self.accumulated = []
+
+
+def _formula_handler() -> _FormulaLogHandler | None:
     logger = logging.getLogger("radioflow.recipe.formula")
-    if any(getattr(h, "_radioflow", False) for h in logger.handlers):
+    return next((h for h in logger.handlers if isinstance(h, _FormulaLogHandler)), None)
+
+
+def show_formula_logs(stream: TextIO | None = None) -> None:
+    """Send messages of the ``LOG*()`` formula functions to ``stream`` (stderr) as ``LEVEL: text``."""
+    logger = logging.getLogger("radioflow.recipe.formula")
+    handler = _formula_handler()
+    if handler is not None:                     # a new run: forget the previous one's messages
+        handler._stream, handler.seen, handler.accumulated = stream, set(), []
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    handler._radioflow = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
+    logger.addHandler(_FormulaLogHandler(stream))
     if logger.level == logging.NOTSET or logger.level > logging.INFO:
         logger.setLevel(logging.INFO)
+
+
+def flush_formula_summary() -> None:
+    """Print the warnings and errors kept for the end of the run (Stimela's closing summary)."""
+    handler = _formula_handler()
+    if handler is not None:
+        handler.flush_summary()

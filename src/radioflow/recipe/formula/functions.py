@@ -102,6 +102,8 @@ def _make_abort(fname: str) -> Callable[[Evaluator, tuple], Any]:
     def abort(ev: Evaluator, args: tuple) -> Any:
         ev.check_arity(fname, args, 0, 1)
         message = unset_if_missing(ev.loose(args[0])) if args else ""
+        if fname == "ABORT":
+            log.critical(f"ABORT: {message}")       # as Stimela: an abort is logged at CRITICAL
         raise ev.fail(f"{fname}: {message}", FormulaAbort)
     return abort
 
@@ -153,10 +155,37 @@ def _path_fn(fn: Callable[[str], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+               "error": logging.ERROR, "critical": logging.CRITICAL}
+_LOG_FLAGS = {"no-repeat", "summary", "no-summary", "only-summary"}
+
+
+def _log_options(extra: tuple) -> set[str] | None:
+    """Stimela's LOG options (``"warning"``, ``"no-repeat, summary"``...), or None if ``extra``
+    are not options (then, as radioflow's LOG(a, b, ...), they are joined into the message)."""
+    if not extra or not all(isinstance(a, str) for a in extra):
+        return None
+    opts = {o.strip() for a in extra for o in a.split(",") if o.strip()}
+    return opts if opts and opts <= set(_LOG_LEVELS) | _LOG_FLAGS else None
+
+
 def _make_log(level: int) -> Callable[..., Any]:
+    """LOG(message[, options...]) as Stimela's: options give the level (debug ... critical),
+    ``no-repeat`` (once per identical message), ``summary``/``no-summary``/``only-summary``
+    (repeat at the end of the run; the default for warning and above). Returns the message."""
     def apply(*args: Any) -> Any:
-        log.log(level, " ".join(str(a) for a in args))
-        return args[-1] if args else ""
+        opts = _log_options(args[1:])
+        if opts is None:               # radioflow form: LOG(a, b, ...) logs "a b ..." and returns b
+            log.log(level, " ".join(str(a) for a in args))
+            return args[-1] if args else ""
+        levels = opts & set(_LOG_LEVELS)
+        if len(levels) > 1:
+            raise EvalFailure(f"LOG(): several levels given: {', '.join(sorted(levels))}")
+        lvl = _LOG_LEVELS[levels.pop()] if levels else level
+        summary = "summary" in opts or "only-summary" in opts or (lvl >= logging.WARNING and "no-summary" not in opts)
+        log.log(lvl, str(args[0]), extra={"rf_no_repeat": "no-repeat" in opts, "rf_summary": summary,
+                                          "rf_only_summary": "only-summary" in opts})
+        return args[0]
     return apply
 
 
@@ -187,6 +216,10 @@ FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int | None]] = {
     "LOGWARN": (_make_log(logging.WARNING), 0, None),
     "LOGWARNING": (_make_log(logging.WARNING), 0, None),
     "LOGERROR": (_make_log(logging.ERROR), 0, None),
+    "LOG_INFO": (_make_log(logging.INFO), 1, None),
+    "LOG_WARNING": (_make_log(logging.WARNING), 1, None),
+    "LOG_ERROR": (_make_log(logging.ERROR), 1, None),
+    "LOG_CRITICAL": (_make_log(logging.CRITICAL), 1, None),
 }
 
 FUNCTION_NAMES: frozenset[str] = frozenset(FUNCTIONS) | frozenset(LAZY_FUNCTIONS)
