@@ -167,3 +167,18 @@ def test_self_reference_named_as_stimela(tmp_path):
     with pytest.raises(FormulaError, match="self-referencing formula or substitution, circular reference: "
                                            "current.msg -> current.msg"):
         current["msg"]
+
+
+def test_log_takes_stimela_options(caplog):
+    import logging
+
+    from radioflow.recipe.formula import FormulaError, evaluate
+
+    with caplog.at_level(logging.DEBUG, logger="radioflow.recipe.formula"):
+        assert evaluate("LOG('m1', 'warning')", {}) == "m1"
+        assert evaluate("LOG_CRITICAL('m2')", {}) == "m2"
+        assert evaluate("LOG('a', 'b')", {}) == "b"          # not options: radioflow's LOG(a, b) form
+    got = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert got == [("WARNING", "m1"), ("CRITICAL", "m2"), ("INFO", "a b")]
+    with pytest.raises(FormulaError, match="several levels"):
+        evaluate("LOG('m', 'warning, error')", {})

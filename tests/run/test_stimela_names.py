@@ -101,3 +101,49 @@ def test_unresolvable_step_formula_stops_the_run(tmp_path, capsys):
     assert code == 1
     assert "r.yml:6: formula '=steps.s1.nonexistent': unresolved" in err
     assert [r["fqname"] for r in step_rows(tmp_path) if r["status"] == "ok"] == ["recipe.s1"]
+
+
+def test_log_options_and_closing_summary(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          echo: {command: echo, inputs: {x: {dtype: int, default: 1}}}
+        recipe:
+          steps:
+            s1:
+              cab: echo
+              epilogue:
+                notes:
+                  - =LOG("plain info {current.x}")
+                  - =LOG_WARNING("warn once", "no-repeat")
+                  - =LOG_WARNING("warn once", "no-repeat")
+                  - =LOG("quiet", "only-summary")
+                  - =IF(current.x == 2, LOG("never"))
+            s2:
+              cab: echo
+              params: {x: 42}
+              epilogue:
+                stop: ['=IF(current.x == 42, ABORT("x is {current.x}"))']
+        """))
+    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
+    text = out + err
+    assert code == 1
+    assert text.count("INFO: plain info 1") == 1
+    assert text.count("WARNING: warn once") == 2          # once when logged, once in the summary
+    assert text.count("INFO: quiet") == 1 and "never" not in text
+    assert text.count("CRITICAL: ABORT: x is 42") == 1
+    assert text.index("accumulated warnings and errors") < text.rindex("WARNING: warn once")
+
+
+def test_false_epilogue_entry_fails_the_step_and_is_logged_critical(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          echo: {command: echo, inputs: {x: {dtype: int, default: 43}}}
+        recipe:
+          steps:
+            s1: {cab: echo, epilogue: {assert: ["=current.x != 43"]}}
+        """))
+    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
+    assert code == 1
+    assert "CRITICAL: epilogue: assert: '=current.x != 43' evaluates to False" in out + err

@@ -91,7 +91,7 @@ def check_assertions(items: Any, ns: Mapping[str, Any], raw: Any, kind: str, wha
             value = resolve_value(to_plain(expr), ns, where=loc)
             if value is UNSET or not value:
                 label = f"{name}: " if name is not None else ""
-                _formula_log.critical(f"{kind}: {label}'{expr}' evaluates to {value!r}")
+                _formula_log.critical(f"{kind}: {label}'{expr}' evaluates to {value!r}", extra={"rf_summary": False})
                 label = f" '{name}'" if name is not None else ""
                 raise ValidationError(f"{loc}: {what}: {kind}{label} assertion {expr!r} is false.")
 

@@ -103,7 +103,7 @@ def _make_abort(fname: str) -> Callable[[Evaluator, tuple], Any]:
         ev.check_arity(fname, args, 0, 1)
         message = unset_if_missing(ev.loose(args[0])) if args else ""
         if fname == "ABORT":
-            log.critical(f"ABORT: {message}")       # as Stimela: an abort is logged at CRITICAL
+            log.critical(f"ABORT: {message}", extra={"rf_summary": False})   # as Stimela: logged at CRITICAL
         raise ev.fail(f"{fname}: {message}", FormulaAbort)
     return abort
 
