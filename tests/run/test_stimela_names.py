@@ -147,3 +147,28 @@ def test_false_epilogue_entry_fails_the_step_and_is_logged_critical(tmp_path, ca
     code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
     assert code == 1
     assert "CRITICAL: epilogue: assert: '=current.x != 43' evaluates to False" in out + err
+
+
+def test_assign_and_assign_based_on_set_step_parameters(tmp_path, capsys):
+    path = tmp_path / "r.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          echo: {command: echo, policies: {positional: true}, inputs: {msg: {dtype: str, default: none}}}
+        recipe:
+          inputs:
+            band: {dtype: str, default: L}
+          assign:
+            s2.msg: assigned
+          assign_based_on:
+            band:
+              L: {s1.msg: LBAND}
+              UHF: {s1.msg: UHF}
+          steps:
+            s1: {cab: echo}
+            s2: {cab: echo, params: {msg: own}}
+        """))
+    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
+    assert code == 0, err
+    assert "echo LBAND" in out and "echo assigned" in out
+    code, out, err = cli(capsys, "run", str(path), "band=UHF", "-C", str(tmp_path))
+    assert code == 0 and "echo UHF" in out

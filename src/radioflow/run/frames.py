@@ -34,6 +34,7 @@ class Frame:
     info: dict[str, Any] = field(default_factory=dict)
     late: list[tuple[str, Any, str]] = field(default_factory=list)   # output defaults resolved at the end
     backend: dict[str, Any] = field(default_factory=dict)  # backend options inherited by its steps
+    step_params: dict[str, dict[str, Any]] = field(default_factory=dict)   # 'step.param' assignments
 
 
 class Overlay(Mapping[str, Any]):
@@ -177,6 +178,9 @@ class Scopes:
                 node[parts[-1]] = resolved
             else:
                 fr.recipe[key] = resolved
+                label, _, param = key.partition(".")
+                if param and key not in fr.rdef.schema and label in fr.rdef.steps:
+                    fr.step_params.setdefault(label, {})[param] = resolved   # as Stimela: sets the step's parameter
 
     def assign_based_on(self, fr: Frame, table: Mapping[str, Any], raw: Any) -> None:
         """Apply ``assign_based_on``: the assignments of the case matching each base variable."""
@@ -222,6 +226,7 @@ class Scopes:
             raw.update({k: v for k, v in sdef.recipe.defaults.items() if k in sdef.recipe.inputs})
         raw.update(fr.rdef.step_defaults.get(label, {}))
         raw.update(to_plain(sdef.step.params))
+        raw.update(fr.step_params.get(label, {}))
         aliased = fr.rdef.alias_targets(label)
         for step_param, recipe_param in aliased.items():
             value = fr.recipe.get(recipe_param, UNSET)

@@ -74,6 +74,7 @@ def loop_batches(fr: Frame, loop: Any, scopes: Scopes) -> list[list[Frame]]:
             name = f"{fr.fqname}.{i}"       # Stimela's taskname of iteration i
             it = Frame(rdef=rdef, fqname=name, recipe=dict(fr.recipe), root=fr.root, parent=fr.parent,
                        backend=fr.backend, path=fr.path, previous=fr.previous,
+                       step_params={k: dict(v) for k, v in fr.step_params.items()},
                        info={**fr.info, "taskname": name, "index": i, "total": len(over)})
             it.recipe[loop.var] = over[i]
             it.recipe[f"{loop.var}@index"] = i
