@@ -147,3 +147,20 @@ def test_skip_if_outputs_overridden_by_f_and_F(tmp_path, capsys):
     assert os.path.getmtime(one) == old and os.path.getmtime(two) != old + 200
     assert cli(capsys, *run, "-F")[0] == 0
     assert os.path.getmtime(one) > old
+
+
+def test_opts_backend_select_in_recipe_file(tmp_path, capsys):
+    path = _write(tmp_path, """\
+        opts:
+          backend:
+            select: [singularity, native]
+        recipe:
+          steps:
+            s1: {cab: echo, params: {msg: on-host}}
+        """)
+    code, _, err = cli(capsys, "run", path, "-C", str(tmp_path))
+    assert code == 0, err
+    assert _echoed(tmp_path) == ["on-host"]
+    bad = _write(tmp_path, "opts:\n  backend:\n    select: podman\nrecipe:\n  steps:\n    s1: {cab: echo}\n", "bad.yml")
+    code, _, err = cli(capsys, "run", bad, "-C", str(tmp_path))
+    assert code == 2 and "does not run steps in containers" in err

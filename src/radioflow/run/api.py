@@ -188,6 +188,12 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
         from ..config import load_config
 
         config = load_config(cwd=Path(workdir))
+    opts_backend = doc.opts.get("backend") if isinstance(doc.opts, dict) else None
+    if isinstance(opts_backend, dict):      # Stimela's opts.backend in the recipe files (select: native ...)
+        from ..config import deep_merge
+        from ..recipe.load import to_plain
+
+        config = deep_merge(config, {"backend": to_plain(opts_backend)})
     selection = Selection(steps=list(steps), skip=list(skip), tags=list(tags), skip_tags=list(skip_tags),
                           enable=list(enable))
     resolve(rdef, selection)   # checks that -s/-k/-t/-e name existing steps and tags
