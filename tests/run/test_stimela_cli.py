@@ -164,3 +164,19 @@ def test_opts_backend_select_in_recipe_file(tmp_path, capsys):
     bad = _write(tmp_path, "opts:\n  backend:\n    select: podman\nrecipe:\n  steps:\n    s1: {cab: echo}\n", "bad.yml")
     code, _, err = cli(capsys, "run", bad, "-C", str(tmp_path))
     assert code == 2 and "does not run steps in containers" in err
+
+
+def test_step_param_assignment_satisfies_a_required_parameter(tmp_path, capsys):
+    path = tmp_path / "req.yml"
+    path.write_text(textwrap.dedent("""\
+        cabs:
+          need: {command: echo, policies: {positional: true}, inputs: {a: {dtype: str, required: true}}}
+        recipe:
+          steps:
+            s1: {cab: need}
+        """))
+    code, _, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
+    assert code == 1 and "required parameter 'a' is not set" in err
+    code, _, err = cli(capsys, "run", str(path), "s1.a=given", "-C", str(tmp_path))
+    assert code == 0, err
+    assert _echoed(tmp_path) == ["given"]

@@ -172,3 +172,13 @@ def test_assign_and_assign_based_on_set_step_parameters(tmp_path, capsys):
     assert "echo LBAND" in out and "echo assigned" in out
     code, out, err = cli(capsys, "run", str(path), "band=UHF", "-C", str(tmp_path))
     assert code == 0 and "echo UHF" in out
+
+
+def test_verbose_shows_each_steps_validated_outputs():
+    buf = io.StringIO()
+    Progress(stream=buf, live=False, verbose=True).step_outputs("r.s5", {"x": 2, "y": "46barbar"})
+    assert buf.getvalue().splitlines() == ["DEBUG: ### validated outputs", "DEBUG: step 'r.s5':",
+                                           "DEBUG:   x = 2", "DEBUG:   y = 46barbar"]
+    quiet = io.StringIO()
+    Progress(stream=quiet, live=False).step_outputs("r.s5", {"x": 2})
+    assert quiet.getvalue() == ""

@@ -179,7 +179,7 @@ def prepare_run(args: Sequence[str], *, workdir: str = ".", steps: Sequence[str]
     doc = load_documents(files)
     _add_python_paths(doc.files)   # every loaded file, includes too
     recipe = choose_recipe(doc, name, last=last_recipe)
-    schema_only = compile_recipe(doc, recipe, check_params=False)
+    schema_only = compile_recipe(doc, recipe, params, check_params=False)   # step.param=value applied too
     params = {**flag_params(schema_only, flags), **params}
     params = {**environment_params(schema_only, params, environ), **params}
     rdef = compile_recipe(doc, recipe, params)

@@ -96,6 +96,14 @@ class Progress:
                 print(line, file=self.stream)
         self.stream.flush()
 
+    def step_outputs(self, fqname: str, outputs: dict[str, Any]) -> None:
+        """With ``-v``: a finished step's validated outputs, as Stimela's debug summary."""
+        if not self.verbose or not outputs:
+            return
+        lines = ["### validated outputs", f"step '{fqname}':"] + [f"  {k} = {v}" for k, v in outputs.items()]
+        for line in lines:
+            self.message(f"DEBUG: {line}")
+
     def message(self, text: str) -> None:
         log.info(text)
         if self.quiet:

@@ -359,6 +359,8 @@ class Runner:
         ok = res.ok and error is None
         log_path = p.inv.log_path if p.inv is not None else None
         self.progress.step_log(p.fqname, res.log)
+        if ok:
+            self.progress.step_outputs(p.fqname, outputs)
         self.recorder.cab_finished(p.record_id, log_path, p.params, outputs, res, ok, error, seconds)
         p.outputs = outputs
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
