@@ -16,6 +16,14 @@ from typing import Any, Mapping
 
 from ..errors import ValidationError
 from ..vis.location import local_path
+from .assignments import (
+    alias_entries,
+    apply_assignments,
+    nested_default,
+    nested_to_dotted,
+    root_params,
+    step_assignments,
+)
 from .dtypes import CoercionError, coerce
 from .dynschema import apply_dynamic_schema
 from .formula import UNSET, FormulaError, check, is_formula
@@ -118,48 +126,6 @@ def compile_recipe(doc: Document, name: str, params: Mapping[str, Any] | None = 
     return rdef
 
 
-def nested_to_dotted(values: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """``{h: {h1: a}}`` -> ``{"h.h1": a}`` where ``h`` is not a parameter but ``h.*`` are (Stimela's
-    nested parameter sections); other entries are kept as they are."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        prefix = f"{key}."
-        if (isinstance(value, Mapping) and key not in schema and value
-                and any(str(name).startswith(prefix) for name in schema)):
-            for sub, v in nested_to_dotted({f"{prefix}{k}": v for k, v in value.items()}, schema).items():
-                out[sub] = v
-        else:
-            out[key] = value
-    return out
-
-
-def root_params(rdef: RecipeDef, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The assignments that are parameters of the recipe itself (not ``step.param`` ones)."""
-    return {k: v for k, v in params.items() if k not in rdef.assigned}
-
-
-def _step_assignments(assign: Mapping[str, Any], label: str) -> dict[str, Any]:
-    return {k[len(label) + 1:]: v for k, v in assign.items() if k.startswith(label + ".")}
-
-
-def _apply_assignments(rdef: RecipeDef, assign: Mapping[str, Any], loc: str, problems: Problems) -> None:
-    """Set ``step.param=value`` assignments on the steps (after the steps are compiled)."""
-    for key, value in assign.items():
-        if key in rdef.schema or "." not in key:
-            continue
-        label, sub = key.split(".", 1)
-        sdef = rdef.steps.get(label)
-        if sdef is None:
-            continue
-        if sub in sdef.schema:
-            sdef.step.params[sub] = value
-        elif sdef.recipe is None or sub not in sdef.recipe.assigned:
-            known = ", ".join(sdef.schema) or "none"
-            problems.add(loc, f"invalid assignment {key}={value!r}: step '{label}' of recipe '{rdef.name}' "
-                              f"has no parameter '{sub}' (known: {known})")
-        rdef.assigned.add(key)
-
-
 def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list[int],
              cabs: dict[tuple[int, str], Cab | None], assign: Mapping[str, Any] | None = None,
              assign_where: str = "command line") -> RecipeDef | None:
@@ -186,7 +152,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
     stack.append(id(raw))
     try:
         for label, sraw in steps_raw.items():
-            sub_assign = _step_assignments(assign or {}, str(label))
+            sub_assign = step_assignments(assign or {}, str(label))
             sdef = _compile_step(doc, rdef, str(label), sraw, problems, stack, cabs, sub_assign, assign_where)
             if sdef is not None:
                 rdef.steps[str(label)] = sdef
@@ -195,7 +161,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
     for sdef in rdef.steps.values():
         sdef.step.params = nested_to_dotted(sdef.step.params, sdef.schema)
     if assign:
-        _apply_assignments(rdef, assign, assign_where, problems)
+        apply_assignments(rdef, assign, assign_where, problems)
     _apply_dynamic_schemas(rdef, problems)
     _compile_aliases(rdef, problems)
     _split_defaults(rdef, problems)
@@ -299,18 +265,6 @@ def _resolve_alias(rdef: RecipeDef, target: str) -> list[tuple[str, str]] | str:
     return out
 
 
-def _alias_entries(raw: Any, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """``aliases`` entries as (name, targets, location); a nested mapping gives dotted names
-    (``foo: {z: s1.g.g1}`` is the alias ``foo.z``), as Stimela's nested parameter sections."""
-    out: list[tuple[str, Any, str]] = []
-    for key, value in raw.items():
-        if isinstance(value, dict):
-            out.extend(_alias_entries(value, f"{prefix}{key}."))
-        else:
-            out.append((f"{prefix}{key}", value, where(raw, key)))
-    return out
-
-
 def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
     entries: list[tuple[str, str, str, bool]] = []   # (recipe param, target, loc, declared)
     for io in (rdef.inputs, rdef.outputs):
@@ -318,7 +272,7 @@ def _compile_aliases(rdef: RecipeDef, problems: Problems) -> None:
             for target in pdef.aliases or []:
                 entries.append((pname, target, pdef.where, True))
     aliases_raw = rdef.raw.get("aliases") or {}
-    for pname, targets, loc in _alias_entries(aliases_raw):
+    for pname, targets, loc in alias_entries(aliases_raw):
         if isinstance(targets, str):
             targets = [targets]
         if not isinstance(targets, list):
@@ -358,7 +312,7 @@ def _split_defaults(rdef: RecipeDef, problems: Problems) -> None:
         if "." in key and key.split(".", 1)[0] in rdef.steps:
             lb, param = key.split(".", 1)
             if param not in rdef.steps[lb].schema:
-                if not _nested_default(rdef.steps[lb].recipe, param, value):
+                if not nested_default(rdef.steps[lb].recipe, param, value):
                     problems.add(loc, f"recipe '{rdef.name}' defaults: step '{lb}' has no parameter '{param}'")
                 continue
             rdef.step_defaults.setdefault(lb, {})[param] = value
@@ -366,21 +320,6 @@ def _split_defaults(rdef: RecipeDef, problems: Problems) -> None:
             rdef.defaults[key] = value
         else:
             problems.add(loc, f"recipe '{rdef.name}' defaults: '{key}' is neither an input/output of the recipe nor step.param")
-
-
-def _nested_default(sub: RecipeDef | None, key: str, value: Any) -> bool:
-    """A default ``step.substep.param`` for a step of a nested recipe (as Stimela's defaults reach
-    into sub-recipes); False if ``key`` names no parameter there."""
-    if sub is None or "." not in key:
-        return False
-    lb, param = key.split(".", 1)
-    sdef = sub.steps.get(lb)
-    if sdef is None:
-        return False
-    if param in sdef.schema:
-        sub.step_defaults.setdefault(lb, {})[param] = value
-        return True
-    return _nested_default(sdef.recipe, param, value)
 
 
 def _flatten(raw: Any, steps: Mapping[str, Any], prefix: str = "",
