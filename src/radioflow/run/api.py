@@ -41,9 +41,30 @@ def split_args(args: Sequence[str]) -> tuple[list[str], str | None, dict[str, An
         else:
             raise UsageError(f"Unexpected argument '{arg}': a recipe name ('{recipe}') was already given; "
                              "give FILE.yml... [RECIPE] [param=value ...].")
+    if not files and recipe is not None and shipped_workflow(recipe) is not None:
+        files, recipe = [str(shipped_workflow(recipe))], None
     if not files:
-        raise UsageError("No recipe file given: radioflow run FILE.yml [RECIPE] [param=value ...].")
+        raise UsageError("No recipe file given: radioflow run FILE.yml [RECIPE] [param=value ...], or the name "
+                         f"of a shipped workflow ({', '.join(shipped_workflows())}).")
     return files, recipe, params
+
+
+def shipped_workflows() -> list[str]:
+    """Names of the workflows that ship with radioflow (``radioflow run NAME`` from any folder)."""
+    from importlib.resources import files as package_files
+
+    folder = package_files("radioflow") / "recipes"
+    return sorted(p.name[:-4] for p in folder.iterdir() if p.name.endswith(".yml"))
+
+
+def shipped_workflow(name: str) -> Path | None:
+    """The YAML file of the shipped workflow ``name`` (``batch-imaging``), unless a local file of
+    that name exists (a file the user named always wins)."""
+    if Path(name).exists() or name not in shipped_workflows():
+        return None
+    from importlib.resources import files as package_files
+
+    return Path(str(package_files("radioflow") / "recipes" / f"{name}.yml"))
 
 
 def parse_value(raw: str) -> Any:
@@ -214,8 +235,11 @@ def describe(args: Sequence[str]) -> str:
     """Text for ``radioflow doc``: a recipe's or cab's inputs, outputs and steps, or a listing."""
     files = [a for a in args if a.endswith(_YAML_SUFFIXES) or Path(a).is_file()]
     names = [a for a in args if a not in files]
+    if not files and names and shipped_workflow(names[0]) is not None:
+        files, names = [str(shipped_workflow(names[0]))], names[1:]
     if not files:
-        raise UsageError("No recipe file given: radioflow doc FILE.yml [NAME].")
+        raise UsageError("No recipe file given: radioflow doc FILE.yml [NAME], or the name of a shipped "
+                         f"workflow ({', '.join(shipped_workflows())}).")
     doc = load_documents(files)
     if not names:
         lines = ["recipes:"] + [f"  {k}: {_first_line(v.get('info'))}" for k, v in doc.recipes.items()]
