@@ -184,6 +184,7 @@ def _needs_streaming(args) -> bool:
 def make_streamed_image(args) -> list[Path]:
     """Dirty image and PSF streamed over chunks of the dataset (bounded memory), on Dask with -b dask."""
     from ..science.fits import write_fits_image, write_png_preview
+    from ..science.image_dataset import band_and_centre
     from ..science.streaming import GridSpec, stream_dirty_image
     from ..vis.chunks import TimeChunks
 
@@ -207,18 +208,14 @@ def make_streamed_image(args) -> list[Path]:
     finally:
         if backend is not None:
             backend.close()
-    ds = source.lazy()
-    freq = ds["frequency"].values
-    width = ds["CHANNEL_WIDTH"].values
-    lo, hi = float((freq - width / 2).min()), float((freq + width / 2).max())
-    ra, dec = ds.attrs["phase_center"]
+    centre, bandwidth, ra, dec = band_and_centre(source.lazy())
     hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} streamed in {img.chunks} chunks"]
     written: list[Path] = []
     for kind, data in (("dirty", img.dirty), ("psf", img.psf)):
         if data is None:
             continue
-        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=float(ra), dec=float(dec), cell_x=args.scale,
-                                cell_y=args.scale, freq=0.5 * (lo + hi), bandwidth=hi - lo, history=hist)
+        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=ra, dec=dec, cell_x=args.scale,
+                                cell_y=args.scale, freq=centre, bandwidth=bandwidth, history=hist)
         written.append(path)
         if not args.no_png:
             written.append(write_png_preview(path))
