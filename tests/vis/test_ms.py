@@ -14,7 +14,8 @@ from casacore import tables as ct
 
 from radioflow.errors import UsageError
 from radioflow.vis import ms as msmod
-from radioflow.vis.ms import MSWriter, iter_ms_chunks, ms_summary, read_ms, write_ms
+from radioflow.vis.ms import MSWriter, read_ms, write_ms
+from radioflow.vis.ms_scan import iter_ms_chunks, ms_summary
 from radioflow.vis.schema import baseline_pairs, make_dataset
 
 NANT, NTIME, NCHAN = 7, 5, 6
