@@ -65,7 +65,11 @@ def timeline_png(steps: list[Step], t0: float | None) -> tuple[bytes, Layout]:
     ends = [s.finished or s.started or t0 for s in rows]
     span = max([e - t0 for e in ends] + [1e-3])
     n = max(len(rows), 1)
-    fig = new_figure(10.0, 1.1 + 0.28 * n)
+    height = 1.1 + 0.28 * n
+    fig = new_figure(10.0, height, layout=None)   # margins by hand: constrained layout costs ms per label
+    label = max((len(s.name) for s in rows), default=4)
+    left = min(0.5, 0.03 + 0.0052 * label)
+    fig.subplots_adjust(left=left, right=0.97, top=1 - 0.25 / height, bottom=0.6 / height)
     ax = fig.add_subplot()
     for group, first, last, depth in sorted(lay.spans, key=lambda g: g[3]):   # outer bands first
         pad = 0.48 - 0.04 * min(depth, 5)
@@ -76,7 +80,8 @@ def timeline_png(steps: list[Step], t0: float | None) -> tuple[bytes, Layout]:
     widths = [max((s.seconds or 0.0), span * 0.004) for s in rows]
     colours = [STATE_COLOURS.get(s.status, OTHER_COLOUR) for s in rows]
     ax.barh(range(len(rows)), widths, left=lefts, height=0.6, color=colours, zorder=2)
-    for y, (x, w, s) in enumerate(zip(lefts, widths, rows)):
+    # durations beside the bars while they stay legible; long runs have them in the step table
+    for y, (x, w, s) in enumerate(zip(lefts, widths, rows) if n <= 60 else ()):
         if s.seconds is not None:
             ax.text(x + w + span * 0.005, y, f"{s.seconds:.2f} s", va="center", fontsize=7, color="#333333", zorder=3)
     ax.set_yticks(range(len(rows)), [s.name for s in rows], fontsize=7)
