@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..errors import UsageError
-from ..processes import remove_stale_siblings
+from ..processes import pause_point, remove_stale_siblings
 from .location import Location, StorageOptions, as_location, s3_options
 
 __all__ = ["MARKER", "Commit", "Location", "StorageOptions", "as_location", "atomic_write",
@@ -144,6 +144,14 @@ def check_writable_destination(url: Target, overwrite: bool, storage_options: Ma
             raise UsageError(f"Output {loc} already exists; pass overwrite=True (--overwrite) to replace it.")
 
 
+def _record_manifest(loc: Location, payload: dict[str, Any]) -> None:
+    """Pin the chunk manifest of a Zarr store in its marker ``payload`` (see integrity.py)."""
+    if str(payload.get("format", "")).startswith("zarr"):
+        from .integrity import write_manifest
+
+        payload.update(write_manifest(loc))
+
+
 def _remove_stale_siblings(target: Path) -> None:
     """Delete temporary siblings of ``target`` left by writers that died (kill -9, crash)."""
     remove_stale_siblings(target, ("tmp",))
@@ -182,6 +190,8 @@ def atomic_write(
             tmp.mkdir()
             yield commit
             tmp.mkdir(exist_ok=True)
+            _record_manifest(commit.location, payload)
+            pause_point("commit")
             (tmp / MARKER).write_text(json.dumps(payload))
             old = None
             if target.exists() or target.is_symlink():
@@ -203,6 +213,8 @@ def atomic_write(
         fs.rm(loc.path, recursive=True)
     commit = Commit(final=loc, location=loc, fmt=fmt)
     yield commit
+    _record_manifest(loc, payload)
+    pause_point("commit")
     fs.pipe_file(loc.join(MARKER).path, json.dumps(payload).encode())
     commit.marker = payload
 
@@ -213,6 +225,7 @@ def update_marker(url: Target, *, extra: Mapping[str, Any] | None = None, **stor
     old = read_marker(loc) or {}
     kept = {k: v for k, v in old.items() if k not in ("version", "created", "writer", "format")}
     payload = _marker_payload(old.get("format", "unknown"), {**kept, **dict(extra or {})})
+    _record_manifest(loc, payload)
     loc.fs.pipe_file(loc.join(MARKER).path, json.dumps(payload).encode())
     return payload
 
