@@ -50,6 +50,7 @@ class RunOptions:
     config: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     record: bool = True
+    wait: bool = False                # wait for another run holding the work folder
 
 
 @dataclass
@@ -115,7 +116,14 @@ class Runner:
 
     # -- top level -------------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
+        """Run the recipe, owning the work folder (see :mod:`.lock`); raises StepError/ValidationError
+        (run recorded as failed) on failure."""
+        from .lock import workdir_lock
+
+        with workdir_lock(self.workdir, self.run_id, wait=self.options.wait):
+            return self._run_locked()
+
+    def _run_locked(self) -> RunOutcome:
         self.recorder.start_run(self.rdef.name, self.files, self.options.argv)
         self.progress.start(f"radioflow run {self.rdef.name} ({self.run_id})")
         status, error = "failed", None
