@@ -109,8 +109,14 @@ def test_killed_s3_delta_update_keeps_earlier_columns(s3_prefix, small_vis):
     _kill_at("delta-update", ["-c", script])
     back = open_dataset(delta, cache=False)
     np.testing.assert_array_equal(back.MODEL_DATA.values, model)
+    assert "CORRECTED_DATA" not in back
+    # another step's update does not publish the killed step's half-written column
+    write_columns(delta, {"MODEL_DATA": model * 3})
+    back = open_dataset(delta, cache=False)
+    assert "CORRECTED_DATA" not in back
+    np.testing.assert_array_equal(back.MODEL_DATA.values, model * 3)
     # the rerun (what --resume does for the killed step) completes the update
     write_columns(base, {"CORRECTED_DATA": np.ones(model.shape, complex)})
     back = open_dataset(delta, cache=False)
-    np.testing.assert_array_equal(back.MODEL_DATA.values, model)
+    np.testing.assert_array_equal(back.MODEL_DATA.values, model * 3)
     assert bool((back.CORRECTED_DATA.values == 1).all())

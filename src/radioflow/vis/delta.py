@@ -135,6 +135,12 @@ def _update(variables: xr.Dataset | Mapping[str, Any], loc: Location, attrs: Map
     store = loc.zarr_store(read_only=False)
     from .zarr import prepare
 
+    # arrays of an update killed before it committed are not part of any version: drop them,
+    # so that consolidating below cannot publish a half-written variable
+    if name in written:
+        for debris in _existing(store, name) - set(written[name]) - set(map(str, data.data_vars)):
+            loc.fs.rm(loc.join(name, debris).path, recursive=True)
+
     ds, enc = prepare(data, _base_chunks(merged))
     ds.to_zarr(store, group=name, mode="a", zarr_format=3, consolidated=False,
                encoding={k: v for k, v in enc.items() if k not in _existing(store, name)})
