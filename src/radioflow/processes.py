@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import time
 from pathlib import Path
 
 
@@ -44,3 +46,18 @@ def remove_stale_siblings(target: Path, kinds: tuple[str, ...] = ("tmp",)) -> li
                     shutil.rmtree(entry.path, ignore_errors=True)
                     removed.append(Path(entry.path))
     return removed
+
+
+def pause_point(name: str) -> None:
+    """Crash-test hook: when ``RADIOFLOW_PAUSE_AT`` names this point, announce it on stderr (and
+    by creating the file ``RADIOFLOW_PAUSE_FLAG``, for writers whose stderr is captured) and
+    sleep (``RADIOFLOW_PAUSE_SECONDS``, default 60), so that a test can SIGKILL the writer here."""
+    if os.environ.get("RADIOFLOW_PAUSE_AT") != name:
+        return
+    sys.stderr.write(f"radioflow: paused at {name}\n")
+    sys.stderr.flush()
+    flag = os.environ.get("RADIOFLOW_PAUSE_FLAG")
+    if flag:
+        with open(flag, "w") as fh:
+            fh.write(name)
+    time.sleep(float(os.environ.get("RADIOFLOW_PAUSE_SECONDS", "60")))

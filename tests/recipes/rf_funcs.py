@@ -55,3 +55,13 @@ def chain(label: str, path: str, prev: str = "", seconds: float = 0.0, marker: s
     with open(path, "w") as fh:
         fh.write(text + label)
     return {"size": len(text) + len(label)}
+
+
+def write_column(dataset: str, column: str, value: float) -> dict:
+    """Store column ``column`` (all ``value``) of the dataset at ``dataset`` (a delta for Zarr)."""
+    import numpy as np
+
+    from radioflow.vis.io import open_dataset, write_columns
+
+    shape = open_dataset(dataset).VISIBILITY.shape
+    return {"written": write_columns(dataset, {column: np.full(shape, value, complex)})}

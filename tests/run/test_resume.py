@@ -56,18 +56,28 @@ def test_resume_reruns_steps_whose_inputs_or_params_changed(tmp_path, capsys):
     code, out, err = cli(capsys, "run", TEN, "--resume", "-C", wd)
     assert code == 0, err
     assert "10 resumed" in out
-    (tmp_path / "s3.txt").write_text("changed,")           # s4 reads it: s4..s10 must rerun
+    (tmp_path / "s3.txt").write_text("changed,")   # s3's output is not what s3 wrote: s3 reruns
     code, out, err = cli(capsys, "run", TEN, "--resume", "-C", wd)
     assert code == 0, err
+    assert "s3.txt) changed since run" in out + err
     last = [s for s in step_rows(tmp_path) if s["run_id"] == run_rows(tmp_path)[-1]["id"]]
-    assert [s["status"] for s in last] == ["resumed"] * 3 + ["ok"] * 7
+    assert [s["status"] for s in last] == ["resumed"] * 2 + ["ok"] + ["resumed"] * 7
+    assert (tmp_path / "s3.txt").read_text() == "1,2,3,"
+    (tmp_path / "s3.txt").write_text("changed,")           # s3's recorded output changed, and s4's input
+    code, out, err = cli(capsys, "run", TEN, "-s", "s4:s10", "--resume", "-C", wd)
+    assert code == 0, err
+    assert "input prev (s3.txt) changed since run" in out + err
+    last = [s for s in step_rows(tmp_path) if s["run_id"] == run_rows(tmp_path)[-1]["id"]]
+    assert [s["status"] for s in last if s["status"] != "skipped"] == ["ok"] * 7
     assert (tmp_path / "s10.txt").read_text() == "changed," + "".join(f"{i}," for i in range(4, 11))
     os.remove(tmp_path / "s9.txt")                          # a missing output: that step reruns
     code, out, err = cli(capsys, "run", TEN, "--resume", "slow=0.01", "-C", wd)  # s5's params changed
     last = [s for s in step_rows(tmp_path) if s["run_id"] == run_rows(tmp_path)[-1]["id"]]
-    # reruns write identical content, so the steps after them find unchanged inputs again
-    assert [s["status"] for s in last] == ["resumed"] * 4 + ["ok"] + ["resumed"] * 3 + ["ok", "resumed"]
-    assert (tmp_path / "s9.txt").read_text() == "changed," + "".join(f"{i}," for i in range(4, 10))
+    # s3's output is still not what s3 wrote: from s3 on, every product is made again from the
+    # original chain (each later output differs from what its matching record wrote)
+    assert [s["status"] for s in last] == ["resumed"] * 2 + ["ok"] * 8
+    assert (tmp_path / "s9.txt").read_text() == "".join(f"{i}," for i in range(1, 10))
+    assert "s9: running again: output path (s9.txt) is missing" in " ".join(out.split() + err.split())
 
 
 def test_ctrl_c_marks_run_and_step_interrupted(tmp_path):

@@ -71,6 +71,6 @@ def test_object_store_marker_last(s3_prefix):
         fs.pipe_file(f"{path}/b", b"2")
         assert storage.read_marker(url) is None
     assert storage.require_complete(url)["version"] == commit.version
-    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(path)) == [storage.MARKER, "b"]
+    assert sorted(p.rsplit("/", 1)[1] for p in fs.find(path)) == [storage.MARKER, ".radioflow-manifest", "b"]
     with pytest.raises(UsageError, match="does not exist"):
         storage.require_complete(f"{s3_prefix}/nothing.zarr")

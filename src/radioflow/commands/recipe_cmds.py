@@ -34,6 +34,7 @@ def run(
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory steps run in (records go to WORKDIR/.radioflow)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress output."),
     no_report: bool = typer.Option(False, "--no-report", help="Do not write the HTML report at the end of the run."),
+    wait: bool = typer.Option(False, "--wait", help="If another run uses the work folder, wait for it to end."),
 ) -> None:
     """Run a recipe from one or more YAML files (Stimela2 syntax); ends with the run's HTML report.
 
@@ -68,12 +69,15 @@ def run(
     disable["fresh"] = bool(disable.get("fresh")) or disable_fresh_skips
     disable["exist"] = bool(disable.get("exist")) or disable_exist_skips
     prepared.options.resume = resume
+    from ..run.lock import WorkdirBusy
+
+    prepared.options.wait = wait
     prepared.options.argv = mask_assignments(["radioflow", *sys.argv[1:]]) if sys.argv else []
     runner = prepared.runner(backend_name=backend, progress=Progress(quiet=quiet, verbose=verbose))
     started = time.monotonic()
     try:
         outcome = runner.run()
-    except RunInterrupted:
+    except (RunInterrupted, WorkdirBusy):
         raise
     except RadioflowError:
         if not no_report and prepared.options.record:

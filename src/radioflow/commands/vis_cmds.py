@@ -1,4 +1,4 @@
-"""CLI: ``vis convert``, ``vis partition``, ``vis concat``, ``vis squash``, ``vis history``."""
+"""CLI: ``vis convert``, ``vis partition``, ``vis concat``, ``vis squash``, ``vis history``, ``vis verify``."""
 from __future__ import annotations
 
 from typing import List, Optional
@@ -119,6 +119,18 @@ def history_cmd(url: str = typer.Argument(..., help="A dataset or delta overlay.
     _console().print(table)
 
 
+def verify_cmd(url: str = typer.Argument(..., help="A dataset (.zarr or .ms; path or URL).")) -> None:
+    """Check a dataset: every Zarr chunk present with its recorded size and checksum; an MS's
+    tables open, required columns complete and row counts consistent. Exit 1 on problems."""
+    from ..errors import ValidationError
+    from ..vis.verify import verify
+
+    found = verify(url)
+    if found:
+        raise ValidationError("\n\n".join(found))
+    _console().print(f"{url}: ok")
+
+
 def register(vis_app: typer.Typer) -> None:
     """Add this module's commands to the CLI."""
     vis_app.command("convert")(convert_cmd)
@@ -126,3 +138,4 @@ def register(vis_app: typer.Typer) -> None:
     vis_app.command("concat")(concat_cmd)
     vis_app.command("squash")(squash_cmd)
     vis_app.command("history")(history_cmd)
+    vis_app.command("verify")(verify_cmd)

@@ -30,6 +30,10 @@ __all__ = ["Document", "LocDict", "LocList", "include_search_path", "load_docume
            "parse_yaml", "to_plain", "where"]
 
 TOP_LEVEL_SECTIONS = ("cabs", "opts", "lib", "vars", "images")
+#: Bounds on one YAML document, checked on the node graph before anything is built from it:
+#: nodes after expanding every alias (a 600-byte "billion laughs" expands to 10^9) and depth.
+MAX_EXPANDED_NODES = 1_000_000
+MAX_DEPTH = 100
 
 
 class LocDict(dict):
@@ -122,7 +126,11 @@ def parse_yaml(text: str, source: str) -> Any:
     loader = _Loader(text)
     loader.source = source
     try:
-        return loader.get_single_data()
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_bounds(node, source)
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"{source}:{mark.line + 1}" if mark else source
@@ -137,6 +145,37 @@ def parse_yaml(text: str, source: str) -> Any:
         raise UsageError(f"{source}: the YAML document is nested too deeply.") from None
     finally:
         loader.dispose()
+
+
+def _check_bounds(root: yaml.Node, source: str) -> None:
+    """Refuse a node graph whose alias expansion or nesting exceeds the bounds (no recursion:
+    a post-order walk with the size and depth of each shared node computed once)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if id(node) in size:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if not done:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in size)
+            continue
+        size[id(node)] = 1 + sum(size[id(c)] for c in children)
+        depth[id(node)] = 1 + max((depth[id(c)] for c in children), default=0)
+        line = f"{source}:{node.start_mark.line + 1}"
+        if depth[id(node)] > MAX_DEPTH:
+            raise UsageError(f"{line}: the YAML document is nested more than {MAX_DEPTH} levels deep.")
+        if size[id(node)] > MAX_EXPANDED_NODES:
+            raise UsageError(
+                f"{line}: the YAML aliases expand to more than {MAX_EXPANDED_NODES:,} values (an alias "
+                "of an alias of ... multiplies the document); write the values out or use _use."
+            )
 
 
 def merge(base: Any, over: Any) -> Any:

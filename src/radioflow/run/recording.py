@@ -109,7 +109,7 @@ class Recorder:
 
     def cab_finished(self, record_id: int | None, log_path: str | None, params: Mapping[str, Any],
                      outputs: Mapping[str, Any], res: Result, ok: bool, error: str | None,
-                     seconds: float) -> None:
+                     seconds: float, fingerprints: Mapping[str, Any] | None = None) -> None:
         """A cab step ended: its log footer, its row finished, its summary lines on the console."""
         if log_path:
             append_footer(log_path, params, outputs, ok, res.returncode, seconds)
@@ -117,7 +117,8 @@ class Recorder:
             command = next((ln[2:] for ln in res.log.splitlines() if ln.startswith(("# command: ", "# call: "))), None)
             self.records.finish_step(record_id, "ok" if ok else "failed", outputs=redacted(outputs),
                                      returncode=res.returncode, error=error, started=res.started,
-                                     finished=res.finished, command=command, output=res.log)
+                                     finished=res.finished, command=command, output=res.log,
+                                     fingerprints=fingerprints if ok else None)
             self._open.discard(record_id)
         for line in res.log.splitlines():  # a cab's progress summaries (radioflow.cabs say()) reach the console
             if line.startswith(SUMMARY_MARK):

@@ -43,6 +43,13 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
+def _decoded(row: sqlite3.Row) -> dict[str, Any]:
+    rec = dict(row)
+    rec["outputs"] = json.loads(rec["outputs"] or "{}")
+    rec["fingerprints"] = json.loads(rec.get("fingerprints") or "{}")
+    return rec
+
+
 class RunRecords:
     """Access to ``runs.db``; one connection per runner."""
 
@@ -55,7 +62,7 @@ class RunRecords:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(steps)")}
-        for column in ("command", "output"):          # databases written by older versions
+        for column in ("command", "output", "fingerprints"):          # databases written by older versions
             if column not in have:
                 self._db.execute(f"ALTER TABLE steps ADD COLUMN {column} TEXT")
 
@@ -107,14 +114,15 @@ class RunRecords:
                     returncode: int | None = None, error: str | None = None,
                     resumed_from: str | None = None, started: float | None = None,
                     finished: float | None = None, command: str | None = None,
-                    output: str | None = None) -> None:
+                    output: str | None = None, fingerprints: Mapping[str, Any] | None = None) -> None:
         if output is not None and len(output) > MAX_OUTPUT:
             output = "...(truncated)\n" + output[-MAX_OUTPUT:]
         self._db.execute(
             "UPDATE steps SET status=?, outputs=?, returncode=?, error=?, resumed_from=?,"
-            " started=COALESCE(?, started), finished=?, command=?, output=? WHERE id=?",
+            " started=COALESCE(?, started), finished=?, command=?, output=?, fingerprints=? WHERE id=?",
             (status, _json(outputs or {}), returncode, error, resumed_from, started,
-             finished if finished is not None else time.time(), command, output, step_id),
+             finished if finished is not None else time.time(), command, output,
+             None if fingerprints is None else _json(fingerprints), step_id),
         )
 
     def record_step(self, run_id: str, fqname: str, cab: str, status: str, params: Mapping[str, Any],
@@ -131,9 +139,14 @@ class RunRecords:
             (phash,)).fetchone()
         if row is None:
             return None
-        rec = dict(row)
-        rec["outputs"] = json.loads(rec["outputs"] or "{}")
-        return rec
+        return _decoded(row)
+
+    def last_ok(self, fqname: str) -> dict[str, Any] | None:
+        """The latest successful run of step ``fqname`` (any parameters), or None."""
+        row = self._db.execute(
+            "SELECT * FROM steps WHERE fqname=? AND status='ok' ORDER BY finished DESC LIMIT 1",
+            (fqname,)).fetchone()
+        return None if row is None else _decoded(row)
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM steps WHERE run_id=? ORDER BY id", (run_id,)).fetchall()

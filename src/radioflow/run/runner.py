@@ -50,6 +50,7 @@ class RunOptions:
     config: dict[str, Any] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
     record: bool = True
+    wait: bool = False                # wait for another run holding the work folder
 
 
 @dataclass
@@ -77,6 +78,7 @@ class _Prepared:
     outputs: dict[str, Any] = field(default_factory=dict)
     resumed_from: str | None = None
     backend: dict[str, Any] = field(default_factory=dict)  # the step's own backend section, resolved
+    inputs_fp: dict[str, Any] = field(default_factory=dict)  # file inputs' fingerprints when it started
 
 
 class Runner:
@@ -115,7 +117,14 @@ class Runner:
 
     # -- top level -------------------------------------------------------------------------
     def run(self) -> RunOutcome:
-        """Run the recipe; raises StepError/ValidationError (run recorded as failed) on failure."""
+        """Run the recipe, owning the work folder (see :mod:`.lock`); raises StepError/ValidationError
+        (run recorded as failed) on failure."""
+        from .lock import workdir_lock
+
+        with workdir_lock(self.workdir, self.run_id, wait=self.options.wait):
+            return self._run_locked()
+
+    def _run_locked(self) -> RunOutcome:
         self.recorder.start_run(self.rdef.name, self.files, self.options.argv)
         self.progress.start(f"radioflow run {self.rdef.name} ({self.run_id})")
         status, error = "failed", None
@@ -326,11 +335,13 @@ class Runner:
         prep.inv = Invocation(step=fq, cab=cab_plain, params=values, workdir=self.workdir, log_path=log_path)
         records = self.recorder.records
         if self.options.resume and records is not None:
-            rec = resume.completed(records, prep.phash, values, sdef, self.workdir)
+            rec, why = resume.completed(records, prep.phash, values, sdef, self.workdir, fq)
             if rec is not None:
                 prep.action, prep.note = "resumed", f"resumed from run {rec['run_id']}"
                 prep.outputs, prep.resumed_from = rec["outputs"], rec["run_id"]
                 return prep
+            self.progress.message(f"  {fq}: running again: {why}")
+        prep.inputs_fp = resume.file_fingerprints(values, sdef, self.workdir, inputs=True)
         prep.record_id = self.recorder.start_step(fq, sdef.cab_name, values, prep.phash, log_path)
         return prep
 
@@ -361,7 +372,9 @@ class Runner:
         self.progress.step_log(p.fqname, res.log)
         if ok:
             self.progress.step_outputs(p.fqname, outputs)
-        self.recorder.cab_finished(p.record_id, log_path, p.params, outputs, res, ok, error, seconds)
+        fps = {"inputs": p.inputs_fp,
+               "outputs": resume.file_fingerprints(p.params, sdef, self.workdir, inputs=False)} if ok else None
+        self.recorder.cab_finished(p.record_id, log_path, p.params, outputs, res, ok, error, seconds, fps)
         p.outputs = outputs
         self._done(p, sdef, "ok" if ok else "failed", seconds, recorded=True, outputs=outputs, note=error or "")
         if ok:

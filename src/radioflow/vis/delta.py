@@ -20,6 +20,7 @@ from typing import Any, Mapping
 import xarray as xr
 
 from ..errors import UsageError
+from ..processes import pause_point
 from . import storage
 from .location import Location, as_location
 from .zarr import read_zarr, root_attrs, write_group
@@ -123,17 +124,27 @@ def _update(variables: xr.Dataset | Mapping[str, Any], loc: Location, attrs: Map
             field: int | None, spw: int | None) -> str:
     from .zarr import finish_store
 
-    merged = open_delta(loc, field=field, spw=spw)
+    # the committed view stays readable throughout: new chunks land beside it, the consolidated
+    # metadata and the marker (with the new manifest) switch last. A variable being rewritten
+    # may be damaged by a writer killed here; opening it is refused and a rerun rewrites it,
+    # so the chunks are not checked when opening for this update.
+    merged = open_delta(loc, field=field, spw=spw, verify=False)
     name = _group_for(merged, field, spw)
     data = _overlay_variables(variables, merged, loc)
     written = dict(attrs.get("variables") or {})
-    storage.retract_marker(loc)
     store = loc.zarr_store(read_only=False)
     from .zarr import prepare
+
+    # arrays of an update killed before it committed are not part of any version: drop them,
+    # so that consolidating below cannot publish a half-written variable
+    if name in written:
+        for debris in _existing(store, name) - set(written[name]) - set(map(str, data.data_vars)):
+            loc.fs.rm(loc.join(name, debris).path, recursive=True)
 
     ds, enc = prepare(data, _base_chunks(merged))
     ds.to_zarr(store, group=name, mode="a", zarr_format=3, consolidated=False,
                encoding={k: v for k, v in enc.items() if k not in _existing(store, name)})
+    pause_point("delta-update")
     written[name] = sorted(set(written.get(name, [])) | set(data.data_vars))
     extra = {k: v for k, v in attrs.items() if k not in ("format", "format_version", "kind", "groups")}
     extra["variables"] = written
@@ -152,8 +163,10 @@ def _existing(store: Any, group: str) -> set[str]:
 
 
 def open_delta(url: Target, *, field: int | None = None, spw: int | None = None, cache: bool | None = None,
-               check: bool = True, **storage_options: Any) -> xr.Dataset:
-    """The merged view of the delta chain ending at ``url`` (lazy; overlay variables win)."""
+               check: bool = True, verify: bool = True, **storage_options: Any) -> xr.Dataset:
+    """The merged view of the delta chain ending at ``url`` (lazy; overlay variables win).
+
+    ``check``: refuse a parent rewritten since; ``verify``: refuse missing or damaged chunks."""
     from .io import open_dataset
 
     loc = as_location(url, **storage_options)
@@ -178,7 +191,7 @@ def open_delta(url: Target, *, field: int | None = None, spw: int | None = None,
             from .cache import ColumnCache
 
             store = ColumnCache().store(loc)
-        over = read_zarr(loc, group=name, store=store)
+        over = read_zarr(loc, group=name, store=store, check=verify)
         for var in over.data_vars:
             merged[var] = (over[var].dims, over[var].data, over[var].attrs)
     merged.encoding = {"source": loc.url, "group": name}

@@ -5,7 +5,10 @@ Every store a radioflow writer produces carries a completion marker, ``.radioflo
 whole dataset is written to a temporary sibling directory and renamed into place; on object
 storage (S3, memory) there is no rename, so the data is written under the final prefix and the
 marker published at the end. Readers refuse a store without the marker: a writer killed midway
-leaves nothing that a reader accepts, and a rerun replaces the debris. The marker's ``version``
+leaves nothing that a reader accepts, and a rerun replaces the debris. Replacing a complete
+dataset keeps it readable until the new one is complete (written and committed aside, then
+swapped); :func:`recover` finishes a swap a killed writer left half done and sweeps the
+``.NAME.tmp-*`` / ``.NAME.old-*`` siblings of dead writers. The marker's ``version``
 (a fresh uuid per commit) is what caches and delta overlays key on.
 
 Every function takes a path, URL or :class:`~radioflow.vis.location.Location` (which carries
@@ -14,6 +17,7 @@ the storage options and credentials, see :mod:`radioflow.vis.location`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from ..errors import UsageError
-from ..processes import remove_stale_siblings
+from ..processes import pause_point, pid_alive
 from .location import Location, StorageOptions, as_location, s3_options
 
 __all__ = ["MARKER", "Commit", "Location", "StorageOptions", "as_location", "atomic_write",
@@ -35,6 +39,9 @@ __all__ = ["MARKER", "Commit", "Location", "StorageOptions", "as_location", "ato
 Target = str | os.PathLike[str] | Location
 
 MARKER = ".radioflow-complete"
+#: This host in the names of object-store siblings (pids are only comparable on one host).
+_HOST = hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()
+
 def exists(url: Target, **storage_options: Any) -> bool:
     """True if anything (committed or not) exists at ``url``."""
     loc = as_location(url, **storage_options)
@@ -65,6 +72,10 @@ def require_complete(url: Target, **storage_options: Any) -> dict[str, Any]:
     marker = read_marker(loc)
     if marker is not None:
         return marker
+    recover(loc)
+    marker = read_marker(loc)
+    if marker is not None:
+        return marker
     if exists(loc):
         raise UsageError(
             f"Dataset {loc} is incomplete: it has no completion marker ({MARKER}), so its writer "
@@ -85,8 +96,6 @@ def version_id(url: Target, **storage_options: Any) -> str:
         return str(marker["version"])
     if not loc.fs.exists(loc.path):
         raise UsageError(f"Dataset {loc} does not exist.")
-    import hashlib
-
     digest = hashlib.sha1()
     for name, info in sorted(loc.fs.find(loc.path, detail=True).items()):
         if name.endswith("table.lock"):  # casacore rewrites lock files on every open
@@ -144,9 +153,12 @@ def check_writable_destination(url: Target, overwrite: bool, storage_options: Ma
             raise UsageError(f"Output {loc} already exists; pass overwrite=True (--overwrite) to replace it.")
 
 
-def _remove_stale_siblings(target: Path) -> None:
-    """Delete temporary siblings of ``target`` left by writers that died (kill -9, crash)."""
-    remove_stale_siblings(target, ("tmp",))
+def _record_manifest(loc: Location, payload: dict[str, Any]) -> None:
+    """Pin the chunk manifest of a Zarr store in its marker ``payload`` (see integrity.py)."""
+    if str(payload.get("format", "")).startswith("zarr"):
+        from .integrity import write_manifest
+
+        payload.update(write_manifest(loc))
 
 
 @contextlib.contextmanager
@@ -175,18 +187,21 @@ def atomic_write(
             raise UsageError(f"Cannot create the folder for output {loc}: {exc.strerror}.") from None
         if not os.access(target.parent, os.W_OK):
             raise UsageError(f"Output folder {target.parent} is not writable (output {loc}).")
-        _remove_stale_siblings(target)
+        recover(loc)
         tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         commit = Commit(final=loc, location=loc.with_name(tmp.name), fmt=fmt)
         try:
             tmp.mkdir()
             yield commit
             tmp.mkdir(exist_ok=True)
+            _record_manifest(commit.location, payload)
+            pause_point("commit")
             (tmp / MARKER).write_text(json.dumps(payload))
             old = None
             if target.exists() or target.is_symlink():
-                old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
                 os.replace(target, old)
+            pause_point("swap")
             os.replace(tmp, target)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink()
@@ -196,15 +211,100 @@ def atomic_write(
         commit.marker = payload
         return
     fs = loc.fs
-    if fs.exists(loc.path):
-        # Retract the old marker first: from here on readers refuse the prefix.
-        with contextlib.suppress(FileNotFoundError):
-            fs.rm_file(loc.join(MARKER).path)
-        fs.rm(loc.path, recursive=True)
-    commit = Commit(final=loc, location=loc, fmt=fmt)
-    yield commit
-    fs.pipe_file(loc.join(MARKER).path, json.dumps(payload).encode())
-    commit.marker = payload
+    recover(loc)
+    if read_marker(loc) is None:
+        # nothing complete to keep: write in place, the marker last
+        if fs.exists(loc.path):
+            fs.rm(loc.path, recursive=True)
+        commit = Commit(final=loc, location=loc, fmt=fmt)
+        yield commit
+        _record_manifest(loc, payload)
+        pause_point("commit")
+        fs.pipe_file(loc.join(MARKER).path, json.dumps(payload).encode())
+        commit.marker = payload
+        return
+    # Replace a complete dataset: write the new one aside and commit it there, so that the old
+    # one stays readable until the new one is complete; then swap by server-side copy.
+    aside = loc.with_name(f".{loc.name}.tmp-{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:8]}")
+    commit = Commit(final=loc, location=aside, fmt=fmt)
+    try:
+        yield commit
+        _record_manifest(aside, payload)
+        pause_point("commit")
+        fs.pipe_file(aside.join(MARKER).path, json.dumps(payload).encode())
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(aside.path, recursive=True)
+        raise
+    _swap_remote(aside, loc)
+    commit.marker = read_marker(loc)
+
+
+def _swap_remote(aside: Location, final: Location) -> None:
+    """Publish the complete dataset ``aside`` at ``final`` (marker last), then drop ``aside``."""
+    fs = final.fs
+    retract_marker(final)
+    pause_point("swap")
+    if fs.exists(final.path):
+        fs.rm(final.path, recursive=True)
+    keys = [k for k in fs.find(aside.path) if not k.endswith("/" + MARKER)]
+    root = fs._strip_protocol(aside.path).rstrip("/") + "/"
+    for key in keys:
+        fs.copy(key, final.join(fs._strip_protocol(key)[len(root):]).path)
+    payload = read_marker(aside) or {}
+    _record_manifest(final, payload)
+    fs.pipe_file(final.join(MARKER).path, json.dumps(payload).encode())
+    fs.rm(aside.path, recursive=True)
+
+
+def _writer_gone(name: str, prefix: str) -> bool:
+    """Whether the writer named in sibling ``name`` (``<prefix><pid>[-<host>]-...``) is dead
+    (only a writer on this host can be checked; others count as alive)."""
+    parts = name[len(prefix):].split("-")
+    if not parts[0].isdigit():
+        return True
+    if len(parts) >= 3 and parts[1] != _HOST:
+        return False
+    return not pid_alive(int(parts[0]))
+
+
+def recover(url: Target, **storage_options: Any) -> None:
+    """Finish or undo the replace of ``url`` a killed writer left half done, and sweep its debris.
+
+    A complete new version aside (``.NAME.tmp-*`` with a marker) whose writer died is published
+    when ``url`` has no complete dataset; a local ``.NAME.old-*`` is moved back when there is
+    nothing at all at ``url``; every other sibling of a dead writer is deleted."""
+    loc = as_location(url, **storage_options)
+    fs = loc.fs
+    parent = loc.parent
+    try:
+        names = [fs._strip_protocol(p).rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(parent.path, detail=False)]
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return
+    tmp_prefix, old_prefix = f".{loc.name}.tmp-", f".{loc.name}.old-"
+    stale = [n for n in names if (n.startswith(tmp_prefix) and _writer_gone(n, tmp_prefix))
+             or (n.startswith(old_prefix) and _writer_gone(n, old_prefix))]
+    if not stale:
+        return
+    complete = read_marker(loc) is not None
+    for name in sorted(stale, key=lambda n: not n.startswith(tmp_prefix)):
+        sib = parent.join(name)
+        if not complete and name.startswith(tmp_prefix) and read_marker(sib) is not None:
+            if loc.is_local:
+                if os.path.lexists(loc.path):
+                    shutil.rmtree(loc.path, ignore_errors=True)
+                os.replace(sib.path, loc.path)
+            else:
+                _swap_remote(sib, loc)
+            complete = True
+        elif loc.is_local and not os.path.lexists(loc.path) and name.startswith(old_prefix):
+            os.replace(sib.path, loc.path)
+            complete = read_marker(loc) is not None
+        elif loc.is_local:
+            shutil.rmtree(sib.path, ignore_errors=True) if os.path.isdir(sib.path) else os.unlink(sib.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(sib.path, recursive=True)
 
 
 def update_marker(url: Target, *, extra: Mapping[str, Any] | None = None, **storage_options: Any) -> dict[str, Any]:
@@ -213,6 +313,7 @@ def update_marker(url: Target, *, extra: Mapping[str, Any] | None = None, **stor
     old = read_marker(loc) or {}
     kept = {k: v for k, v in old.items() if k not in ("version", "created", "writer", "format")}
     payload = _marker_payload(old.get("format", "unknown"), {**kept, **dict(extra or {})})
+    _record_manifest(loc, payload)
     loc.fs.pipe_file(loc.join(MARKER).path, json.dumps(payload).encode())
     return payload
 

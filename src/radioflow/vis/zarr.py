@@ -256,16 +256,22 @@ def read_zarr(
     group: str | None = None,
     variables: Sequence[str] | None = None,
     store: Any = None,
+    check: bool = True,
     **storage_options: Any,
 ) -> xr.Dataset:
     """Open the dataset of one field/spw of a committed Zarr store lazily (dask arrays).
 
     Refuses stores without a completion marker. ``variables`` restricts the data variables.
     ``store`` substitutes the zarr store (e.g. a caching wrapper) for the one ``url`` names.
+    ``check`` (default on) refuses a store with a missing or wrongly sized chunk.
     """
     loc = as_location(url, **storage_options)
     attrs = root_attrs(loc)
     name = select_group(loc, attrs, field, spw, group)
+    if check:
+        from .integrity import check_store
+
+        check_store(loc, storage.read_marker(loc) or {})
     if store is None:
         store = loc.zarr_store(read_only=True)
     with warnings.catch_warnings():
