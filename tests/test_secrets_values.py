@@ -38,3 +38,20 @@ def test_an_unexpected_error_is_one_paragraph_with_the_secret_masked(tmp_path):
     assert r.stderr.strip().count("\n\n") == 0
     r = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_a_planted_secret_reaches_no_run_record(tmp_path):
+    """The value of AWS_SECRET_ACCESS_KEY, passed on to a step under an innocent parameter name,
+    and echoed by it, appears nowhere in runs.db, the step logs, the report or the streams."""
+    secret = "pl4nted-S3CRET-value"
+    (tmp_path / "r.yml").write_text(
+        "cabs:\n  say:\n    command: echo\n    inputs:\n      msg: {dtype: str, policies: {positional: true}}\n"
+        "r:\n  inputs:\n    note: {dtype: str}\n  steps:\n    s1: {cab: say, params: {msg: '=recipe.note'}}\n"
+        "    s2: {cab: say, params: {msg: '=recipe.missing_name'}}\n")
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-m", "radioflow", "run", "r.yml", f"note={secret}"], cwd=tmp_path,
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert secret not in r.stdout + r.stderr
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert leaked == [], leaked
+    assert (tmp_path / ".radioflow" / "runs.db").exists()

@@ -44,10 +44,13 @@ def redacted(values: Mapping[str, Any]) -> dict[str, Any]:
 def append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, Any], ok: bool,
                   returncode: int, seconds: float) -> None:
     """End a step log with its resolved parameters, outputs and status (secrets shown as ***)."""
-    from ..secrets import is_secret
+    from ..secrets import is_secret, redact_text, secret_values
+
+    values = secret_values()
 
     def show(d: Mapping[str, Any]) -> str:
-        return "\n".join(f"#   {k} = {'***' if is_secret(k) else repr(v)}" for k, v in d.items()) or "#   (none)"
+        text = "\n".join(f"#   {k} = {'***' if is_secret(k) else repr(v)}" for k, v in d.items()) or "#   (none)"
+        return redact_text(text, values)
 
     try:
         with open(path, "a", encoding="utf-8") as fh:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..processes import pid_alive
+from ..secrets import redact_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,7 +36,12 @@ MAX_OUTPUT = 64 * 1024       # step output kept in the database (the log file ha
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    """JSON for a record column, with every secret value (and its encodings) masked."""
+    return redact_text(json.dumps(value, sort_keys=True, default=str))
+
+
+def _scrubbed(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)
 
 
 def new_run_id() -> str:
@@ -78,7 +84,7 @@ class RunRecords:
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         self._db.execute("UPDATE runs SET status=?, finished=?, error=? WHERE id=?",
-                         (status, time.time(), error, run_id))
+                         (status, time.time(), _scrubbed(error), run_id))
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
         """Most recent runs first; a 'running' run whose process is gone shows as 'interrupted'."""
@@ -120,8 +126,9 @@ class RunRecords:
         self._db.execute(
             "UPDATE steps SET status=?, outputs=?, returncode=?, error=?, resumed_from=?,"
             " started=COALESCE(?, started), finished=?, command=?, output=?, fingerprints=? WHERE id=?",
-            (status, _json(outputs or {}), returncode, error, resumed_from, started,
-             finished if finished is not None else time.time(), command, output,
+            (status, _json(outputs or {}), returncode, _scrubbed(error), resumed_from,
+             started,
+             finished if finished is not None else time.time(), _scrubbed(command), _scrubbed(output),
              None if fingerprints is None else _json(fingerprints), step_id),
         )
 
