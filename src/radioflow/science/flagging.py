@@ -8,6 +8,7 @@ Each iteration fits a smooth background to the unflagged amplitudes (masked Gaus
 smoothing), estimates the noise per baseline and correlation (median absolute deviation of the
 residual), and runs SumThreshold along frequency then time: a window of ``M`` consecutive
 unflagged samples whose mean residual exceeds ``χ_M = χ_1 / ρ^log2(M)`` noise sigmas is flagged.
+Only excesses count: RFI adds power, and dips are the footprint of RFI on the smoothed background.
 Thresholds start high and fall to ``threshold`` so that strong RFI does not bias the background.
 A sample flagged in any correlation is flagged in all (as AOFlagger does).
 """
@@ -38,11 +39,11 @@ def _window_flags(res: np.ndarray, flag: np.ndarray, size: int, level: np.ndarra
     lo[axis] = slice(None, n - size + 1)
     wsum = csum[tuple(hi)] - csum[tuple(lo)]
     wcnt = ccnt[tuple(hi)] - ccnt[tuple(lo)]
-    hit = (wcnt > 0) & (np.abs(wsum) > wcnt * level)
+    hit = (wcnt > 0) & (wsum > wcnt * level)
     # Spread each hit window over its `size` samples: a sample at i is covered by windows
     # starting in [i - size + 1, i].
     hpad = [(0, 0)] * res.ndim
-    hpad[axis] = (1, size - 1)
+    hpad[axis] = (size, size - 1)
     chit = np.cumsum(np.pad(hit, hpad).astype(np.int32), axis=axis)
     hi[axis] = slice(size, size + n)
     lo[axis] = slice(0, n)
