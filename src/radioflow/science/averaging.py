@@ -55,7 +55,7 @@ def average_arrays(vis: dict[str, np.ndarray], weight: np.ndarray, flag: np.ndar
 
 def average_dataset(ds: xr.Dataset, timestep: int = 1, freqstep: int = 1) -> xr.Dataset:
     """The dataset averaged by ``timestep`` integrations and ``freqstep`` channels (all data columns)."""
-    columns = [v for v in ds.data_vars if ds[v].dims == VIS_DIMS and v not in ("WEIGHT", "FLAG")]
+    columns = [str(v) for v in ds.data_vars if ds[v].dims == VIS_DIMS and v not in ("WEIGHT", "FLAG")]
     ts, fs = _starts(ds.sizes["time"], timestep), _starts(ds.sizes["frequency"], freqstep)
     data, weight, flag = average_arrays({c: ds[c].values for c in columns}, ds["WEIGHT"].values,
                                         ds["FLAG"].values.astype(bool), timestep, freqstep)
