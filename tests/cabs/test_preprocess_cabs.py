@@ -2,14 +2,11 @@
 the physics each step promises, on a local MS (in place) and on Zarr in S3 (delta overlay)."""
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-
 import casacore.tables as ct
 import numpy as np
 import pytest
+from cab_sim import NOISE, inject_rfi
+from cab_sim import copy_ms as _copy
 
 from radioflow.cabs import preprocess
 from radioflow.science.calibrate import GainSolution, corrupt, solutions_to_dataset
@@ -19,46 +16,11 @@ from radioflow.vis.io import open_dataset, write_dataset
 from radioflow.vis.ms import read_ms
 from radioflow.vis.ms_columns import write_ms_columns
 
-NOISE = 0.5
-FIELD = "name,ra_deg,dec_deg,flux_jy\nfield,0.0,-30.0,2.5\n"
-ATEAM = "name,ra_deg,dec_deg,flux_jy\nateam,3.0,-28.0,40.0\n"
-
-
-@pytest.fixture(scope="module")
-def sim(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pre")
-    (tmp / "field.csv").write_text(FIELD)
-    (tmp / "ateam.csv").write_text(ATEAM)
-    (tmp / "all.csv").write_text(FIELD + ATEAM.splitlines()[1] + "\n")
-    for name, sky, noise in (("obs.ms", "all.csv", NOISE), ("clean.ms", "field.csv", 0.0)):
-        args = ["simulate", "-o", name, "--rmax", "100", "--nchan", "32", "--ntimes", "40", "--sky", sky]
-        if noise:
-            args += ["--noise-sigma", str(noise)]
-        r = subprocess.run([sys.executable, "-m", "radioflow", *args], cwd=tmp, capture_output=True, text=True,
-                           env={**os.environ, "COLUMNS": "200"}, timeout=300)
-        assert r.returncode == 0, r.stderr
-    return tmp
-
-
-def _copy(sim, name, tmp_path):
-    dst = tmp_path / name
-    shutil.copytree(sim / name, dst)
-    return str(dst)
-
 
 def test_flag_finds_injected_rfi(sim, tmp_path):
     ms = _copy(sim, "obs.ms", tmp_path)
     ds = read_ms(ms, columns=["DATA"])
-    vis = ds["VISIBILITY"].values
-    rng = np.random.default_rng(5)
-    rfi = np.zeros(vis.shape[:3], bool)
-    nt, nbl, nf = rfi.shape
-    bl = rng.choice(nbl, 20, replace=False)
-    rfi[rng.integers(nt, size=20), bl, :] = True                               # broadband bursts
-    rfi[:, rng.choice(nbl, 10, replace=False), 7] = True                       # a narrow-band line
-    rfi[rng.integers(nt, size=200), rng.integers(nbl, size=200), rng.integers(nf, size=200)] = True  # spikes
-    amp = rng.uniform(5, 60, rfi.shape) * NOISE
-    vis = vis + (np.where(rfi, amp, 0)[..., None] * np.exp(2j * np.pi * rng.uniform(size=vis.shape))).astype(vis.dtype)
+    vis, rfi = inject_rfi(ds["VISIBILITY"].values)
     write_ms_columns(ms, {"DATA": vis})
 
     out = preprocess.flag(ms)

@@ -73,8 +73,9 @@ def _sexagesimal(deg: float, hours: bool) -> str:
     return f"{d:02d}:{m:02d}:{s}" if hours else f"{sign}{d:02d}.{m:02d}.{s}"
 
 
-def skymodel_file(sky: str, workdir: str | Path = ".") -> str:
-    """``sky`` as a DP3 text sky model: a radioflow CSV catalogue is converted (one patch per source)."""
+def skymodel_file(sky: str, workdir: str | Path = ".", patch: str | None = None) -> str:
+    """``sky`` as a DP3 text sky model: a radioflow CSV catalogue is converted, with one patch per
+    source, or all in the one ``patch`` (one direction: direction-independent calibration)."""
     if not sky.lower().endswith(".csv"):
         if not Path(sky).exists():
             raise UsageError(f"Sky model {sky} (parameter 'sourcedb') does not exist.")
@@ -86,13 +87,14 @@ def skymodel_file(sky: str, workdir: str | Path = ".") -> str:
         name = model.names[i].replace(",", "_").replace(" ", "_")
         ra, dec = math.degrees(model.ra[i]), math.degrees(model.dec[i])
         ra_s, dec_s = _sexagesimal(ra % 360.0, True), _sexagesimal(dec, False)
-        lines.append(f" , , {name}, {ra_s}, {dec_s}")
+        if patch is None or i == 0:
+            lines.append(f" , , {patch or name}, {ra_s}, {dec_s}")
         gauss = model.major[i] > 0
         maj, mnr = math.degrees(model.major[i]) * 3600, math.degrees(model.minor[i]) * 3600
         shape = f"{maj:.9g}, {mnr:.9g}, {math.degrees(model.pa[i]):.9g}" if gauss else ", , "
-        lines.append(f"{name}, {'GAUSSIAN' if gauss else 'POINT'}, {name}, {ra_s}, {dec_s}, {float(model.flux[i])!r}, "
+        lines.append(f"{name}, {'GAUSSIAN' if gauss else 'POINT'}, {patch or name}, {ra_s}, {dec_s}, {float(model.flux[i])!r}, "
                      f"[{float(model.spectral_index[i])!r}], true, {float(model.ref_freq[i])!r}, {shape}")
-    out = Path(workdir) / (Path(sky).stem + ".skymodel")
+    out = Path(workdir) / (Path(sky).stem + (f"-{patch}" if patch else "") + ".skymodel")
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
@@ -142,7 +144,7 @@ def dp3(msin: str, steps: list[str] | None = None, msout: str = ".", parset: dic
         k, v = arg.split("=", 1)
         keys[k] = v
     run(keys)
-    return {"msout": msin if msout in (".", "") else msout}
+    return {"ms": msin if msout in (".", "") else msout}
 
 
 def _io(msin: str, datacolumn: str, msout: str = ".", outcolumn: str | None = None) -> dict[str, Any]:
@@ -178,7 +180,7 @@ def ddecal(msin: str, sourcedb: str, h5parm: str, mode: str = "scalarphase", sol
     if h5.exists():
         h5.unlink()
     keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["cal"], "cal.type": "ddecal",
-            "cal.sourcedb": skymodel_file(sourcedb, h5.parent), "cal.h5parm": str(h5), "cal.mode": mode,
+            "cal.sourcedb": skymodel_file(sourcedb, h5.parent, patch="model"), "cal.h5parm": str(h5), "cal.mode": mode,
             "cal.solint": solint, "cal.nchan": nchan, "cal.maxiter": maxiter, "cal.tolerance": tolerance}
     if outcolumn:
         keys.update({"cal.onlypredict": False, "cal.subtract": False})
@@ -200,12 +202,13 @@ def predict(msin: str, sourcedb: str, operation: str = "subtract", datacolumn: s
 
 
 def applycal(msin: str, parmdb: str, correction: str = "phase000", solset: str | None = None,
-             datacolumn: str = "DATA", outcolumn: str = "CORRECTED_DATA") -> dict:
+             direction: str | None = None, datacolumn: str = "DATA", outcolumn: str = "CORRECTED_DATA") -> dict:
     """Apply an h5parm solution table (``ac.type=applycal``) into ``outcolumn``."""
     if not Path(parmdb).is_file():
         raise UsageError(f"h5parm {parmdb} (parameter 'parmdb') does not exist.")
     keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["ac"], "ac.type": "applycal",
-            "ac.parmdb": parmdb, "ac.correction": correction, "ac.solset": solset}
+            "ac.parmdb": parmdb, "ac.correction": correction, "ac.solset": solset,
+            "ac.direction": direction}
     run(keys)
     say(f"DP3 applycal {parmdb}:{correction} on {msin}: {datacolumn} -> {outcolumn}")
     return {"msout": msin}

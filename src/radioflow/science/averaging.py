@@ -2,7 +2,7 @@
 
 Per output sample: data = Σ w·V / Σ w over the unflagged inputs, weight = Σ w of those inputs,
 flag = False. When every input is flagged the output is flagged, its data is the weighted mean
-of all inputs and its weight 0. UVW and TIME are averaged over the time bin, frequencies over
+of all inputs and its weight the sum of all their weights (checked against DP3 6.6). UVW and TIME are averaged over the time bin, frequencies over
 the channel bin; channel widths add. A last, shorter bin keeps the leftover samples (as DP3).
 All sums are ``np.add.reduceat`` over the time and frequency axes: no Python loop per sample.
 """
@@ -49,7 +49,7 @@ def average_arrays(vis: dict[str, np.ndarray], weight: np.ndarray, flag: np.ndar
             all_mean = np.where(wall > 0, num_all / np.where(wall > 0, wall, 1), plain)
         avg = np.where(out_flag | (wsum <= 0), all_mean, good_mean)
         out[name] = avg.astype(data.dtype, copy=False)
-    out_weight = np.where(out_flag, 0.0, wsum).astype(np.asarray(weight).dtype, copy=False)
+    out_weight = np.where(out_flag, wall, wsum).astype(np.asarray(weight).dtype, copy=False)
     return out, out_weight, out_flag
 
 
