@@ -91,3 +91,18 @@ def test_apply_radioflow_solutions_on_s3_zarr_writes_a_delta(sim, tmp_path, s3_p
     merged = open_dataset(out["dataset"])
     np.testing.assert_allclose(merged["CORRECTED_DATA"].values, truth, atol=1e-4)
     assert "CORRECTED_DATA" not in open_dataset(base)
+
+
+def test_subtract_with_solutions_removes_a_source_from_uncalibrated_data(sim, tmp_path):
+    ms = _copy(sim, "obs.ms", tmp_path)
+    ds = read_ms(ms, columns=["DATA"])
+    a1, a2 = ds["baseline_antenna1"].values, ds["baseline_antenna2"].values
+    g = random_gains(ds.sizes["antenna"], ds.sizes["time"], ds.sizes["frequency"], phase_rms=1.0, seed=8)
+    write_ms_columns(ms, {"DATA": corrupt(ds["VISIBILITY"].values, g, a1, a2)})
+    h5 = write_h5parm(tmp_path / "g.h5", g, ds["time"].values, ds["frequency"].values, list(ds["antenna_name"].values))
+    preprocess.subtract(ms, str(sim / "all.csv"), outcolumn="PLAIN")
+    preprocess.subtract(ms, str(sim / "all.csv"), outcolumn="CORRUPTED", solutions=str(h5))
+    out = read_ms(ms, columns=["PLAIN", "CORRUPTED"])
+    rms = {c: np.sqrt(np.mean(np.abs(out[c].values[..., 0]) ** 2) / 2) for c in ("PLAIN", "CORRUPTED")}
+    assert rms["PLAIN"] > 10 * NOISE                     # the model without the gains does not fit
+    assert rms["CORRUPTED"] == pytest.approx(NOISE, rel=0.03)

@@ -53,14 +53,50 @@ def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
     return {"msout": url, "ntime": int(out.sizes["time"]), "nchan": int(out.sizes["frequency"])}
 
 
-def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", delta: str | None = None) -> dict:
-    """``outcolumn = column − model``, the model predicted from the catalogue ``sky`` (direct Fourier sum)."""
+def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = None):
+    """Gains of ``solutions`` for ``ds``: ``(gains, time_interval, freq_interval, vis flags)``.
+
+    Radioflow solutions (Zarr, from rf-gaincal) keep their intervals; a DP3 h5parm (``.h5``) is
+    sampled at the visibilities' times and channels (nearest solution).
+    """
+    from ..science.calibrate import gain_flags_to_vis, solutions_from_dataset
+    from ..science.corrupt import receptor_index
+
+    a1, a2 = ds["baseline_antenna1"].values, ds["baseline_antenna2"].values
+    ntime, nchan = ds.sizes["time"], ds.sizes["frequency"]
+    ncorr = ds.sizes["polarization"]
+    if solutions.rstrip("/").lower().endswith((".h5", ".h5parm", ".hdf5")):
+        from ..science.h5parm import read_h5parm_gains
+
+        gains, gflags = read_h5parm_gains(solutions, ds["time"].values, ds["frequency"].values,
+                                          [str(a) for a in ds["antenna_name"].values], solset, direction)
+        ip, iq = receptor_index(ncorr, gflags.shape[3])
+        return gains, 1, 1, gflags[:, a1][..., ip] | gflags[:, a2][..., iq]
+    import xarray as xr
+
+    with xr.open_zarr(solutions, consolidated=False) as sds:
+        sol = solutions_from_dataset(sds.load())
+    return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
+
+
+def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", solutions: str | None = None,
+             delta: str | None = None) -> dict:
+    """``outcolumn = column − model``, the model predicted from the catalogue ``sky`` (direct Fourier sum).
+
+    With ``solutions`` (Zarr or h5parm) the model is first corrupted by those gains, so that a
+    source is subtracted from data that are not yet calibrated (DP3's predict with applycal).
+    """
     ds = load_dataset(ms, columns=sorted({column.upper(), "DATA"}))
     vis = _column(ds, column, ms)
     model = read_catalogue(sky)
     ra, dec = ds.attrs["phase_center"]
     vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
     pred = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
+    if solutions:
+        from ..science.calibrate import corrupt
+
+        gains, ti, fi, _ = _gains(ds, solutions)
+        pred = corrupt(pred, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
     out = (vis - pred).astype(vis.dtype)
     dataset = write_columns(ms, {outcolumn.upper(): out}, delta=delta)
     say(f"Subtracted {len(model)} source(s) of {sky} from {column} of {ms} into {outcolumn}")
@@ -70,28 +106,12 @@ def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", d
 def apply(ms: str, solutions: str, column: str = "DATA", outcolumn: str = "CORRECTED_DATA",
           solset: str = "sol000", direction: str | None = None, delta: str | None = None) -> dict:
     """``outcolumn`` = ``column`` corrected by gains: radioflow solutions (Zarr) or a DP3 h5parm (.h5)."""
-    from ..science.calibrate import correct, gain_flags_to_vis, solutions_from_dataset
-    from ..science.corrupt import receptor_index
+    from ..science.calibrate import correct
 
     ds = load_dataset(ms, columns=[column.upper()])
     vis = _column(ds, column, ms)
-    a1, a2 = ds["baseline_antenna1"].values, ds["baseline_antenna2"].values
-    ntime, nchan, ncorr = vis.shape[0], vis.shape[2], vis.shape[3]
-    if solutions.rstrip("/").lower().endswith((".h5", ".h5parm", ".hdf5")):
-        from ..science.h5parm import read_h5parm_gains
-
-        gains, gflags = read_h5parm_gains(solutions, ds["time"].values, ds["frequency"].values,
-                                          [str(a) for a in ds["antenna_name"].values], solset, direction)
-        out = correct(vis, gains, a1, a2, 1, 1)
-        ip, iq = receptor_index(ncorr, gflags.shape[3])
-        bad = gflags[:, a1][..., ip] | gflags[:, a2][..., iq]
-    else:
-        import xarray as xr
-
-        with xr.open_zarr(solutions, consolidated=False) as sds:
-            sol = solutions_from_dataset(sds.load())
-        out = correct(vis, sol.gains, a1, a2, sol.time_interval, sol.freq_interval)
-        bad = gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
+    gains, ti, fi, bad = _gains(ds, solutions, solset, direction)
+    out = correct(vis, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
     columns = {outcolumn.upper(): out.astype(vis.dtype)}
     if bad.any():
         columns["FLAG"] = np.asarray(ds["FLAG"].values, bool) | bad
