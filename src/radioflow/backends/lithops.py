@@ -79,8 +79,9 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
     chosen = "compute" in config or "backend" in config
-    from_file = (file_config[1] if file_config and not chosen else {}) or {}
-    file_lithops = from_file.get("lithops") if isinstance(from_file.get("lithops"), dict) else {}
+    from_file: dict[str, Any] = (file_config[1] if file_config and not chosen else {}) or {}
+    raw = from_file.get("lithops")
+    file_lithops: dict[str, Any] = raw if isinstance(raw, dict) else {}
     compute = str(config.get("compute", config.get("backend", file_lithops.get("backend", "localhost"))))
     storage = str(config.get("storage", file_lithops.get("storage", "localhost") if from_file else "localhost"))
     if from_file and compute != "localhost":
