@@ -127,3 +127,17 @@ def test_missing_ms_and_s3_input_are_clear_errors(tmp_path):
         dp3.aoflagger(str(tmp_path / "none.ms"))
     with pytest.raises(UsageError, match="local Measurement Sets only"):
         dp3.averager("s3://bucket/x.ms", str(tmp_path / "y.ms"))
+
+
+def test_predict_with_solutions_subtracts_from_uncalibrated_data(sim, tmp_path):
+    ms = copy_ms(sim, "obs.ms", tmp_path)
+    ds = read_ms(ms, columns=["DATA"])
+    a1, a2 = ds["baseline_antenna1"].values, ds["baseline_antenna2"].values
+    g = random_gains(ds.sizes["antenna"], ds.sizes["time"], ds.sizes["frequency"], phase_rms=1.0, seed=4)
+    write_ms_columns(ms, {"DATA": corrupt(ds["VISIBILITY"].values, g, a1, a2)})
+    from radioflow.science.h5parm import write_h5parm
+
+    h5 = write_h5parm(tmp_path / "g.h5", g, ds["time"].values, ds["frequency"].values, list(ds["antenna_name"].values))
+    dp3.predict(ms, str(sim / "all.csv"), outcolumn="RESIDUAL", parmdb=str(h5))
+    res = read_ms(ms, columns=["RESIDUAL"])["RESIDUAL"].values[..., 0]
+    assert np.sqrt(np.mean(np.abs(res) ** 2) / 2) == pytest.approx(NOISE, rel=0.03)

@@ -78,15 +78,22 @@ def _field_fluxes(image, header, obs: Path) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_pipeline_locally_subtracts_the_ateam_and_recovers_the_field(observation, tmp_path):
-    _run(tmp_path, f"ms={observation / 'obs.ms'}", f"sky={observation / 'sky.csv'}",
-         f"ateam={observation / 'ateam.csv'}", *ARGS)
-    work = tmp_path / "radioflow-data" / "serverless-pipeline"
-    assert sorted(p.name for p in (work / "parts").glob("part-*-avg.ms")) == [
-        "part-000-avg.ms", "part-001-avg.ms", "part-002-avg.ms"]
-    assert _ateam_residual(str(work / "calibrated.ms"), observation) < 0.01 * 40.0
-    image, header = read_fits_image(work / "image-restored.fits")
-    np.testing.assert_allclose(_field_fluxes(image, header, observation), [2.5, 1.2], rtol=0.03)
+def test_pipeline_locally_builtin_and_dp3_agree(observation, tmp_path):
+    fluxes = {}
+    for tools in ("builtin", "dp3"):
+        cwd = tmp_path / tools
+        cwd.mkdir()
+        _run(cwd, f"ms={observation / 'obs.ms'}", f"sky={observation / 'sky.csv'}",
+             f"ateam={observation / 'ateam.csv'}", f"tools={tools}", *ARGS)
+        work = cwd / "radioflow-data" / "serverless-pipeline"
+        assert sorted(p.name for p in (work / "parts").glob("part-*-avg.ms")) == [
+            "part-000-avg.ms", "part-001-avg.ms", "part-002-avg.ms"]
+        assert _ateam_residual(str(work / "calibrated.ms"), observation) < 0.01 * 40.0
+        image, header = read_fits_image(work / "image-restored.fits")
+        fluxes[tools] = _field_fluxes(image, header, observation)
+        np.testing.assert_allclose(fluxes[tools], [2.5, 1.2], rtol=0.03)
+    assert len(list((tmp_path / "dp3" / "radioflow-data" / "serverless-pipeline" / "parts").glob("*-cal.h5"))) == 3
+    np.testing.assert_allclose(fluxes["dp3"], fluxes["builtin"], rtol=0.02)
 
 
 @pytest.mark.slow

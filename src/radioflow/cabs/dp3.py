@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def _sexagesimal(deg: float, hours: bool) -> str:
     return f"{d:02d}:{m:02d}:{s}" if hours else f"{sign}{d:02d}.{m:02d}.{s}"
 
 
-def skymodel_file(sky: str, workdir: str | Path = ".", patch: str | None = None) -> str:
+def skymodel_file(sky: str, workdir: str | Path = ".", patch: str | None = None, tag: str = "") -> str:
     """``sky`` as a DP3 text sky model: a radioflow CSV catalogue is converted, with one patch per
     source, or all in the one ``patch`` (one direction: direction-independent calibration)."""
     if not sky.lower().endswith(".csv"):
@@ -94,8 +95,8 @@ def skymodel_file(sky: str, workdir: str | Path = ".", patch: str | None = None)
         shape = f"{maj:.9g}, {mnr:.9g}, {math.degrees(model.pa[i]):.9g}" if gauss else ", , "
         lines.append(f"{name}, {'GAUSSIAN' if gauss else 'POINT'}, {patch or name}, {ra_s}, {dec_s}, {float(model.flux[i])!r}, "
                      f"[{float(model.spectral_index[i])!r}], true, {float(model.ref_freq[i])!r}, {shape}")
-    out = Path(workdir) / (Path(sky).stem + (f"-{patch}" if patch else "") + ".skymodel")
-    tmp = out.with_name(f".{out.name}.tmp")
+    out = Path(workdir) / (f"{tag}{Path(sky).stem}" + (f"-{patch}" if patch else "") + ".skymodel")
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(out)
     return str(out)
@@ -180,7 +181,7 @@ def ddecal(msin: str, sourcedb: str, h5parm: str, mode: str = "scalarphase", sol
     if h5.exists():
         h5.unlink()
     keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["cal"], "cal.type": "ddecal",
-            "cal.sourcedb": skymodel_file(sourcedb, h5.parent, patch="model"), "cal.h5parm": str(h5), "cal.mode": mode,
+            "cal.sourcedb": skymodel_file(sourcedb, h5.parent, patch="model", tag=f"{h5.stem}-"), "cal.h5parm": str(h5), "cal.mode": mode,
             "cal.solint": solint, "cal.nchan": nchan, "cal.maxiter": maxiter, "cal.tolerance": tolerance}
     if outcolumn:
         keys.update({"cal.onlypredict": False, "cal.subtract": False})
@@ -190,12 +191,20 @@ def ddecal(msin: str, sourcedb: str, h5parm: str, mode: str = "scalarphase", sol
 
 
 def predict(msin: str, sourcedb: str, operation: str = "subtract", datacolumn: str = "DATA",
-            outcolumn: str = "DATA") -> dict:
-    """Predict a sky model and ``replace``/``add``/``subtract`` it (``pre.type=predict``)."""
+            outcolumn: str = "DATA", parmdb: str | None = None, correction: str = "phase000") -> dict:
+    """Predict a sky model and ``replace``/``add``/``subtract`` it (``pre.type=predict``).
+
+    With ``parmdb`` (an h5parm) the model is corrupted by that solution table first
+    (``pre.applycal``), so that a source is subtracted from data not yet calibrated.
+    """
     if operation not in ("replace", "add", "subtract"):
         raise UsageError(f"Parameter 'operation' must be replace, add or subtract, got {operation!r}.")
     keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["pre"], "pre.type": "predict",
-            "pre.sourcedb": skymodel_file(sourcedb, Path(msin).parent), "pre.operation": operation}
+            "pre.sourcedb": skymodel_file(sourcedb, Path(msin).parent, patch="model" if parmdb else None,
+                                          tag=f"{Path(msin.rstrip('/')).stem}-"),
+            "pre.operation": operation}
+    if parmdb:
+        keys.update({"pre.applycal.parmdb": parmdb, "pre.applycal.correction": correction})
     run(keys)
     say(f"DP3 predict ({operation}) of {sourcedb} on {msin}: {datacolumn} -> {outcolumn}")
     return {"msout": msin}

@@ -101,27 +101,59 @@ def read_h5parm_gains(path: str | Path, times: np.ndarray, freqs: np.ndarray, an
     return (a * np.exp(1j * p)).astype(np.complex128), np.asarray(fa | fp)
 
 
+def _strings(group, name: str, values: list[bytes]) -> None:
+    """A dataset of NUL-terminated fixed-length strings, as DP3 writes and expects them (h5py
+    would write NUL-padded ones, which DP3 does not match)."""
+    import h5py
+
+    size = max(len(v) for v in values) + 1
+    tid = h5py.h5t.C_S1.copy()
+    tid.set_size(size)
+    tid.set_strpad(h5py.h5t.STR_NULLTERM)
+    dsid = h5py.h5d.create(group.id, name.encode(), tid, h5py.h5s.create_simple((len(values),)))
+    dsid.write(h5py.h5s.ALL, h5py.h5s.ALL, np.array(values, dtype=f"S{size}"))
+
+
 def write_h5parm(path: str | Path, gains: np.ndarray, times: np.ndarray, freqs: np.ndarray,
-                 antennas: list[str], solset: str = "sol000", flags: np.ndarray | None = None) -> Path:
-    """Write gains ``(time, antenna, frequency, pol)`` as amplitude000 and phase000 tables (axes time,freq,ant,pol)."""
+                 antennas: list[str], solset: str = "sol000", flags: np.ndarray | None = None,
+                 direction: str = "[model]") -> Path:
+    """Write gains ``(time, antenna, frequency, pol)`` as DP3 writes them: amplitude000 and phase000
+    tables with axes ``time,freq,ant,dir[,pol]`` (pol only for 2 receptors), plus the antenna and
+    source tables."""
     import h5py
 
     gains = np.asarray(gains)
-    pols = ["XX", "YY"] if gains.shape[3] == 2 else ["XX"]
+    npol = gains.shape[3]
     weight = np.ones(gains.shape) if flags is None else (~np.asarray(flags, bool)).astype(np.float64)
+    axes = "time,freq,ant,dir" + (",pol" if npol == 2 else "")
+
+    def layout(a: np.ndarray) -> np.ndarray:
+        a = a.transpose(0, 2, 1, 3)[:, :, :, None, :]        # time, freq, ant, dir, pol
+        return a if npol == 2 else a[..., 0]
+
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with h5py.File(tmp, "w") as h5:
         sol = h5.create_group(solset)
+        sol.attrs["h5parm_version"] = np.bytes_("1.0")
+        names = np.array([a.encode() for a in antennas], dtype="S16")
+        sol.create_dataset("antenna", data=np.array(list(zip(names, np.zeros((len(antennas), 3), np.float32))),
+                                                    dtype=[("name", "S16"), ("position", "<f4", (3,))]))
+        sol.create_dataset("source", data=np.array([(direction.encode(), (0.0, 0.0))],
+                                                   dtype=[("name", "S128"), ("dir", "<f8", (2,))]))
         for name, values in (("amplitude000", np.abs(gains)), ("phase000", np.angle(gains))):
             tab = sol.create_group(name)
             tab.attrs["TITLE"] = np.bytes_(name[:-3])
-            val = tab.create_dataset("val", data=values.transpose(0, 2, 1, 3))
-            val.attrs["AXES"] = np.bytes_("time,freq,ant,pol")
-            tab.create_dataset("weight", data=weight.transpose(0, 2, 1, 3))
+            tab.attrs["h5parm_version"] = np.bytes_("1.0")
+            val = tab.create_dataset("val", data=layout(values))
+            val.attrs["AXES"] = np.bytes_(axes)
+            w = tab.create_dataset("weight", data=layout(weight).astype(np.float32))
+            w.attrs["AXES"] = np.bytes_(axes)
             tab.create_dataset("time", data=np.asarray(times, np.float64))
             tab.create_dataset("freq", data=np.asarray(freqs, np.float64))
-            tab.create_dataset("ant", data=np.array([a.encode() for a in antennas]))
-            tab.create_dataset("pol", data=np.array([p.encode() for p in pols]))
+            _strings(tab, "ant", [a.encode() for a in antennas])
+            _strings(tab, "dir", [direction.encode()])
+            if npol == 2:
+                _strings(tab, "pol", [b"XX", b"YY"])
     tmp.replace(path)
     return path
