@@ -1,8 +1,9 @@
 """RFI flagging: an iterative SumThreshold flagger over time × frequency (after Offringa et al. 2010).
 
-Every baseline and correlation is flagged at once: the arrays keep the dataset's
-``(time, baseline, frequency, polarization)`` layout and all the work is done along axes 0
-(time) and 2 (frequency) with cumulative sums, so there is no per-visibility Python loop.
+The arrays keep the dataset's ``(time, baseline, frequency, polarization)`` layout: the
+background and noise are vectorised NumPy/SciPy over all baselines at once, and SumThreshold is
+a parallel numba kernel over baselines × correlations with a sliding window sum along each
+line (no per-visibility Python loop).
 
 Each iteration fits a smooth background to the unflagged amplitudes (masked Gaussian
 smoothing), estimates the noise per baseline and correlation (median absolute deviation of the
@@ -14,6 +15,7 @@ A sample flagged in any correlation is flagged in all (as AOFlagger does).
 """
 from __future__ import annotations
 
+import numba
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -22,48 +24,82 @@ from ..errors import UsageError
 TIME_AXIS, FREQ_AXIS = 0, 2
 
 
-def _window_flags(res: np.ndarray, flag: np.ndarray, size: int, level: np.ndarray, axis: int) -> np.ndarray:
-    """Samples inside any ``size``-long window (along ``axis``) whose unflagged mean exceeds ``level``."""
-    n = res.shape[axis]
-    if size > n:
-        return np.zeros_like(flag)
-    good = ~flag
-    val = np.where(good, res, 0.0)
-    pad = [(0, 0)] * res.ndim
-    pad[axis] = (1, 0)
-    csum = np.pad(np.cumsum(val, axis=axis), pad)
-    ccnt = np.pad(np.cumsum(good, axis=axis, dtype=np.int32), pad)
-    hi = [slice(None)] * res.ndim
-    lo = [slice(None)] * res.ndim
-    hi[axis] = slice(size, None)
-    lo[axis] = slice(None, n - size + 1)
-    wsum = csum[tuple(hi)] - csum[tuple(lo)]
-    wcnt = ccnt[tuple(hi)] - ccnt[tuple(lo)]
-    hit = (wcnt > 0) & (wsum > wcnt * level)
-    # Spread each hit window over its `size` samples: a sample at i is covered by windows
-    # starting in [i - size + 1, i].
-    hpad = [(0, 0)] * res.ndim
-    hpad[axis] = (size, size - 1)
-    chit = np.cumsum(np.pad(hit, hpad).astype(np.int32), axis=axis)
-    hi[axis] = slice(size, size + n)
-    lo[axis] = slice(0, n)
-    return (chit[tuple(hi)] - chit[tuple(lo)]) > 0
+@numba.njit(cache=True, nogil=True)
+def _line(res, flag, n, level, size, hit):  # pragma: no cover - compiled
+    """SumThreshold of one line: ``hit[i]`` set where a ``size`` window over i exceeds ``level``."""
+    s = 0.0
+    c = 0
+    cover = 0
+    for i in range(n + size - 1):
+        if i < n and not flag[i]:
+            s += res[i]
+            c += 1
+        j = i - size
+        if j >= 0 and not flag[j]:
+            s -= res[j]
+            c -= 1
+        start = i - size + 1
+        if 0 <= start and i < n and c > 0 and s > c * level:
+            cover = size  # the window [start, i] exceeds: mark it
+            for k in range(start, i + 1):
+                hit[k] = True
+    return cover
+
+
+@numba.njit(parallel=True, cache=True)
+def _sum_threshold_kernel(res, flag, sigma, threshold, max_window, rho, out):  # pragma: no cover - compiled
+    nt, nb, nf, npol = res.shape
+    for q in numba.prange(nb * npol):
+        b = q // npol
+        p = q % npol
+        cur = flag[:, b, :, p].copy()
+        sig = sigma[b, p]
+        for axis in range(2):  # frequency, then time
+            n = nf if axis == 0 else nt
+            m = nt if axis == 0 else nf
+            size = 1
+            while size <= max_window and size <= n:
+                level = sig * threshold / rho ** np.log2(size)
+                new = np.zeros((nt, nf), np.bool_)
+                line = np.empty(n, np.float64)
+                lflag = np.empty(n, np.bool_)
+                lhit = np.zeros(n, np.bool_)
+                for r in range(m):
+                    for i in range(n):
+                        if axis == 0:
+                            line[i] = res[r, b, i, p]
+                            lflag[i] = cur[r, i]
+                        else:
+                            line[i] = res[i, b, r, p]
+                            lflag[i] = cur[i, r]
+                        lhit[i] = False
+                    _line(line, lflag, n, level, size, lhit)
+                    for i in range(n):
+                        if lhit[i]:
+                            if axis == 0:
+                                new[r, i] = True
+                            else:
+                                new[i, r] = True
+                cur |= new
+                size *= 2
+        for t in range(nt):
+            for f in range(nf):
+                out[t, b, f, p] = cur[t, f]
 
 
 def sum_threshold(res: np.ndarray, flag: np.ndarray, sigma: np.ndarray, threshold: float,
                   max_window: int = 64, rho: float = 1.5) -> np.ndarray:
     """New flags of residuals ``res`` (4-D, flagged samples ignored): SumThreshold along frequency, then time.
 
-    ``sigma`` broadcasts against ``res`` (noise per baseline and correlation); ``threshold`` is
-    χ_1 in sigmas; windows double from 1 to ``max_window``.
+    ``sigma`` (noise per baseline and correlation, broadcastable to ``(1, baseline, 1, pol)``);
+    ``threshold`` is χ_1 in sigmas; windows double from 1 to ``max_window``. A parallel numba
+    kernel over baselines × correlations, a sliding sum along each line: O(samples) per window size.
     """
-    out = flag.copy()
-    for axis in (FREQ_AXIS, TIME_AXIS):
-        size = 1
-        while size <= max_window:
-            level = sigma * (threshold / rho ** np.log2(size))
-            out |= _window_flags(res, out, size, level, axis)
-            size *= 2
+    res = np.ascontiguousarray(res, np.float64)
+    sig = np.ascontiguousarray(np.broadcast_to(sigma, (1, res.shape[1], 1, res.shape[3]))[0, :, 0, :], np.float64)
+    out = np.empty(res.shape, np.bool_)
+    _sum_threshold_kernel(res, np.ascontiguousarray(flag, np.bool_), sig, float(threshold), int(max_window),
+                          float(rho), out)
     return out
 
 
