@@ -25,6 +25,7 @@ BENCHES = [
     ("SDP control plane on SQLite and etcd (issue 10)", "sdp_bench.py", [], "sdp.md"),
     ("Datalake ingestion (issue 11)", "lake_bench.py", [], "lake.md"),
     ("Web console runs page (issue 16)", "console_bench.py", [], "console.md"),
+    ("Pre-processing: built-in vs DP3 (issue 12)", "preprocess_bench.py", [], "preprocess.md"),
 ]
 
 

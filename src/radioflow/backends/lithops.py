@@ -1,7 +1,11 @@
 """Run invocations as a Lithops map: localhost here, Kubernetes (``k8s``) in production.
 
 The Lithops configuration is built from radioflow's own (``backend.lithops`` plus
-``retries``); no ``~/.lithops/config`` is read or needed::
+``retries``). When that section does not choose the compute backend, Lithops' own configuration
+file (``$LITHOPS_CONFIG_FILE``, ``./.lithops_config``, ``~/.lithops/config``,
+``/etc/lithops/config``) is honoured: its compute and storage backends and their sections, with
+radioflow's keys merged over them. A configuration that cannot be honoured (e.g. Kubernetes
+without a cluster) is an error naming where it came from, never a silent fall-back to localhost::
 
     compute: localhost        # or k8s
     storage: localhost        # or minio / ceph / aws_s3 (S3-compatible, with an endpoint)
@@ -46,17 +50,46 @@ log = logging.getLogger(__name__)
 S3_STORAGES = ("minio", "ceph", "aws_s3")
 
 
+def lithops_file_config() -> tuple[str, dict[str, Any]] | None:
+    """Lithops' own configuration file, found as Lithops finds it: ``(path, contents)`` or None."""
+    from lithops.config import get_default_config_filename, load_yaml_config
+
+    path = get_default_config_filename()
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        raise UsageError(f"LITHOPS_CONFIG_FILE names {path}, which does not exist; fix or unset it.")
+    try:
+        data = load_yaml_config(path) or {}
+    except Exception as exc:  # noqa: BLE001 - yaml and OS errors alike
+        raise UsageError(f"Cannot read the Lithops configuration file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"The Lithops configuration file {path} is not a YAML mapping.")
+    return path, data
+
+
 def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
-                   environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   environ: Mapping[str, str] | None = None,
+                   file_config: tuple[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """The Lithops configuration dict for radioflow's ``backend.lithops`` options.
 
     ``s3`` is radioflow's ``storage.s3`` section (endpoint fallback); credentials come from
-    ``environ`` (default ``os.environ``).
+    ``environ`` (default ``os.environ``). ``file_config`` is Lithops' own file ``(path, data)``:
+    used when ``config`` does not choose the compute backend.
     """
     env: Mapping[str, str] = os.environ if environ is None else environ
-    compute = str(config.get("compute", config.get("backend", "localhost")))
-    storage = str(config.get("storage", "localhost"))
-    workers = int(config.get("workers") or config.get("n_workers") or min(os.cpu_count() or 1, 4))
+    chosen = "compute" in config or "backend" in config
+    from_file: dict[str, Any] = (file_config[1] if file_config and not chosen else {}) or {}
+    raw = from_file.get("lithops")
+    file_lithops: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    compute = str(config.get("compute", config.get("backend", file_lithops.get("backend", "localhost"))))
+    storage = str(config.get("storage", file_lithops.get("storage", "localhost") if from_file else "localhost"))
+    if from_file and compute != "localhost":
+        file_only = {k: v for k, v in from_file.items() if k not in ("lithops", "localhost")}
+        merged = deep_merge(file_only, {k: v for k, v in config.items() if k in (compute, storage)})
+        config = {**config, **merged}
+    workers = int(config.get("workers") or config.get("n_workers")
+                  or (config.get(compute) or {}).get("max_workers") or min(os.cpu_count() or 1, 4))
     out: dict[str, Any] = {
         "lithops": {
             "backend": compute,
@@ -67,7 +100,7 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
     if compute == "localhost":
         out["localhost"] = {"version": 1, "runtime": sys.executable, "worker_processes": workers}
     elif compute == "k8s":
-        out["k8s"] = {"max_workers": workers, **copy.deepcopy(config.get("k8s") or {})}
+        out["k8s"] = {**copy.deepcopy(config.get("k8s") or {}), "max_workers": workers}
     else:
         out[compute] = copy.deepcopy(config.get(compute) or {})
     if storage in S3_STORAGES:
@@ -84,7 +117,9 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
             )
         key_env = str(config.get("access_key_env", "AWS_ACCESS_KEY_ID"))
         secret_env = str(config.get("secret_key_env", "AWS_SECRET_ACCESS_KEY"))
-        if key_env in env and secret_env in env:
+        if section.get("access_key_id") and section.get("secret_access_key"):
+            pass  # given by Lithops' own configuration file
+        elif key_env in env and secret_env in env:
             section.setdefault("access_key_id", env[key_env])
             section.setdefault("secret_access_key", env[secret_env])
         elif storage != "aws_s3":
@@ -115,13 +150,19 @@ class LithopsBackend:
         self.batch_size = self.config.get("batch_size", "auto")
         self.max_payload = int(self.config.get("max_payload_bytes", 1 << 20))
         self._target = _remote.EXECUTE
-        self.lithops_config = lithops_config(self.config, s3=s3)
+        chosen = "compute" in self.config or "backend" in self.config
+        file_config = None if chosen else lithops_file_config()
+        self.lithops_config = lithops_config(self.config, s3=s3, file_config=file_config)
         lc = self.lithops_config
         self.workers = int(lc.get("localhost", {}).get("worker_processes") or lc.get("k8s", {}).get("max_workers") or 1)
+        compute = lc["lithops"]["backend"]
+        source = (f"the Lithops configuration file {file_config[0]}" if file_config and
+                  (file_config[1].get("lithops") or {}).get("backend") else "backend.lithops")
         try:
             self.executor = lithops.FunctionExecutor(config=copy.deepcopy(self.lithops_config))
         except Exception as exc:  # noqa: BLE001 - Lithops raises bare Exceptions for config problems
-            raise UsageError(f"Cannot start the Lithops executor from backend.lithops: {exc}") from None
+            raise UsageError(f"Cannot start the Lithops executor (compute backend '{compute}', storage "
+                             f"'{lc['lithops']['storage']}', from {source}): {exc}") from None
 
     def _batches(self, indices: list[int]) -> list[list[int]]:
         if self.batch_size == "auto":

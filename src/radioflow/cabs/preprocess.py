@@ -1,0 +1,120 @@
+"""Cabs of the DP3-like pre-processing chain without binaries: flag, average, subtract, apply.
+
+Each works on any radioflow dataset URL: a local MS is updated in place (new columns written
+into it); a Zarr dataset (local or S3) is never rewritten, new columns go into a delta overlay
+(``delta``, default ``<dataset>-delta.zarr``) as :func:`radioflow.vis.io.write_columns` does.
+Averaging writes a new dataset (``msout``) in the format of its suffix, local or S3.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UsageError
+from ..science.averaging import average_dataset
+from ..science.flagging import flag_rfi
+from ..science.imaging import parallel_hands, uvw_rows
+from ..science.predict import predict_rows
+from ..science.skymodel import read_catalogue
+from ..vis.io import open_dataset, write_columns, write_dataset
+from ..vis.schema import column_variable
+from ._util import load_dataset, say
+
+
+def _column(ds, column: str, url: str) -> np.ndarray:
+    var = column_variable(column)
+    if var not in ds:
+        have = ", ".join(v for v in ds.data_vars if ds[v].dims == ds["FLAG"].dims and v not in ("FLAG", "WEIGHT"))
+        raise UsageError(f"Dataset {url} has no column {column} (parameter 'column'); it has {have}.")
+    return np.asarray(ds[var].values)
+
+
+def flag(ms: str, column: str = "DATA", threshold: float = 6.0, iterations: int = 3, max_window: int = 64,
+         delta: str | None = None) -> dict:
+    """Flag RFI in ``column`` with the vectorised SumThreshold flagger; FLAG gets the union."""
+    ds = load_dataset(ms, columns=[column.upper()])
+    vis = _column(ds, column, ms)
+    before = np.asarray(ds["FLAG"].values, bool)
+    flags = flag_rfi(vis, before, threshold=threshold, iterations=iterations, max_window=max_window)
+    dataset = write_columns(ms, {"FLAG": flags}, delta=delta)
+    frac, new = float(flags.mean()), float((flags & ~before).mean())
+    say(f"Flagged {ms}: {100 * new:.2f} % newly flagged, {100 * frac:.2f} % flagged in all")
+    return {"dataset": dataset, "flagged_fraction": frac, "new_fraction": new}
+
+
+def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
+    """Average ``ms`` by ``timestep`` integrations and ``freqstep`` channels into ``msout`` (DP3's rules)."""
+    if timestep < 1 or freqstep < 1:
+        raise UsageError(f"rf-average: timestep and freqstep must be >= 1 (got {timestep}, {freqstep}).")
+    ds = open_dataset(ms).load()
+    out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
+    url = write_dataset(out, msout, overwrite=True)
+    say(f"Averaged {ms} by {timestep} × {freqstep} (time × channel): {ds.sizes['time']}×{ds.sizes['frequency']} "
+        f"-> {out.sizes['time']}×{out.sizes['frequency']} -> {url}")
+    return {"msout": url, "ntime": int(out.sizes["time"]), "nchan": int(out.sizes["frequency"])}
+
+
+def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = None):
+    """Gains of ``solutions`` for ``ds``: ``(gains, time_interval, freq_interval, vis flags)``.
+
+    Radioflow solutions (Zarr, from rf-gaincal) keep their intervals; a DP3 h5parm (``.h5``) is
+    sampled at the visibilities' times and channels (nearest solution).
+    """
+    from ..science.calibrate import gain_flags_to_vis, solutions_from_dataset
+    from ..science.corrupt import receptor_index
+
+    a1, a2 = ds["baseline_antenna1"].values, ds["baseline_antenna2"].values
+    ntime, nchan = ds.sizes["time"], ds.sizes["frequency"]
+    ncorr = ds.sizes["polarization"]
+    if solutions.rstrip("/").lower().endswith((".h5", ".h5parm", ".hdf5")):
+        from ..science.h5parm import read_h5parm_gains
+
+        gains, gflags = read_h5parm_gains(solutions, ds["time"].values, ds["frequency"].values,
+                                          [str(a) for a in ds["antenna_name"].values], solset, direction)
+        ip, iq = receptor_index(ncorr, gflags.shape[3])
+        return gains, 1, 1, gflags[:, a1][..., ip] | gflags[:, a2][..., iq]
+    import xarray as xr
+
+    with xr.open_zarr(solutions, consolidated=False) as sds:
+        sol = solutions_from_dataset(sds.load())
+    return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
+
+
+def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", solutions: str | None = None,
+             delta: str | None = None) -> dict:
+    """``outcolumn = column − model``, the model predicted from the catalogue ``sky`` (direct Fourier sum).
+
+    With ``solutions`` (Zarr or h5parm) the model is first corrupted by those gains, so that a
+    source is subtracted from data that are not yet calibrated (DP3's predict with applycal).
+    """
+    ds = load_dataset(ms, columns=sorted({column.upper(), "DATA"}))
+    vis = _column(ds, column, ms)
+    model = read_catalogue(sky)
+    ra, dec = ds.attrs["phase_center"]
+    vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
+    pred = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
+    if solutions:
+        from ..science.calibrate import corrupt
+
+        gains, ti, fi, _ = _gains(ds, solutions)
+        pred = corrupt(pred, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
+    out = (vis - pred).astype(vis.dtype)
+    dataset = write_columns(ms, {outcolumn.upper(): out}, delta=delta)
+    say(f"Subtracted {len(model)} source(s) of {sky} from {column} of {ms} into {outcolumn}")
+    return {"dataset": dataset}
+
+
+def apply(ms: str, solutions: str, column: str = "DATA", outcolumn: str = "CORRECTED_DATA",
+          solset: str = "sol000", direction: str | None = None, delta: str | None = None) -> dict:
+    """``outcolumn`` = ``column`` corrected by gains: radioflow solutions (Zarr) or a DP3 h5parm (.h5)."""
+    from ..science.calibrate import correct
+
+    ds = load_dataset(ms, columns=[column.upper()])
+    vis = _column(ds, column, ms)
+    gains, ti, fi, bad = _gains(ds, solutions, solset, direction)
+    out = correct(vis, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
+    columns = {outcolumn.upper(): out.astype(vis.dtype)}
+    if bad.any():
+        columns["FLAG"] = np.asarray(ds["FLAG"].values, bool) | bad
+    dataset = write_columns(ms, columns, delta=delta)
+    say(f"Applied {solutions} to {column} of {ms} into {outcolumn}" + (f" ({100 * bad.mean():.2f} % flagged by solutions)" if bad.any() else ""))
+    return {"dataset": dataset}

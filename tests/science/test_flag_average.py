@@ -1,0 +1,107 @@
+"""Physics of the built-in flagger and averager on simulated visibilities."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radioflow.science.averaging import average_arrays
+from radioflow.science.flagging import flag_rfi
+
+NT, NBL, NF, NP = 64, 30, 64, 4
+SIGMA = 1.0
+
+
+def _clean(seed: int = 3) -> np.ndarray:
+    """A point source (5 Jy, smooth phase over time/frequency) plus complex Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, NT)[:, None, None, None]
+    f = np.linspace(0, 1, NF)[None, None, :, None]
+    rate = rng.uniform(1, 4, (1, NBL, 1, 1))
+    source = 5.0 * np.exp(2j * np.pi * rate * (t + 0.3 * f))
+    source = source * np.array([1, 0, 0, 1])[None, None, None, :]
+    noise = rng.normal(0, SIGMA, (NT, NBL, NF, NP)) + 1j * rng.normal(0, SIGMA, (NT, NBL, NF, NP))
+    return (source + noise).astype(np.complex64)
+
+
+def _inject(vis: np.ndarray, seed: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Narrow-band lines, broadband bursts and single-sample spikes of 3–50 sigma."""
+    rng = np.random.default_rng(seed)
+    rfi = np.zeros(vis.shape[:3], bool)
+    amp = np.zeros(vis.shape[:3])
+    for bl in range(NBL):
+        for _ in range(3):  # narrow-band lines lasting a while
+            ch, t0 = rng.integers(NF), rng.integers(NT - 20)
+            sl = (slice(t0, t0 + rng.integers(5, 20)), bl, ch)
+            rfi[sl] = True
+            amp[sl] = rng.uniform(3, 20)
+        t0 = rng.integers(NT)  # broadband burst
+        rfi[t0, bl, :] = True
+        amp[t0, bl, :] = rng.uniform(3, 20)
+        for _ in range(5):  # spikes
+            ti, ch = rng.integers(NT), rng.integers(NF)
+            rfi[ti, bl, ch] = True
+            amp[ti, bl, ch] = rng.uniform(10, 50)
+    phase = np.exp(2j * np.pi * rng.uniform(size=vis.shape))
+    out = vis + (amp[..., None] * SIGMA * phase).astype(np.complex64)
+    return out, rfi
+
+
+def test_sumthreshold_finds_injected_rfi_with_few_false_flags():
+    clean = _clean()
+    dirty, rfi = _inject(clean)
+    flags = flag_rfi(dirty)
+    assert flags.shape == dirty.shape and (flags == flags[..., :1]).all()
+    found = flags[..., 0][rfi].mean()
+    false = flags[..., 0][~rfi].mean()
+    assert found > 0.95, found
+    assert false < 0.01, false
+
+
+def test_clean_data_is_hardly_flagged_and_input_flags_are_kept():
+    clean = _clean(seed=7)
+    pre = np.zeros(clean.shape, bool)
+    pre[:, 3, 10:12] = True
+    flags = flag_rfi(clean, pre)
+    assert flags[pre].all()
+    assert flags[~pre].mean() < 0.01
+
+
+def test_flagger_rejects_bad_shapes():
+    from radioflow.errors import UsageError
+
+    with pytest.raises(UsageError, match="time, baseline, frequency, polarization"):
+        flag_rfi(np.zeros((3, 4)))
+
+
+def test_averaging_preserves_point_source_flux_and_weights():
+    rng = np.random.default_rng(1)
+    vis = np.full((12, 5, 16, 2), 3.0 + 0j, np.complex64)
+    weight = rng.uniform(0.5, 2.0, vis.shape).astype(np.float32)
+    flag = np.zeros(vis.shape, bool)
+    flag[0, 0, 0, 0] = True
+    vis[0, 0, 0, 0] = 1e6  # a flagged sample must not leak into the mean
+    flag[4:8, 1, 4:8, :] = True  # one whole output bin flagged
+    out, w, f = average_arrays({"DATA": vis}, weight, flag, 4, 4)
+    assert out["DATA"].shape == (3, 5, 4, 2)
+    np.testing.assert_allclose(out["DATA"][~f], 3.0, rtol=1e-6)
+    assert f[1, 1, 1].all() and f.sum() == 2
+    np.testing.assert_allclose(w[1, 1, 1], weight[4:8, 1, 4:8].sum(axis=(0, 1)), rtol=1e-6)  # DP3: all weights
+    expected = weight[:4, 0, :4, 0].sum() - weight[0, 0, 0, 0]
+    assert w[0, 0, 0, 0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_averaging_is_the_weighted_mean_with_a_short_last_bin():
+    rng = np.random.default_rng(2)
+    vis = (rng.normal(size=(5, 2, 7, 1)) + 1j * rng.normal(size=(5, 2, 7, 1))).astype(np.complex64)
+    weight = rng.uniform(0.1, 1, vis.shape).astype(np.float32)
+    flag = rng.uniform(size=vis.shape) < 0.2
+    out, w, f = average_arrays({"DATA": vis}, weight, flag, 2, 3)
+    assert out["DATA"].shape == (3, 2, 3, 1)
+    sel = (slice(4, 5), 1, slice(6, 7), 0)  # the 1×1 leftover bin
+    ww = np.where(flag[sel], 0, weight[sel])
+    if ww.sum() > 0:
+        assert out["DATA"][2, 1, 2, 0] == pytest.approx((vis[sel] * ww).sum() / ww.sum(), rel=1e-5)
+    sel = (slice(0, 2), 0, slice(0, 3), 0)
+    ww = np.where(flag[sel], 0, weight[sel])
+    assert out["DATA"][0, 0, 0, 0] == pytest.approx((vis[sel] * ww).sum() / ww.sum(), rel=1e-5)
+    assert w[0, 0, 0, 0] == pytest.approx(ww.sum(), rel=1e-6)
