@@ -40,3 +40,16 @@ def test_batch_imaging_small_run_writes_images_with_wcs(tmp_path):
     # The run log tells the SDP user what happened.
     out = proc.stdout + proc.stderr
     assert "simulate" in out and "ical" in out
+
+
+@pytest.mark.slow
+def test_batch_imaging_without_phase_errors_runs(tmp_path):
+    """phase_error=0 (an error-free observation) used to fail every solve step on a missing
+    window-N-true-gains.zarr; the truth is now unit gains, and the solved phases match them."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "radioflow", "run", str(RECIPE), "nfreqwin=1", "nmajor=1", "niter=200",
+         "n_workers=1", "npix=128", "cell=180", "phase_error=0", "--no-report"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (tmp_path / "radioflow-data" / "buffers" / "vis" / "window-0-true-gains.zarr").is_dir()
+    assert (tmp_path / "radioflow-data" / "buffers" / "img" / "band-restored.fits").stat().st_size > 1000

@@ -38,12 +38,14 @@ def simulate_window(ms: str, sky: str, frequency: float, channel_width: float, w
                   telescope_name=layout.telescope or ("SKA-Low" if "low" in layout.name.lower() else layout.name))
     if phase_error > 0 or amplitude_error > 0:
         ds, gains = corrupt_dataset(ds, phase_rms=phase_error, amp_rms=amplitude_error, seed=seed * 7919 + window)
-        if true_gains:
-            sol = GainSolution(gains=gains, flags=np.zeros(gains.shape, bool),
-                               iterations=np.zeros((gains.shape[0], 1, 1), np.int64), converged=1.0, chi2=0.0,
-                               mode="phase", refant=0, time_interval=1, freq_interval=1)
-            write_zarr_atomic(solutions_to_dataset(sol, ds["time"].values, ds["frequency"].values,
-                                                   ds["antenna_name"].values), true_gains)
+    else:  # an error-free observation: the true gains are unity, and calibration is checked against them
+        gains = np.ones((ds.sizes["time"], ds.sizes["antenna"], ds.sizes["frequency"], 1), np.complex128)
+    if true_gains:
+        sol = GainSolution(gains=gains, flags=np.zeros(gains.shape, bool),
+                           iterations=np.zeros((gains.shape[0], 1, 1), np.int64), converged=1.0, chi2=0.0,
+                           mode="phase", refant=0, time_interval=1, freq_interval=1)
+        write_zarr_atomic(solutions_to_dataset(sol, ds["time"].values, ds["frequency"].values,
+                                               ds["antenna_name"].values), true_gains)
     target = as_location(ms)
     if target.is_local:
         write_ms(ds, ms, overwrite=True)
