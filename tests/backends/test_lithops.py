@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -157,3 +159,22 @@ def test_map_over_datasets_in_a_bucket_writes_results_back(s3_server, s3_prefix)
         assert got == want and r.outputs["out_sha256"] == hashlib.sha256(want).hexdigest()
     # Lithops kept its own job data in the bucket, outside the dataset prefix
     assert sorted(p.rsplit("/", 1)[-1] for p in fs.ls(f"{s3_prefix}/out")) == [f"part-{i:03d}.bin" for i in range(NPARTS)]
+
+
+def test_a_run_never_joins_a_lithops_session_it_inherited():
+    """Lithops exports its session id and executor counter; a `radioflow run -b lithops` spawned by
+    a process that used Lithops inherited them, so successive runs got the same executor ids and
+    one run's cleaner deleted the next one's job files (its map then waited forever)."""
+    script = (
+        "import os\n"
+        "os.environ['__LITHOPS_SESSION_ID'] = 'inherit'\n"
+        "os.environ['__LITHOPS_TOTAL_EXECUTORS'] = '2'\n"
+        "from radioflow.backends import get_backend\n"
+        "b = get_backend('lithops', {'backend': {'select': 'lithops', 'lithops': {'workers': 1}}})\n"
+        "print(b.executor.executor_id)\n"
+        "b.close()\n"
+    )
+    ids = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          check=True).stdout.split()[-1] for _ in range(2)]
+    assert not any(i.startswith("inherit-") for i in ids), ids
+    assert ids[0] != ids[1]

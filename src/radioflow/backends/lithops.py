@@ -137,6 +137,22 @@ def lithops_config(config: dict[str, Any], *, s3: dict[str, Any] | None = None,
     return out
 
 
+def _own_session() -> None:
+    """Make this process its own Lithops session.
+
+    Lithops exports its session id and executor counter to the environment, so a process spawned
+    by one that used Lithops (a test runner, an SDP controller) joins the parent's session and
+    counts from the same number as its siblings: two concurrent or successive ``radioflow run -b
+    lithops`` then share executor ids and storage keys, and one's cleaner deletes the other's job
+    files (its map waits forever). Lithops keeps its own session in the process, so dropping the
+    inherited variables only ever starts a fresh session where one was inherited.
+    """
+    from lithops import constants
+
+    for name in (constants.SESSION_ID_ENV, constants.TOTAL_EXECUTORS_ENV):
+        os.environ.pop(name, None)
+
+
 class LithopsBackend:
     """Invocations as Lithops function activations (batched, retried item by item)."""
 
@@ -158,6 +174,7 @@ class LithopsBackend:
         compute = lc["lithops"]["backend"]
         source = (f"the Lithops configuration file {file_config[0]}" if file_config and
                   (file_config[1].get("lithops") or {}).get("backend") else "backend.lithops")
+        _own_session()
         try:
             self.executor = lithops.FunctionExecutor(config=copy.deepcopy(self.lithops_config))
         except Exception as exc:  # noqa: BLE001 - Lithops raises bare Exceptions for config problems
