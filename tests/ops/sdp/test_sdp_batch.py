@@ -16,6 +16,7 @@ from astropy.io import fits
 from radioflow.ops.sdp import example_path
 from radioflow.ops.sdp import operations as ops
 from radioflow.ops.sdp.configdb import open_store
+from radioflow.processes import pid_alive
 from radioflow.run.records import RunRecords
 
 pytestmark = pytest.mark.slow
@@ -42,14 +43,6 @@ def _poll(fn, timeout: float, what: str) -> Any:
             return got
         assert time.time() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_batch_waits_for_release_then_finishes_with_images(tmp_path):
@@ -119,7 +112,7 @@ def test_cancel_running_batch_pb_kills_its_processes_and_keeps_buffers(tmp_path)
     assert res.returncode == 0 and f"{pb_id} CANCELLED" in res.stdout, res.stderr
     assert took < 5.0
     assert waiter.returncode == 1
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     out = subprocess.run(["ps", "-eo", "pid,pgid"], capture_output=True, text=True).stdout
     assert not [ln for ln in out.splitlines()[1:] if ln.split()[1] == str(pid)]   # the whole group is gone
     pb = db.require_pb(pb_id)
@@ -145,7 +138,7 @@ def test_killed_controller_is_replaced_and_the_run_resumes(tmp_path):
         first.wait(10)
         killed_at = time.time()
         lease_until = db.require_pb(pb_id)["lease_until"]
-        _poll(lambda: not _alive(pid), 5, "the orphaned workflow process to end")
+        _poll(lambda: not pid_alive(pid), 5, "the orphaned workflow process to end")
         gone_at = time.time()
     finally:
         if first.poll() is None:

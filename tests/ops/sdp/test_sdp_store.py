@@ -3,7 +3,6 @@ dependency rules, release, cancel, ownership by lease and compare-and-swap under
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from typing import Any
@@ -17,6 +16,7 @@ from radioflow.ops.sdp.configdb import open_store
 from radioflow.ops.sdp.controller import Controller
 from radioflow.ops.sdp.schema import load_sbi
 from radioflow.ops.sdp.states import TERMINAL, TransitionError, entered, transition
+from radioflow.processes import pid_alive
 
 
 def _sbi(tmp_path, pbs: list[dict[str, Any]], sbi_id: str = "sbi-t-20261204-00000") -> str:
@@ -39,14 +39,6 @@ def _until(ctl: Controller, cond, timeout: float = 30.0) -> None:
         assert time.time() < deadline, "timed out"
         ctl.tick()
         time.sleep(0.1)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_state_machine_allows_only_sdp_transitions():
@@ -120,7 +112,7 @@ def test_realtime_runs_at_once_dependants_wait_and_release_ends_it(store_url, tm
     ctl = Controller(db, workdir=str(tmp_path))
     ctl.tick()
     rt = db.require_pb("pb-t-20261204-00001")
-    assert rt["state"] == "RUNNING" and _alive(rt["pid"])
+    assert rt["state"] == "RUNNING" and pid_alive(rt["pid"])
     # an unknown batch workflow fails at once even before its dependency ends; its dependant then fails
     _until(ctl, lambda: db.require_pb("pb-t-20261204-00003")["state"] == "FAILED")
     assert db.require_pb("pb-t-20261204-00003")["reason"].startswith("dependency pb-t-20261204-00002 is FAILED")
@@ -159,7 +151,7 @@ def test_batch_waits_for_every_dependency_and_fails_when_one_is_cancelled(store_
         stop.set()
         loop.join()
     assert pb["state"] == "CANCELLED" and time.time() - t0 < 5.0
-    assert not _alive(pid)
+    assert not pid_alive(pid)
     _until(ctl, lambda: db.require_pb("pb-t-20261204-00003")["state"] == "FAILED")
     assert db.require_pb("pb-t-20261204-00003")["reason"] == "dependency pb-t-20261204-00002 is CANCELLED: " \
                                                             "cancelled by the operator"
