@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import UsageError
+from ..resources import human
 
 TILE_BYTES = 2**20            # as radioflow.vis.ms.TILE_BYTES
 ROW_BYTES = 121
@@ -213,15 +214,6 @@ def _warn_space(result: RecipeEstimate, workdir: str) -> None:
         if free < total:
             result.warnings.append(f"{d}: {human(free)} free but the run writes {human(total)} "
                                    f"(keeps {human(sum(result.kept.values()))}); use a larger volume.")
-
-
-def human(n: float) -> str:
-    """Bytes with a binary unit."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"
 
 
 def report(est: RecipeEstimate) -> str:

@@ -208,7 +208,7 @@ def test_a_buffer_larger_than_the_free_space_fails_the_pb_with_a_clear_reason(st
     ctl = Controller(db, workdir=str(tmp_path), buffer_root=str(tmp_path / "buffers"))
     _until(ctl, lambda: db.require_pb("pb-t-20261204-00001")["state"] == "FAILED")
     reason = db.require_pb("pb-t-20261204-00001")["reason"]
-    assert reason.startswith("cannot create buffer reservations bv, bi for pb-t-20261204-00001: they need 2048.0 TiB")
+    assert reason.startswith("cannot create buffer reservations bv, bi for pb-t-20261204-00001: they need 2.0 PiB")
     assert "free space, give a smaller buffer_size" in reason
     assert db.buffers() == [] and not (tmp_path / "buffers" / "bv").exists()
     db.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import RadioflowError
+from ...resources import human
 
 
 class BufferSpaceError(RadioflowError):
@@ -63,7 +64,7 @@ def plan(pb_id: str, requests: list[tuple[str, int]], root: str | Path,
     if need + pending > free:
         raise BufferSpaceError(
             f"cannot create buffer reservations {', '.join(n for n, _ in requests)} for {pb_id}: they need "
-            f"{_human(need)} but {root_p} has {_human(free)} free ({_human(pending)} promised to other "
+            f"{human(need)} but {root_p} has {human(free)} free ({human(pending)} promised to other "
             "reservations); free space, give a smaller buffer_size parameter or another buffer root.")
     out = []
     for name, size in requests:
@@ -79,12 +80,3 @@ def materialise(records: list[dict[str, Any]]) -> None:
         Path(r["location"]).mkdir(parents=True, exist_ok=True)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-human = _human
