@@ -66,8 +66,7 @@ def timeline_png(steps: list[Step], t0: float | None) -> tuple[bytes, Layout]:
     span = max([e - t0 for e in ends] + [1e-3])
     n = max(len(rows), 1)
     height = 1.1 + 0.28 * n
-    # margins by hand (constrained layout costs ms per label); long runs at screen resolution
-    fig = new_figure(10.0, height, dpi=100 if n <= 60 else 72, layout=None)
+    fig = new_figure(10.0, height, layout=None)   # margins by hand: constrained layout costs ms per label
     label = max((len(s.name) for s in rows), default=4)
     left = min(0.5, 0.03 + 0.0052 * label)
     fig.subplots_adjust(left=left, right=0.97, top=1 - 0.25 / height, bottom=0.6 / height)
