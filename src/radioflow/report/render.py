@@ -11,8 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup
+
 from .gather import Product, RunData, Step
-from .timeline import OTHER_COLOUR, STATE_COLOURS, timeline_png
+from .timeline import OTHER_COLOUR, STATE_COLOURS, timeline_svg
 
 MAX_PICTURES = 300             # images, uv plots and gain plots in one report, in all
 
@@ -120,7 +122,7 @@ def _metrics(steps: list[Step]) -> tuple[list[dict[str, Any]], list[dict[str, An
 def render(data: RunData) -> str:
     """The report of ``data`` as an HTML document."""
     run = data.run
-    png, lay = timeline_png(data.steps, run.get("started"))
+    svg, lay = timeline_svg(data.steps, run.get("started"))
     budget = [MAX_PICTURES]
     imaging, calibration = _metrics(data.cab_steps)
     total = (run["finished"] - run["started"]) if run.get("finished") and run.get("started") else None
@@ -128,7 +130,7 @@ def render(data: RunData) -> str:
     for s in data.cab_steps:
         counts[s.status] = counts.get(s.status, 0) + 1
     page = _env().get_template("report.html").render(
-        run=run, data=data, total=total, counts=counts, rows=lay.rows, timeline=_uri(png),
+        run=run, data=data, total=total, counts=counts, rows=lay.rows, timeline=Markup(svg),
         failed=[s for s in data.steps if s.status == "failed"],
         images=_pictures(data.products, "image", budget),
         uv=_pictures(data.products, "dataset", budget),
