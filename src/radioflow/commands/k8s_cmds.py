@@ -1,4 +1,5 @@
-"""CLI: ``radioflow k8s render RECIPE_OR_STEP -o DIR`` (Kubernetes manifests without a cluster)."""
+"""CLI: ``radioflow k8s render RECIPE_OR_STEP -o DIR`` and ``radioflow k8s render --sbi SBI.json -o DIR``
+(Kubernetes manifests without a cluster)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ from typing import Any, List, Optional, Sequence
 import typer
 
 RECIPE_DIR = "/etc/radioflow/recipe"
+DEFAULT_STORE = "etcd://etcd:2379"
 
 
 def _options(config: dict[str, Any], image: str | None, namespace: str | None) -> dict[str, Any]:
@@ -102,8 +104,23 @@ def render(source: Path, config: dict[str, Any], *, image: str | None = None, na
     return out
 
 
+def render_sbi(sbi: Path, config: dict[str, Any], *, store: str | None, image: str | None = None,
+               namespace: str | None = None) -> dict[str, Any]:
+    """Manifests for an SDP scheduling-block instance (:mod:`radioflow.ops.sdp.k8s`)."""
+    import os
+
+    from ..backends import backend_options
+    from ..ops.sdp.k8s import render_sbi as render
+
+    opts = {k: v for k, v in backend_options("kubernetes", config).items() if k != "select"}
+    opts.update({k: v for k, v in (("image", image), ("namespace", namespace)) if v})
+    url = store or os.environ.get("RADIOFLOW_SDP_STORE") or (config.get("sdp") or {}).get("store") or DEFAULT_STORE
+    return render(sbi, opts, store=str(url))
+
+
 def render_cmd(
-    source: Path = typer.Argument(..., help="Recipe YAML, or a step's invocation JSON."),
+    source: Optional[Path] = typer.Argument(None, help="Recipe YAML, or a step's invocation JSON.",
+                                            show_default=False),
     run_args: List[str] = typer.Argument(None, help="[RECIPE] NAME=VALUE ... --BOOL/--no-BOOL for the run.",
                                          show_default=False),
     output: Path = typer.Option(..., "-o", "--output", help="Directory to write the manifests into."),
@@ -115,13 +132,28 @@ def render_cmd(
     ingest: bool = typer.Option(False, "--ingest", help="Products to a shared ingest PVC watched by an ingestor "
                                                         "Deployment; memory and volume sizes from the estimate."),
     ingest_size: Optional[str] = typer.Option(None, help="Size of the ingest PVC (default: from the estimate)."),
+    sbi: Optional[Path] = typer.Option(None, "--sbi", help="Render an SDP scheduling-block instance instead: "
+                                       "controller Deployment, buffer PVCs, per-PB DaskCluster and Job."),
+    store: Optional[str] = typer.Option(None, "--store", show_default=False, help="With --sbi: the etcd "
+                                        "configuration database the pods use (default: env RADIOFLOW_SDP_STORE, "
+                                        f"config sdp.store, else {DEFAULT_STORE})."),
 ) -> None:
     """Write Kubernetes manifests (Job, ConfigMap, PVC, CronJob, DaskCluster) and a Dockerfile."""
     from ..config import load_config
+    from ..errors import UsageError
     from ..ops import deploy
 
-    files = render(source, load_config(), image=image, namespace=namespace, schedule=schedule,
-                   backend=backend, dask=dask, run_args=run_args or [], ingest=ingest, ingest_size=ingest_size)
+    if (sbi is None) == (source is None):
+        raise UsageError("k8s render needs either a recipe/step file or --sbi SBI.json (not both).")
+    if sbi is not None:
+        if run_args or schedule or dask or ingest:
+            raise UsageError("k8s render --sbi takes no recipe arguments, --schedule, --dask or --ingest: the "
+                             "SBI's processing blocks say what runs.")
+        files = render_sbi(sbi, load_config(), store=store, image=image, namespace=namespace)
+    else:
+        assert source is not None
+        files = render(source, load_config(), image=image, namespace=namespace, schedule=schedule,
+                       backend=backend, dask=dask, run_args=run_args or [], ingest=ingest, ingest_size=ingest_size)
     output.mkdir(parents=True, exist_ok=True)
     for fname, item in files.items():
         target = output / fname

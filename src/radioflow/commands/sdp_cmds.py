@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import typer
 
@@ -13,6 +13,11 @@ STORE_HELP = "Configuration database: etcd://HOST:PORT[/NS], sqlite:///PATH or a
              "RADIOFLOW_SDP_STORE, else WORKDIR/.radioflow/runs.db)."
 _store = typer.Option(None, "--store", help=STORE_HELP, show_default=False)
 _workdir = typer.Option(Path("."), "-C", "--workdir", help="Directory runs and PB logs go to (.radioflow/).")
+
+_buffer_root = typer.Option(None, "--buffer-root", show_default=False, help=(
+    "Where buffer reservations live: a directory or s3://BUCKET/PREFIX (default: config sdp.buffer_root, "
+    "env RADIOFLOW_SDP__BUFFER_ROOT, else WORKDIR/radioflow-data/buffers). S3 credentials come from the "
+    "AWS environment or storage.s3 settings."))
 
 sdp = typer.Typer(help="SDP control plane: scheduling-block instances, processing blocks, buffers.",
                   no_args_is_help=True)
@@ -23,6 +28,16 @@ def _db(store: Optional[str], workdir: Path) -> Any:
     from ..ops.sdp.configdb import open_store
 
     return open_store(store, workdir=workdir)
+
+
+def _root(given: Optional[str]) -> Optional[str]:
+    """The buffer root: the option, else the configuration's ``sdp.buffer_root`` (None: default)."""
+    if given:
+        return given
+    from ..config import load_config
+
+    root = (load_config().get("sdp") or {}).get("buffer_root")
+    return str(root) if root else None
 
 
 def _when(ts: float | None) -> str:
@@ -37,8 +52,7 @@ def submit(
     wait: bool = typer.Option(False, "--wait", help="Run a controller here until every PB of the SBI has ended."),
     store: Optional[str] = _store,
     workdir: Path = _workdir,
-    buffer_root: Optional[Path] = typer.Option(None, "--buffer-root", help="Where buffer reservations live "
-                                               "(default WORKDIR/radioflow-data/buffers)."),
+    buffer_root: Optional[str] = _buffer_root,
 ) -> None:
     """AssignResources: validate an SBI and queue its processing blocks (STARTING)."""
     from ..ops.sdp import operations as ops
@@ -63,7 +77,7 @@ def submit(
                     typer.echo(f"{_when(time.time())}  {pb['id']}  {pb['state']}{why}")
             return all(pb["state"] in TERMINAL for pb in pbs)
 
-        Controller(db, workdir=str(workdir), buffer_root=str(buffer_root) if buffer_root else None).run(until=done)
+        Controller(db, workdir=str(workdir), buffer_root=_root(buffer_root)).run(until=done)
         if any(pb["state"] != FINISHED for pb in db.pbs(sbi["id"])):
             raise typer.Exit(1)
     finally:
@@ -216,16 +230,24 @@ def controller(
     max_running: int = typer.Option(4, "--max-running", min=1, help="Workflow processes at once before batch PBs wait for resources."),
     store: Optional[str] = _store,
     workdir: Path = _workdir,
-    buffer_root: Optional[Path] = typer.Option(None, "--buffer-root", help="Where buffer reservations live."),
+    buffer_root: Optional[str] = _buffer_root,
+    only: Optional[List[str]] = typer.Option(None, "--pb", help="Work on this PB only (repeatable); exit when "
+                                             "they have all ended, code 0 if all FINISHED (a per-PB Job)."),
+    kinds: Optional[List[str]] = typer.Option(None, "--kind", help="Work on PBs of this kind only (realtime or "
+                                              "batch; repeatable), e.g. when batch PBs run as their own Jobs."),
 ) -> None:
     """The processing controller: claims PBs, waits for dependencies, reserves buffers, runs workflows."""
     import signal
 
+    from ..errors import UsageError
     from ..ops.sdp.controller import Controller
 
+    bad = [k for k in kinds or () if k not in ("realtime", "batch")]
+    if bad:
+        raise UsageError(f"--kind {bad[0]!r}: a processing block's kind is realtime or batch.")
     db = _db(store, workdir)
-    ctl = Controller(db, workdir=str(workdir), buffer_root=str(buffer_root) if buffer_root else None,
-                     lease_ttl=lease_ttl, max_running=max_running)
+    ctl = Controller(db, workdir=str(workdir), buffer_root=_root(buffer_root), lease_ttl=lease_ttl,
+                     max_running=max_running, only=set(only or ()), kinds=set(kinds or ()))
 
     def stop(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
@@ -233,11 +255,17 @@ def controller(
     signal.signal(signal.SIGTERM, stop)
     typer.echo(f"controller {ctl.ident} on {db.url}")
     try:
-        ctl.run(once=once)
+        ctl.run(once=once, until=ctl.ended if only else None)
+        ended = {p["id"]: p["state"] for p in db.pbs() if p["id"] in ctl.only}
     except KeyboardInterrupt:
         typer.echo("controller stopped; its PBs are free for another controller")
+        return
     finally:
         db.close()
+    if ended:
+        typer.echo(", ".join(f"{k} {v}" for k, v in sorted(ended.items())))
+        if any(v != "FINISHED" for v in ended.values()):
+            raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

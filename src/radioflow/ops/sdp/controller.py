@@ -54,14 +54,25 @@ class Controller:
     lease_ttl: float = 10.0
     max_running: int = 4           # workflow processes at once before batch PBs wait ("resources")
     poll: float = 0.25
+    only: set[str] = field(default_factory=set)   # work on these PBs only (a per-PB Kubernetes Job)
+    kinds: set[str] = field(default_factory=set)  # work on PBs of these kinds only (empty: all)
     ident: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     children: dict[str, _Child] = field(default_factory=dict)
     _changes: int = 0
 
     def __post_init__(self) -> None:
         self.workdir = str(Path(self.workdir).absolute())
-        self.buffer_root = str(Path(self.buffer_root).absolute()) if self.buffer_root else \
+        self.buffer_root = bufmod.normalise_root(self.buffer_root) if self.buffer_root else \
             str(bufmod.default_root(self.workdir))
+
+    def mine(self, pb: dict[str, Any]) -> bool:
+        """Whether this controller works on ``pb`` (``only`` and ``kinds``)."""
+        return (not self.only or pb["id"] in self.only) and (not self.kinds or pb["kind"] in self.kinds)
+
+    def ended(self) -> bool:
+        """With ``only``: every one of those PBs exists and has ended."""
+        states = {p["id"]: p["state"] for p in self.db.pbs() if p["id"] in self.only}
+        return bool(self.only) and len(states) == len(self.only) and all(s in TERMINAL for s in states.values())
 
     # -- ownership ---------------------------------------------------------------------
     def _claim(self, pb: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,7 +122,7 @@ class Controller:
         pbs = self.db.pbs()
         by_id = {p["id"]: p for p in pbs}
         for pb in pbs:
-            if pb["state"] in TERMINAL:
+            if pb["state"] in TERMINAL or not self.mine(pb):
                 continue
             live += 1
             owned = self._claim(pb)

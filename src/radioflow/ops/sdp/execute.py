@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from ...errors import RadioflowError
+from ...resources import human
 from ...run.progress import Progress
+from ...vis.location import Location, is_remote
 from .configdb import ConfigDB, open_store
 from .workflows import Workflow, lookup, recipe_args
 
@@ -85,7 +89,42 @@ def run_sleep(db: ConfigDB, pb: dict[str, Any], wf: Workflow) -> int:
 
 
 def run_batch(db: ConfigDB, pb: dict[str, Any], wf: Workflow, workdir: str, buffer_root: str, resume: bool) -> int:
-    """Run the workflow's recipe with the PB's parameters; store the run id on the PB."""
+    """Run the workflow's recipe with the PB's parameters; store the run id on the PB.
+
+    With an ``s3://`` buffer root the recipe runs on a local staging copy of the buffers
+    (casacore writes Measurement Sets only to local tables) and every buffer is copied to its
+    prefix when the run ends, finished or not; the staging copy is removed once the PB finished.
+    """
+    if is_remote(buffer_root):
+        stage = Path(workdir, ".radioflow", "sdp", "stage", pb["id"])
+        stage.mkdir(parents=True, exist_ok=True)
+        db.log(pb["id"], f"Staging buffers in {stage} (object storage holds no Measurement Set tables)",
+               source=wf.name)
+        code = EXIT_FAILED
+        try:
+            code = _run_recipe(db, pb, wf, workdir, str(stage), resume)
+        finally:
+            _upload_buffers(db, pb, stage, wf.name)
+        if code == EXIT_OK:
+            shutil.rmtree(stage, ignore_errors=True)
+        return code
+    return _run_recipe(db, pb, wf, workdir, buffer_root, resume)
+
+
+def _upload_buffers(db: ConfigDB, pb: dict[str, Any], stage: Path, logger: str) -> None:
+    """Copy each staged buffer directory to its reservation's ``s3://`` prefix."""
+    for res in db.buffers():
+        src = stage / res["name"]
+        if res["pb_id"] != pb["id"] or not src.is_dir() or not is_remote(res["location"]):
+            continue
+        name, dest = res["name"], Location.parse(res["location"])
+        files = [f for f in src.rglob("*") if f.is_file()]
+        db.log(pb["id"], f"Copying buffer {name} to {dest.url} ({len(files)} files, "
+                         f"{human(sum(f.stat().st_size for f in files))})", source=logger)
+        dest.upload(src)
+
+
+def _run_recipe(db: ConfigDB, pb: dict[str, Any], wf: Workflow, workdir: str, buffer_root: str, resume: bool) -> int:
     from ...run.api import prepare_run
 
     logger = wf.name
