@@ -45,10 +45,12 @@ def _poll(fn, timeout: float, what: str) -> Any:
         time.sleep(0.2)
 
 
-def test_batch_waits_for_release_then_finishes_with_images(tmp_path):
+def test_batch_waits_for_release_then_finishes_with_images(tmp_path, store_url, monkeypatch):
     """The SDP demo: a real-time PB and a batch_imaging PB depending on it. ``submit --wait`` runs
     the controller; the batch PB stays WAITING until ``release``, then RUNNING -> FINISHED with
-    FITS images in its image buffer; ``status --json`` shows every state with timestamps."""
+    FITS images in its image buffer; ``status --json`` shows every state with timestamps. On
+    SQLite and on a real etcd (``RADIOFLOW_SDP_STORE``, read by every command)."""
+    monkeypatch.setenv("RADIOFLOW_SDP_STORE", store_url)
     sbi = example_path("sbi-prototype.json")
     doc = json.loads(sbi.read_text())
     rt_id, batch_id = (p["id"] for p in doc["processing_blocks"])
