@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,15 @@ def test_s3_reservation_plan_materialise_and_usage(s3_prefix):
     assert bufmod.used_bytes(recs[0]["location"]) == 1234
     assert bufmod.used_bytes(f"{s3_prefix}/nothing-here") == 0
     assert not [p for p in Path.cwd().glob("s3:*")]
+
+
+def test_s3_reservation_needs_room_for_its_local_staging_copy(s3_prefix, tmp_path):
+    """batch_imaging writes S3 buffers through a local staging copy: that disk must hold them."""
+    stage = bufmod.stage_dir(tmp_path, "pb-z")
+    assert stage == tmp_path.absolute() / ".radioflow" / "sdp" / "stage" / "pb-z"
+    with pytest.raises(bufmod.BufferSpaceError, match=rf"they need 1.0 PiB but {re.escape(str(stage))} has .* free"):
+        bufmod.plan("pb-z", [("big", 1 << 50)], s3_prefix, others=[], stage=stage)
+    assert len(bufmod.plan("pb-z", [("big", 1 << 50)], s3_prefix, others=[])) == 1   # no stage: no limit
 
 
 def test_unwritable_s3_root_is_a_clear_error(s3_prefix, monkeypatch):

@@ -102,35 +102,51 @@ def _check_s3(root: str, pb_id: str) -> None:
             "credentials in the environment.") from None
 
 
+def stage_dir(workdir: str | Path, pb_id: str) -> Path:
+    """Local staging copy of a PB's ``s3://`` buffers while its workflow runs."""
+    return Path(workdir, ".radioflow", "sdp", "stage", pb_id).absolute()
+
+
 def plan(pb_id: str, requests: list[tuple[str, int]], root: str | Path,
-         others: list[dict[str, Any]]) -> list[dict[str, Any]]:
+         others: list[dict[str, Any]], *, stage: str | Path | None = None) -> list[dict[str, Any]]:
     """Check storage for ``requests``; return their reservation records (nothing created yet).
 
     ``others`` are the existing reservations: on a file system the space they still expect to
-    fill (their size minus what they hold) counts against its free space.
+    fill (their size minus what they hold) counts against its free space. With an ``s3://``
+    root, ``stage`` is the local directory the workflow writes before the upload: its file
+    system must hold the reservations too.
     """
     root_s = str(root)
     out: list[dict[str, Any]] = [{"name": name, "pb_id": pb_id, "size": int(size), "location": location(root_s, name),
                                   "created": time.time(), "active": True} for name, size in requests]
     if is_remote(root_s):
         _check_s3(root_s, pb_id)
+        if stage is not None:
+            Path(stage).mkdir(parents=True, exist_ok=True)
+            _check_free(pb_id, [{**r, "location": str(Path(stage, r["name"]))} for r in out], others)
         return out
     Path(root_s).mkdir(parents=True, exist_ok=True)
+    _check_free(pb_id, out, others)
+    return out
+
+
+def _check_free(pb_id: str, recs: list[dict[str, Any]], others: list[dict[str, Any]]) -> None:
+    """Refuse when a file system holding some of ``recs`` lacks the space they and the other
+    live reservations there still need."""
     by_device: dict[int, tuple[int, Path, list[dict[str, Any]]]] = {}
-    for rec in out:
+    for rec in recs:
         dev, free, where = _free_local(Path(rec["location"]))
         by_device.setdefault(dev, (free, where, []))[2].append(rec)
-    for dev, (free, where, recs) in by_device.items():
+    for dev, (free, where, group) in by_device.items():
         pending = sum(max(0, int(o["size"]) - used_bytes(o["location"])) for o in others
                       if o.get("pb_id") != pb_id and o.get("active", True) and not is_remote(o["location"])
                       and _free_local(Path(o["location"]))[0] == dev)
-        need = sum(r["size"] for r in recs)
+        need = sum(r["size"] for r in group)
         if need + pending > free:
             raise BufferSpaceError(
-                f"cannot create buffer reservations {', '.join(r['name'] for r in recs)} for {pb_id}: they need "
+                f"cannot create buffer reservations {', '.join(r['name'] for r in group)} for {pb_id}: they need "
                 f"{human(need)} but {where} has {human(free)} free ({human(pending)} promised to other "
                 "reservations); free space, give a smaller buffer_size parameter or another buffer root.")
-    return out
 
 
 def materialise(records: list[dict[str, Any]]) -> None:

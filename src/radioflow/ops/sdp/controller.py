@@ -179,7 +179,8 @@ class Controller:
         self.db.log(pb["id"], "Resources are available", source=wf.name)
         self.db.log(pb["id"], "Creating buffer reservations", source=wf.name)
         requests = buffer_requests(wf, pb)
-        records = bufmod.plan(pb["id"], requests, str(self.buffer_root), self.db.buffers())
+        records = bufmod.plan(pb["id"], requests, str(self.buffer_root), self.db.buffers(),
+                              stage=bufmod.stage_dir(self.workdir, pb["id"]))
         held = self.db.reserve(pb["id"], records)
         bufmod.materialise(held)
         for r in held:

@@ -26,6 +26,7 @@ from ...errors import RadioflowError
 from ...resources import human
 from ...run.progress import Progress
 from ...vis.location import Location, is_remote
+from .buffers import stage_dir
 from .configdb import ConfigDB, open_store
 from .workflows import Workflow, lookup, recipe_args
 
@@ -96,7 +97,7 @@ def run_batch(db: ConfigDB, pb: dict[str, Any], wf: Workflow, workdir: str, buff
     prefix when the run ends, finished or not; the staging copy is removed once the PB finished.
     """
     if is_remote(buffer_root):
-        stage = Path(workdir, ".radioflow", "sdp", "stage", pb["id"])
+        stage = stage_dir(workdir, pb["id"])
         stage.mkdir(parents=True, exist_ok=True)
         db.log(pb["id"], f"Staging buffers in {stage} (object storage holds no Measurement Set tables)",
                source=wf.name)
