@@ -120,6 +120,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "sdp.md")
     args = ap.parse_args()
     rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="rf-sdp-bench-") as d:
         tmp = Path(d)
         etcd, etcd_url = start_etcd(tmp)
@@ -134,7 +135,8 @@ def main() -> int:
             etcd.terminate()
             etcd.wait(30)
     table = "\n".join([
-        f"Controller: `radioflow sdp controller` (poll 0.25 s, 4 resource slots); {os.cpu_count()} cores.",
+        f"Controller: `radioflow sdp controller` (poll 0.25 s, 4 resource slots); {os.cpu_count()} cores, "
+        f"load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after.",
         "",
         "| database | submit -> RUNNING (median) | (max) | PBs queued | PBs with all 4 states in order | "
         "all queued FINISHED after |",
