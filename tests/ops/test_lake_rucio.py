@@ -17,7 +17,6 @@ from radioflow.ops.lake.catalogue import Query
 from radioflow.ops.lake.ingest import Ingestor
 
 pytest.importorskip("rucio.client")
-pytestmark = pytest.mark.slow
 
 MJD0 = 60000.0
 RSE = "LOCAL_POSIX"
@@ -54,6 +53,7 @@ def _drop(src: Path, staging_ns: Path) -> None:
         os.rename(p, staging_ns / p.name)
 
 
+@pytest.mark.slow
 def test_fifty_products_into_rucio(tmp_path, rucio_server, client):
     lake, src, ns = tmp_path / "lake", tmp_path / "src", "srcnet"
     (lake / "staging").mkdir(parents=True)
@@ -121,6 +121,7 @@ def test_fifty_products_into_rucio(tmp_path, rucio_server, client):
         assert rl.search(Query(dataproduct_type="visibility")) == []
 
 
+@pytest.mark.slow
 def test_crash_after_upload_is_finished_and_directory_products(tmp_path, rucio_server, client, capsys):
     """A pending DID whose upload reached Rucio (the ingestor was killed before moving the files) is
     finished by the next pass without a second replica or rule; a directory product round-trips."""
@@ -160,3 +161,20 @@ def test_crash_after_upload_is_finished_and_directory_products(tmp_path, rucio_s
     assert [r["did"] for r in rows] == [f"{ns}:c2.ms"]
     assert rucio_server.password not in json.dumps(rows)
     shutil.rmtree(out)
+
+
+def test_unreachable_rucio_and_missing_rse_are_clear_errors(tmp_path, monkeypatch, capsys):
+    cfg = tmp_path / "rucio.cfg"
+    cfg.write_text("[client]\nrucio_host = http://127.0.0.1:1\nauth_host = http://127.0.0.1:1\n"
+                   "auth_type = userpass\nusername = u\npassword = s3cret-pw\naccount = root\n"
+                   f"auth_token_file_path = {tmp_path / 'token'}\nrequest_retries = 1\n")
+    monkeypatch.setenv("RUCIO_CONFIG", str(cfg))
+    (tmp_path / "lake" / "staging").mkdir(parents=True)
+    assert main(["lake", "ingest", str(tmp_path / "lake"), "--lake", "rucio"]) != 0
+    err = capsys.readouterr().err
+    assert "needs an RSE" in err and "Traceback" not in err
+    assert main(["lake", "search", "--lake", "rucio", "--rse", "X"]) != 0
+    err = capsys.readouterr().err
+    assert "Rucio" in err and "rucio.cfg" in err and "Traceback" not in err and "s3cret-pw" not in err
+    assert main(["lake", "ingest", str(tmp_path / "lake"), "--lake", "nosuch"]) != 0
+    assert "the lake backends are local, rucio" in capsys.readouterr().err

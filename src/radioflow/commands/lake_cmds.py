@@ -33,6 +33,17 @@ def _lake_settings(backend: Optional[str], rse: Optional[str]) -> tuple[str, Opt
     return check_backend(backend or cfg.get("backend") or "local"), rse or cfg.get("rse")
 
 
+def _backend_errors(backend: str) -> Any:
+    """Rucio's errors as clear messages (a no-op context for the local lake)."""
+    import contextlib
+
+    if backend != "rucio":
+        return contextlib.nullcontext()
+    from ..ops.lake.rucio_lake import rucio_errors
+
+    return rucio_errors()
+
+
 _LAKE_HELP = "Lake backend: local (SQLite catalogue) or rucio (config lake.backend; Rucio's own rucio.cfg)."
 _RSE_HELP = "Rucio storage element for replicas (config lake.rse)."
 
@@ -80,13 +91,14 @@ def ingest(
             typer.echo(f"waiting  {did}: {reason}")
         typer.echo(f"ingest {root}: {report.summary()}")
 
-    if watch:
-        try:
-            ing.watch(interval=interval, on_pass=show)
-        except KeyboardInterrupt:
-            typer.echo("stopped")
-    else:
-        show(ing.run_once())
+    with _backend_errors(backend):
+        if watch:
+            try:
+                ing.watch(interval=interval, on_pass=show)
+            except KeyboardInterrupt:
+                typer.echo("stopped")
+        else:
+            show(ing.run_once())
 
 
 def search(
@@ -121,11 +133,12 @@ def search(
     q = Query(ra=ra, dec=dec, radius=radius, dataproduct_type=dataproduct_type, calib_level=calib_level,
               t_start=_mjd(start, "--start"), t_end=_mjd(end, "--end"), freq_min=freq_min, freq_max=freq_max,
               namespace=namespace, obs_id=obs_id)
-    cat = open_lake(lake if backend == "local" else None, backend, rse)
-    try:
-        rows = cat.search(q, limit=limit)
-    finally:
-        cat.close()
+    with _backend_errors(backend):
+        cat = open_lake(lake if backend == "local" else None, backend, rse)
+        try:
+            rows = cat.search(q, limit=limit)
+        finally:
+            cat.close()
     if fmt == "json":
         _emit(json.dumps(rows, indent=2), output)
     elif fmt == "votable":
@@ -191,7 +204,7 @@ def get(
     if backend == "rucio":
         from ..ops.lake.rucio_lake import RucioLake
 
-        with RucioLake(None, rse) as rucio:
+        with _backend_errors(backend), RucioLake(None, rse) as rucio:
             typer.echo(f"{did} -> {rucio.download(did, dest)}")
         return
     lake = _root(root)

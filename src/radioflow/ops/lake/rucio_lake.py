@@ -21,10 +21,11 @@ import logging
 import shutil
 import tarfile
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from ...errors import UsageError
+from ...errors import RadioflowError, UsageError
 from .catalogue import OBSCORE_COLUMNS, SPEED_OF_LIGHT, Catalogue, Did, Query, angular_distance
 
 JOURNAL_NAME = "rucio-journal.db"
@@ -59,6 +60,22 @@ def _client() -> Any:
     except Exception as exc:    # Rucio raises many types for a missing/bad config or refused credentials
         raise UsageError(f"Cannot connect to Rucio ({type(exc).__name__}): check rucio.cfg (RUCIO_CONFIG) "
                          f"and the RUCIO_* environment variables.") from None
+
+
+@contextmanager
+def rucio_errors() -> Iterator[None]:
+    """Rucio's refusals and an unreachable server as one-paragraph errors (no traceback, no token)."""
+    try:
+        yield
+    except (RadioflowError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        module = type(exc).__module__
+        if not module.startswith(("rucio", "requests", "urllib3")):
+            raise
+        text = " ".join(str(exc).split())[:400]
+        raise RadioflowError(f"Rucio: {type(exc).__name__}: {text} (server and account from rucio.cfg / "
+                             f"RUCIO_CONFIG).") from None
 
 
 class RucioLake:
