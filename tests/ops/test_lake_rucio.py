@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -29,15 +33,23 @@ def rucio_server():
 
     server = LocalRucio(rse=RSE).start()
     old = os.environ.get("RUCIO_CONFIG")
-    os.environ["RUCIO_CONFIG"] = str(server.client_cfg)
+    _use_config(str(server.client_cfg))
     try:
         yield server
     finally:
-        if old is None:
-            os.environ.pop("RUCIO_CONFIG", None)
-        else:
-            os.environ["RUCIO_CONFIG"] = old
+        _use_config(old)
         server.stop()
+
+
+def _use_config(path: str | None) -> None:
+    """Point rucio-clients at a rucio.cfg (it caches the parsed file per process)."""
+    from rucio.common.config import clean_cached_config
+
+    if path is None:
+        os.environ.pop("RUCIO_CONFIG", None)
+    else:
+        os.environ["RUCIO_CONFIG"] = path
+    clean_cached_config()
 
 
 @pytest.fixture(scope="module")
@@ -163,12 +175,20 @@ def test_crash_after_upload_is_finished_and_directory_products(tmp_path, rucio_s
     shutil.rmtree(out)
 
 
-def test_unreachable_rucio_and_missing_rse_are_clear_errors(tmp_path, monkeypatch, capsys):
+def test_unreachable_rucio_and_missing_rse_are_clear_errors(tmp_path, capsys):
     cfg = tmp_path / "rucio.cfg"
     cfg.write_text("[client]\nrucio_host = http://127.0.0.1:1\nauth_host = http://127.0.0.1:1\n"
                    "auth_type = userpass\nusername = u\npassword = s3cret-pw\naccount = root\n"
                    f"auth_token_file_path = {tmp_path / 'token'}\nrequest_retries = 1\n")
-    monkeypatch.setenv("RUCIO_CONFIG", str(cfg))
+    old = os.environ.get("RUCIO_CONFIG")
+    _use_config(str(cfg))
+    try:
+        _check_clear_errors(tmp_path, capsys)
+    finally:
+        _use_config(old)
+
+
+def _check_clear_errors(tmp_path, capsys):
     (tmp_path / "lake" / "staging").mkdir(parents=True)
     assert main(["lake", "ingest", str(tmp_path / "lake"), "--lake", "rucio"]) != 0
     err = capsys.readouterr().err
@@ -178,3 +198,35 @@ def test_unreachable_rucio_and_missing_rse_are_clear_errors(tmp_path, monkeypatc
     assert "Rucio" in err and "rucio.cfg" in err and "Traceback" not in err and "s3cret-pw" not in err
     assert main(["lake", "ingest", str(tmp_path / "lake"), "--lake", "nosuch"]) != 0
     assert "the lake backends are local, rucio" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigkill_mid_ingest_into_rucio_and_restart(tmp_path, rucio_server, client):
+    """SIGKILL of a real `radioflow lake ingest --lake rucio` mid-way; the next pass reaches the state of
+    an uninterrupted run: every DID once, one replica and one lifetime rule each, staging empty."""
+    lake, ns = tmp_path / "lake", "killed"
+    staging = lake / "staging" / ns
+    for i in range(20):
+        make_product(staging, f"k{i:02d}.fits", ra=20 + i, dec=-30, mjd=MJD0 + i, namespace=ns)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-m", "radioflow", "lake", "ingest", str(lake), "--settle", "0",
+                             "--lake", "rucio", "--rse", RSE], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    processed = lake / "processed" / ns
+    deadline = time.time() + 120
+    while time.time() < deadline and (len(list(processed.glob("*.meta"))) if processed.exists() else 0) < 5:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    left = len(list(staging.glob("*.meta")))
+    assert 0 < left < 20, "killed mid-way"
+    rep = Ingestor(lake, settle=0, backend="rucio", rse=RSE).run_once()
+    assert rep.failed == [] and not any(staging.iterdir())
+    assert sorted(p.name for p in processed.glob("*.fits")) == [f"k{i:02d}.fits" for i in range(20)]
+    assert set(client.list_dids(ns, [{"name": "*"}], did_type="file")) == {f"k{i:02d}.fits" for i in range(20)}
+    for i in range(20):
+        name = f"k{i:02d}.fits"
+        assert len(list(client.list_did_rules(ns, name))) == 1, name
+        reps = list(client.list_replicas([{"scope": ns, "name": name}]))
+        assert len(reps) == 1 and reps[0]["states"] == {RSE: "AVAILABLE"}, name
+        assert client.get_metadata(ns, name, plugin="JSON")["obs_id"] == f"obs-{name}"
