@@ -122,7 +122,7 @@ def test_fifty_products_into_rucio(tmp_path, rucio_server, client):
     # Searches: server-side metadata filters, cone refined client-side.
     from radioflow.ops.lake.rucio_lake import RucioLake
 
-    with RucioLake(None, RSE) as rl:
+    with RucioLake(None, None) as rl:     # searching needs no RSE
         assert len(rl.search(Query())) == len(good)
         in_time = rl.search(Query(t_start=MJD0 + 10.5, t_end=MJD0 + 20.2))
         assert sorted(r["name"] for r in in_time) == [f"r{i:02d}.fits" for i in good if 11 <= i <= 20]
@@ -167,7 +167,7 @@ def test_crash_after_upload_is_finished_and_directory_products(tmp_path, rucio_s
     got_meta = json.loads((out / "c2.ms.meta").read_text())
     assert got_meta["meta"] == doc["meta"] and got_meta["lifetime"] == doc["lifetime"]
     capsys.readouterr()
-    assert main(["lake", "search", "--lake", "rucio", "--rse", RSE, "--namespace", ns, "--type", "visibility",
+    assert main(["lake", "search", "--lake", "rucio", "--namespace", ns, "--type", "visibility",
                  "--format", "json"]) in (0, None)
     rows = json.loads(capsys.readouterr().out)
     assert [r["did"] for r in rows] == [f"{ns}:c2.ms"]

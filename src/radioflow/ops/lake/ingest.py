@@ -73,6 +73,8 @@ class Ingestor:
         self.backend, self.rse = check_backend(backend), rse
         if self.backend == "rucio" and self.rse_url:
             raise UsageError("--rse-url is for the local lake; Rucio writes replicas to its RSE (--rse).")
+        if self.backend == "rucio" and not rse:
+            raise UsageError("The Rucio lake needs an RSE: --rse NAME or config lake.rse (RADIOFLOW_LAKE__RSE).")
 
     def open(self) -> Lake:
         """The lake this ingestor registers into."""

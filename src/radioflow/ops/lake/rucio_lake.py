@@ -82,9 +82,7 @@ class RucioLake:
     """DIDs in Rucio on one RSE; pending DIDs journalled in ``<root>/rucio-journal.db``."""
 
     def __init__(self, root: str | Path | None, rse: str | None, client: Any = None) -> None:
-        if not rse:
-            raise UsageError("The Rucio lake needs an RSE: --rse NAME or config lake.rse (RADIOFLOW_LAKE__RSE).")
-        self.rse = rse
+        self._rse = rse
         self.client = client if client is not None else _client()
         self.journal = Catalogue(Path(root) / JOURNAL_NAME) if root is not None else None
         self._scopes: set[str] | None = None
@@ -98,6 +96,13 @@ class RucioLake:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def rse(self) -> str:
+        """The RSE replicas are written to (ingest) and read from (get); searches need none."""
+        if not self._rse:
+            raise UsageError("The Rucio lake needs an RSE: --rse NAME or config lake.rse (RADIOFLOW_LAKE__RSE).")
+        return self._rse
 
     # -- the ingestor's interface ---------------------------------------------------------
     def state(self, namespace: str, name: str) -> str | None:
@@ -179,7 +184,8 @@ class RucioLake:
         for meta in self._metadata(dids):
             row: dict[str, Any] = {"namespace": meta["scope"], "name": meta["name"],
                                    **{c: meta.get(c) for c in OBSCORE_COLUMNS}}
-            row["did"], row["url"] = f"{row['namespace']}:{row['name']}", self.replica(row["namespace"], row["name"])
+            row["did"] = f"{row['namespace']}:{row['name']}"
+            row["url"] = f"rucio://{row['did']}"
             rows.append(row)
         rows.sort(key=lambda r: (r["t_min"] if r["t_min"] is not None else 0.0, r["namespace"], r["name"]))
         if cone:
@@ -204,7 +210,7 @@ class RucioLake:
         obscore = {c: meta[c] for c in OBSCORE_COLUMNS if meta.get(c) is not None}
         return Did(namespace=ns, name=name, state="available", bytes=info.get("bytes"), created=created_ts,
                    expires=created_ts + lifetime, dataset_name=meta.get(DATASET_KEY),
-                   url=self.replica(ns, name), meta={**obscore, PACKING_KEY: meta.get(PACKING_KEY)})
+                   url=f"rucio://{did}", meta={**obscore, PACKING_KEY: meta.get(PACKING_KEY)})
 
     def download(self, did: str, dest: Path) -> Path:
         """Download a DID through Rucio into ``dest`` (unpacking a tarred directory product), with its
@@ -217,7 +223,7 @@ class RucioLake:
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest, prefix=".rucio-get-") as tmp:
             DownloadClient(client=self.client, logger=_LOG, tracing=False).download_dids(
-                [{"did": did, "base_dir": tmp, "no_subdir": True, "rse": self.rse}])
+                [{"did": did, "base_dir": tmp, "no_subdir": True, **({"rse": self._rse} if self._rse else {})}])
             got, target = Path(tmp) / item.name, dest / item.name
             staged = Path(tmp) / f".{item.name}.unpacked"
             if item.meta.get(PACKING_KEY) == "tar":
