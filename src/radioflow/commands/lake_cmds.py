@@ -1,4 +1,4 @@
-"""CLI: ``radioflow lake ingest|search|get`` (the local datalake; see radioflow.ops.lake)."""
+"""CLI: ``radioflow lake ingest|search|get`` (the local datalake or Rucio; see radioflow.ops.lake)."""
 from __future__ import annotations
 
 import json
@@ -22,6 +22,30 @@ def _root(root: Optional[Path]) -> Path:
 
     configured = (load_config().get("lake") or {}).get("root")
     return Path(configured) if configured else Path(".")
+
+
+def _lake_settings(backend: Optional[str], rse: Optional[str]) -> tuple[str, Optional[str]]:
+    """Backend and RSE: the options, else config ``lake.backend`` / ``lake.rse``, else local."""
+    from ..config import load_config
+    from ..ops.lake.backend import check_backend
+
+    cfg = load_config().get("lake") or {}
+    return check_backend(backend or cfg.get("backend") or "local"), rse or cfg.get("rse")
+
+
+def _backend_errors(backend: str) -> Any:
+    """Rucio's errors as clear messages (a no-op context for the local lake)."""
+    import contextlib
+
+    if backend != "rucio":
+        return contextlib.nullcontext()
+    from ..ops.lake.rucio_lake import rucio_errors
+
+    return rucio_errors()
+
+
+_LAKE_HELP = "Lake backend: local (SQLite catalogue) or rucio (config lake.backend; Rucio's own rucio.cfg)."
+_RSE_HELP = "Rucio storage element for replicas (config lake.rse)."
 
 
 def _mjd(text: Optional[str], option: str) -> Optional[float]:
@@ -50,11 +74,15 @@ def ingest(
     throttle: float = typer.Option(0.0, help="Pause (s) after each product, to spare the storage."),
     rse_url: Optional[str] = typer.Option(None, "--rse-url", help="Replicas on S3 under this s3://bucket/prefix "
                                                                   "(credentials from the AWS variables or config)."),
+    lake_backend: Optional[str] = typer.Option(None, "--lake", help=_LAKE_HELP),
+    rse: Optional[str] = typer.Option(None, "--rse", help=_RSE_HELP),
 ) -> None:
-    """Ingest products with a .meta from ROOT/staging/<namespace>/ into the local lake."""
+    """Ingest products with a .meta from ROOT/staging/<namespace>/ into the local lake or Rucio."""
     from ..ops.lake.ingest import Ingestor, IngestReport
 
-    ing = Ingestor(root, settle=settle, incomplete_timeout=incomplete_timeout, throttle=throttle, rse_url=rse_url)
+    backend, rse = _lake_settings(lake_backend, rse)
+    ing = Ingestor(root, settle=settle, incomplete_timeout=incomplete_timeout, throttle=throttle, rse_url=rse_url,
+                   backend=backend, rse=rse)
 
     def show(report: IngestReport) -> None:
         for did, reason in report.failed:
@@ -63,13 +91,14 @@ def ingest(
             typer.echo(f"waiting  {did}: {reason}")
         typer.echo(f"ingest {root}: {report.summary()}")
 
-    if watch:
-        try:
-            ing.watch(interval=interval, on_pass=show)
-        except KeyboardInterrupt:
-            typer.echo("stopped")
-    else:
-        show(ing.run_once())
+    with _backend_errors(backend):
+        if watch:
+            try:
+                ing.watch(interval=interval, on_pass=show)
+            except KeyboardInterrupt:
+                typer.echo("stopped")
+        else:
+            show(ing.run_once())
 
 
 def search(
@@ -88,20 +117,28 @@ def search(
     limit: Optional[int] = typer.Option(None, "-n", "--limit", help="At most this many rows."),
     fmt: str = typer.Option("table", "--format", help="table, json or votable."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Write to this file instead of stdout."),
+    lake_backend: Optional[str] = typer.Option(None, "--lake", help=_LAKE_HELP),
+    rse: Optional[str] = typer.Option(None, "--rse", help=_RSE_HELP),
 ) -> None:
     """Find data products by position, type, calibration level, time and frequency."""
-    from ..ops.lake.catalogue import CATALOGUE_NAME, Catalogue, Query
+    from ..ops.lake.backend import open_lake
+    from ..ops.lake.catalogue import CATALOGUE_NAME, Query
 
     if fmt not in ("table", "json", "votable"):
         raise UsageError(f"--format {fmt}: use table, json or votable.")
+    backend, rse = _lake_settings(lake_backend, rse)
     lake = _root(root)
-    if not (lake / CATALOGUE_NAME).is_file():
+    if backend == "local" and not (lake / CATALOGUE_NAME).is_file():
         raise UsageError(f"{lake} is not a lake (no {CATALOGUE_NAME}); ingest into it first or give --root.")
     q = Query(ra=ra, dec=dec, radius=radius, dataproduct_type=dataproduct_type, calib_level=calib_level,
               t_start=_mjd(start, "--start"), t_end=_mjd(end, "--end"), freq_min=freq_min, freq_max=freq_max,
               namespace=namespace, obs_id=obs_id)
-    with Catalogue(lake / CATALOGUE_NAME) as cat:
-        rows = cat.search(q, limit=limit)
+    with _backend_errors(backend):
+        cat = open_lake(lake if backend == "local" else None, backend, rse)
+        try:
+            rows = cat.search(q, limit=limit)
+        finally:
+            cat.close()
     if fmt == "json":
         _emit(json.dumps(rows, indent=2), output)
     elif fmt == "votable":
@@ -154,13 +191,22 @@ def get(
     did: str = typer.Argument(..., help="NAMESPACE:NAME"),
     root: Optional[Path] = typer.Option(None, "--root", help="Lake root (default: config lake.root, else .)."),
     dest: Path = typer.Option(Path("."), "-o", "--output", help="Directory to copy the product into."),
+    lake_backend: Optional[str] = typer.Option(None, "--lake", help=_LAKE_HELP),
+    rse: Optional[str] = typer.Option(None, "--rse", help=_RSE_HELP),
 ) -> None:
-    """Copy a product (from its replica, on disk or S3) and its .meta out of the lake."""
+    """Copy a product (from its replica: on disk, S3 or Rucio) and its .meta out of the lake."""
     import shutil
 
     from ..ops.lake.catalogue import CATALOGUE_NAME, Catalogue
     from ..ops.lake.meta import META_SUFFIX
 
+    backend, rse = _lake_settings(lake_backend, rse)
+    if backend == "rucio":
+        from ..ops.lake.rucio_lake import RucioLake
+
+        with _backend_errors(backend), RucioLake(None, rse) as rucio:
+            typer.echo(f"{did} -> {rucio.download(did, dest)}")
+        return
     lake = _root(root)
     if not (lake / CATALOGUE_NAME).is_file():
         raise UsageError(f"{lake} is not a lake (no {CATALOGUE_NAME}); give --root.")

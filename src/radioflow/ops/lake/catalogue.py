@@ -129,6 +129,9 @@ class Catalogue:
         row = self.db.execute("SELECT url FROM replicas WHERE namespace=? AND name=?", (namespace, name)).fetchone()
         return str(row["url"]) if row else ""
 
+    def store(self, namespace: str, name: str, local: Path) -> None:
+        """Nothing to do: local replicas are the ingestor's moves (and S3 uploads)."""
+
     def mark_available(self, namespace: str, name: str) -> None:
         self.db.execute("UPDATE dids SET state='available' WHERE namespace=? AND name=?", (namespace, name))
 

@@ -9,7 +9,9 @@ directory's, its name the file's) and the product has the size the ``.meta`` ann
 ``<rse_url>/<namespace>/<name>`` made before the DID becomes available (the local copy still
 goes to ``processed/``). A product that cannot be taken goes to ``failed_processing/<namespace>/`` with
 ``<name>.reason``. One ingestor at a time (a lock file); after a crash the next pass finishes
-the pending DIDs first, so a SIGKILL at any point loses or duplicates nothing.
+the pending DIDs first, so a SIGKILL at any point loses or duplicates nothing. With
+``backend="rucio"`` the same state machine registers into Rucio instead of ``catalogue.db``
+(:mod:`radioflow.ops.lake.rucio_lake`: upload to ``rse``, metadata, lifetime rule).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ...errors import UsageError
-from .catalogue import CATALOGUE_NAME, Catalogue
+from .backend import Lake, check_backend, open_lake
 from .meta import META_SUFFIX, meta_problems
 
 STAGING, PROCESSED, FAILED = "staging", "processed", "failed_processing"
@@ -58,7 +60,8 @@ class Ingestor:
     """One lake root: ``staging/``, ``processed/``, ``failed_processing/`` and ``catalogue.db``."""
 
     def __init__(self, root: str | os.PathLike[str], *, settle: float = 2.0, incomplete_timeout: float = 3600.0,
-                 throttle: float = 0.0, clock: Callable[[], float] = time.time, rse_url: str | None = None) -> None:
+                 throttle: float = 0.0, clock: Callable[[], float] = time.time, rse_url: str | None = None,
+                 backend: str = "local", rse: str | None = None) -> None:
         self.root = Path(root)
         if not (self.root / STAGING).is_dir():
             raise UsageError(f"{self.root} has no {STAGING}/ directory: products are dropped into "
@@ -67,6 +70,15 @@ class Ingestor:
         self.rse_url = rse_url.rstrip("/") if rse_url else None
         if self.rse_url and not self.rse_url.startswith("s3://"):
             raise UsageError(f"--rse-url {rse_url}: give an s3://bucket/prefix URL (local replicas need none).")
+        self.backend, self.rse = check_backend(backend), rse
+        if self.backend == "rucio" and self.rse_url:
+            raise UsageError("--rse-url is for the local lake; Rucio writes replicas to its RSE (--rse).")
+        if self.backend == "rucio" and not rse:
+            raise UsageError("The Rucio lake needs an RSE: --rse NAME or config lake.rse (RADIOFLOW_LAKE__RSE).")
+
+    def open(self) -> Lake:
+        """The lake this ingestor registers into."""
+        return open_lake(self.root, self.backend, self.rse)
 
     def replica_url(self, ns: str, name: str) -> str:
         """Where a product's replica lives: the S3 RSE, else its file in processed/."""
@@ -77,23 +89,31 @@ class Ingestor:
     # -- passes ---------------------------------------------------------------------------
     def run_once(self) -> IngestReport:
         """Recover, expire, then take every ready product in staging once."""
-        with self._lock(), Catalogue(self.root / CATALOGUE_NAME) as cat:
-            return self._pass(cat)
+        with self._lock():
+            cat = self.open()
+            try:
+                return self._pass(cat)
+            finally:
+                cat.close()
 
     def watch(self, interval: float = 5.0, passes: int | None = None,
               on_pass: Callable[[IngestReport], None] | None = None) -> None:
         """Repeat passes every ``interval`` seconds (``passes`` of them, or until interrupted)."""
         done = 0
-        with self._lock(), Catalogue(self.root / CATALOGUE_NAME) as cat:
-            while passes is None or done < passes:
-                report = self._pass(cat)
-                if on_pass is not None:
-                    on_pass(report)
-                done += 1
-                if passes is None or done < passes:
-                    time.sleep(interval)
+        with self._lock():
+            cat = self.open()
+            try:
+                while passes is None or done < passes:
+                    report = self._pass(cat)
+                    if on_pass is not None:
+                        on_pass(report)
+                    done += 1
+                    if passes is None or done < passes:
+                        time.sleep(interval)
+            finally:
+                cat.close()
 
-    def _pass(self, cat: Catalogue) -> IngestReport:
+    def _pass(self, cat: Lake) -> IngestReport:
         report = IngestReport()
         self._recover(cat, report)
         self._expire(cat, report)
@@ -105,7 +125,7 @@ class Ingestor:
         return report
 
     # -- one product ----------------------------------------------------------------------
-    def _one(self, cat: Catalogue, ns: str, meta: Path, report: IngestReport) -> None:
+    def _one(self, cat: Lake, ns: str, meta: Path, report: IngestReport) -> None:
         product = meta.with_name(meta.name[: -len(META_SUFFIX)])
         name, did = product.name, f"{ns}:{product.name}"
         now = self.clock()
@@ -162,16 +182,17 @@ class Ingestor:
         if self.throttle:
             time.sleep(self.throttle)
 
-    def _finish(self, cat: Catalogue, ns: str, name: str) -> None:
-        """Upload a pending DID's replica (S3 RSE), move its product, then its .meta, to processed/
-        and mark it available; repeating this after a crash is harmless."""
+    def _finish(self, cat: Lake, ns: str, name: str) -> None:
+        """Upload a pending DID's replica (S3 RSE, or Rucio: the backend's ``store``), move its product,
+        then its .meta, to processed/ and mark it available; repeating this after a crash is harmless."""
         src, dest = self.root / STAGING / ns, self.root / PROCESSED / ns
         dest.mkdir(parents=True, exist_ok=True)
         url = cat.replica(ns, name)
-        if url.startswith("s3://"):
-            local = src / name if (src / name).exists() else dest / name
-            if local.exists():
+        local = src / name if (src / name).exists() else dest / name
+        if local.exists():
+            if url.startswith("s3://"):
                 self._upload(local, url)
+            cat.store(ns, name, local)
         if (src / name).exists():
             os.rename(src / name, dest / name)
         if (src / (name + META_SUFFIX)).exists():
@@ -215,12 +236,12 @@ class Ingestor:
         os.rename(path, target)
 
     # -- recovery and expiry --------------------------------------------------------------
-    def _recover(self, cat: Catalogue, report: IngestReport) -> None:
+    def _recover(self, cat: Lake, report: IngestReport) -> None:
         for did in cat.pending():
             self._finish(cat, did.namespace, did.name)
             report.recovered.append(did.did)
 
-    def _expire(self, cat: Catalogue, report: IngestReport) -> None:
+    def _expire(self, cat: Lake, report: IngestReport) -> None:
         """Delete the replicas (S3 object or processed/ file), the local copy and .meta of expired DIDs,
         then the DIDs."""
         import shutil
