@@ -303,6 +303,8 @@ def _params(title: str, schema: dict) -> list[str]:
 def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20) -> str:
     """Text for ``radioflow runs``: recent runs, or the steps of one run."""
     db = Path(workdir, ".radioflow", "runs.db")
+    if not Path(workdir).is_dir():
+        raise UsageError(f"Work folder {workdir} does not exist (radioflow runs -C WORKDIR).")
     if not db.is_file():
         return f"no runs recorded in {os.path.abspath(workdir)} (no .radioflow/runs.db)"
     from .records import RunRecords
