@@ -309,9 +309,11 @@ def _m_duplicate(tree, rng):
 
 
 def _m_not_mapping(tree, rng):
-    return "load", rng.choice(["", "# only a comment\n", "- a\n- b\n", "42\n", "r:\n", "null\n", "'text'\n",
-                               "---\n...\n", "r: [1, 2]\n", "cabs: 5\nr: {steps: {}}\n", "~: 1\n",
-                               "? [a, b]\n: c\n", "{1: 2}\n", "r:\n  steps:\n    1: 2\n", "r: !!str\n"])
+    text = rng.choice(["", "# only a comment\n", "- a\n- b\n", "42\n", "r:\n", "null\n", "'text'\n",
+                       "---\n...\n", "r: [1, 2]\n", "cabs: 5\nr: {steps: {}}\n", "~: 1\n",
+                       "? [a, b]\n: c\n", "{1: 2}\n", "r:\n  steps:\n    1: 2\n", "r: !!str\n"])
+    # a file with no document lists no recipes in 'doc' (fine); running it is an error
+    return ("validate" if text in ("", "# only a comment\n", "---\n...\n", "null\n") else "load"), text
 
 
 def _m_cli_params(tree, rng):
@@ -320,7 +322,7 @@ def _m_cli_params(tree, rng):
                        + [[f"{w}=1"], [f"s1.{w}=1"], [f"{w}.msg=1"], ["k==10 ** 5000"], [f"k==recipe.{w}"],
                           ["flag=maybe"], ["items=[1, 'x']"], ["s1.n=many"], ["--no-flagg"], ["--" + w],
                           ["k=1", "k"], ["=1"], ["s1.=1"], [".=1"]])
-    return "validate", dump(tree), extra
+    return ("run" if any("==" in e for e in extra) else "validate"), dump(tree), extra
 
 
 MUTATIONS: dict[str, Callable[..., Any]] = {

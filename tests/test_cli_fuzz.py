@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -104,7 +105,9 @@ def problems_of(o: Outcome, limit: float = TIME_LIMIT) -> list[str]:
 
 
 def first_line(text: str) -> str:
-    return next((line for line in text.splitlines() if line.strip()), "")
+    """The first non-empty line, with the program name of a usage line left out."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    return re.sub(r"Usage: \S+( -m \S+)?", "Usage:", line)
 
 
 def _report(failures: list[str], total: int) -> str:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 #: Functions whose arguments may name things that do not exist.
 _TOLERANT = frozenset({"IFSET", "VALID", "TRY", "EXISTS", "GLOB", "CASES"})
+#: What the first part of a dotted name in a formula may be (see radioflow.run.frames.Scopes.ns).
+NAMESPACES = frozenset({"recipe", "root", "parent", "previous", "steps", "info", "self", "config", "current"})
 _SCALAR_DTYPES = frozenset({"int", "float", "str", "bool", "complex", "File", "Directory", "MS", "URI"})
 
 
@@ -108,6 +110,8 @@ def _check_name(segs: tuple[str, ...], rdef: RecipeDef, known: set[str], step: S
     if len(segs) < 2:
         return None
     ns, first = segs[0], segs[1]
+    if ns not in NAMESPACES:
+        return f"'{ns}.{first}': no namespace '{ns}' (formulas see {', '.join(sorted(NAMESPACES))})"
     if ns == "recipe":
         if not _known(first, known):
             return f"'recipe.{first}' is not an input, output, variable or step of recipe '{rdef.name}'"

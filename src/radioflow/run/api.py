@@ -70,9 +70,26 @@ def shipped_workflow(name: str) -> Path | None:
 def parse_value(raw: str) -> Any:
     """A command-line value read as YAML (``[x,y]`` is a list, ``3`` an int); text if it is not YAML."""
     try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError):
         return raw
+    _check_ints(value, raw)
+    return value
+
+
+def _check_ints(value: Any, raw: str) -> None:
+    """Integers on the command line fit in 64 bits, as in recipe files."""
+    from ..recipe.load import MAX_INT_BITS
+
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > MAX_INT_BITS:
+        raise UsageError(f"Command-line value {raw[:30]}... ({len(raw)} characters): the integer does not fit "
+                         f"in {MAX_INT_BITS} bits.")
+    if isinstance(value, list):
+        for item in value:
+            _check_ints(item, raw)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_ints(item, raw)
 
 
 def read_params_file(path: str) -> dict[str, Any]:
