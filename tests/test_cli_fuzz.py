@@ -29,7 +29,7 @@ from radioflow.cli import main
 
 SEED = 20261204
 N_RECIPES = 1064
-N_RECIPES_FAST = 240
+N_RECIPES_FAST = 120
 N_CMDLINES = 130
 N_SUBPROCESS = 30
 TIME_LIMIT = 10.0
@@ -197,7 +197,7 @@ def _fuzz_recipes(capfd, tmp_path, n: int) -> None:
 
 
 def test_fuzz_malformed_recipes_fast(capfd, tmp_path):
-    """A first slice of the generated recipes (every mutation kind) in the fast suite."""
+    """The first 120 generated recipes (every mutation kind several times) in the fast suite."""
     _fuzz_recipes(capfd, tmp_path, N_RECIPES_FAST)
 
 
@@ -207,6 +207,7 @@ def test_fuzz_malformed_recipes_all(capfd, tmp_path):
     _fuzz_recipes(capfd, tmp_path, N_RECIPES)
 
 
+@pytest.mark.slow
 def test_fuzz_bad_command_lines(capfd, tmp_path, fuzz_paths):
     cases = _selected("RADIOFLOW_FUZZ_CMD", cmdline_cases(N_CMDLINES, SEED, fuzz_paths))
     assert len(cases) >= 100 or os.environ.get("RADIOFLOW_FUZZ_CMD")
