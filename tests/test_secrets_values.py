@@ -25,15 +25,15 @@ def test_values_of_secret_named_variables_and_their_encodings_are_redacted():
 
 
 def test_an_unexpected_error_is_one_paragraph_with_the_secret_masked(tmp_path):
-    """A failure that is not a user mistake (casacore cannot open an empty directory named .ms)
-    is one paragraph and exit 1 — the traceback only with --debug — and never shows a secret."""
+    """casacore failing to open an empty directory named .ms is one paragraph naming it (exit 2),
+    the traceback only with --debug, and never shows a secret."""
     secret = PLANTED.replace("/", "_")
     (tmp_path / f"{secret}.ms").mkdir()
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "COLUMNS": "200"}
     cmd = [sys.executable, "-m", "radioflow", "vis", "info", str(tmp_path / f"{secret}.ms")]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 1, r.stderr
-    assert "Traceback" not in r.stderr and "--debug" in r.stderr
+    assert r.returncode == 2, r.stderr               # a damaged/missing table: one paragraph naming it
+    assert "Traceback" not in r.stderr and "Cannot read the Measurement Set" in r.stderr
     assert secret not in r.stderr + r.stdout and "***" in r.stderr
     assert r.stderr.strip().count("\n\n") == 0
     r = subprocess.run([*cmd, "--debug"], capture_output=True, text=True, env=env, timeout=120)
@@ -46,7 +46,7 @@ def test_a_planted_secret_reaches_no_run_record(tmp_path):
     secret = "pl4nted-S3CRET-value"
     (tmp_path / "r.yml").write_text(
         "cabs:\n  say:\n    command: echo\n    inputs:\n      msg: {dtype: str, policies: {positional: true}}\n"
-        "r:\n  inputs:\n    note: {dtype: str}\n  steps:\n    s1: {cab: say, params: {msg: '=recipe.note'}}\n"
+        "r:\n  inputs:\n    note: {dtype: str}\n    missing_name: {dtype: str}\n  steps:\n    s1: {cab: say, params: {msg: '=recipe.note'}}\n"
         "    s2: {cab: say, params: {msg: '=recipe.missing_name'}}\n")
     env = {**os.environ, "AWS_SECRET_ACCESS_KEY": secret, "COLUMNS": "200"}
     r = subprocess.run([sys.executable, "-m", "radioflow", "run", "r.yml", f"note={secret}"], cwd=tmp_path,

@@ -94,6 +94,23 @@ def _unexpected(exc: BaseException) -> str:
     return f"radioflow stopped on an unexpected error: {text}. Run again with --debug for the traceback."
 
 
+def _casacore_failure(exc: BaseException, args: list[str]) -> str | None:
+    """One paragraph for an error raised inside casacore (a damaged or missing table), else None."""
+    import os
+    import traceback
+
+    if not isinstance(exc, RuntimeError):
+        return None
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or "casacore" not in frames[-1].filename:
+        return None
+    tables = [a for a in args if not a.startswith("-") and os.path.isdir(a) and not os.path.isfile(os.path.join(a, "zarr.json"))]
+    named = f" ({', '.join(tables)})" if tables else ""
+    text = " ".join(str(exc).split())[:500]
+    return (f"Cannot read the Measurement Set{named}: casacore says: {text}. The table is missing, incomplete or "
+            "damaged; 'radioflow vis verify DATASET' lists what is wrong.")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     import os
@@ -123,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             return code
         if debug:
             raise
+        damaged = _casacore_failure(exc, args)
+        if damaged is not None:
+            _report(RadioflowError(damaged))
+            return 2
         _report(RadioflowError(_unexpected(exc)))
         return 1
     return 0

@@ -49,6 +49,16 @@ def secret_values(environ: Mapping[str, str] | None = None, extra: Iterable[str]
     return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
 
 
+def formula_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment as formulas see it (``config.run.env``): every variable, but the value of
+    each secret-named one is ``***`` and secret values inside any other value are masked too. A
+    recipe that needs a secret declares an input with ``env: NAME`` (the value then goes to the
+    step as a parameter, redacted wherever radioflow writes)."""
+    env = dict(os.environ if environ is None else environ)
+    values = secret_values(env)
+    return {k: MASK if is_secret(k) else redact_text(v, values) for k, v in env.items()}
+
+
 def redact_text(text: str, values: Iterable[str] | None = None) -> str:
     """``text`` with every secret value (see :func:`secret_values`) replaced by ``***``."""
     for value in secret_values() if values is None else values:

@@ -114,8 +114,8 @@ def test_runtime_formula_error_names_location_and_marks_run_failed(tmp_path, cap
     from recipe_helpers import run_rows
 
     path = tmp_path / "rt.yml"
-    path.write_text(CABS + "r:\n  steps:\n    a:\n      cab: write\n      params:\n        text: =IFSET(recipe.nope, 'x')\n"
-                    "        path: '{recipe.nope2}'\n")
-    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))
-    assert code == 1 and "rt.yml:8" in err and "recipe.nope2" in err and "Traceback" not in err
+    path.write_text(CABS + "r:\n  inputs:\n    nope2: str\n  steps:\n    a:\n      cab: write\n      params:\n"
+                    "        text: =IFSET(recipe.nope, 'x')\n        path: '{recipe.nope2}'\n")
+    code, out, err = cli(capsys, "run", str(path), "-C", str(tmp_path))   # a declared input left unset
+    assert code == 1 and "rt.yml:10" in err and "recipe.nope2" in err and "Traceback" not in err
     assert run_rows(tmp_path)[0]["status"] == "failed"

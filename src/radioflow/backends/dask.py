@@ -29,11 +29,15 @@ import time
 import uuid
 from typing import Any, Sequence
 
-from ..errors import UsageError
+from ..errors import StepError, UsageError
 from ..invoke import Invocation, Result
 from . import _remote
 
 log = logging.getLogger(__name__)
+
+
+class SchedulerLost(StepError):
+    """The Dask client lost its scheduler while steps ran."""
 
 
 def _local_cluster(config: dict[str, Any]) -> Any:
@@ -82,6 +86,7 @@ class DaskBackend:
         self._target = _remote.EXECUTE
         self._cluster = None
         address = config.get("address") or config.get("scheduler")
+        self._address = str(address) if address else ""
         if address:
             try:
                 self.client = Client(address, timeout=config.get("connect_timeout", "10s"))
@@ -135,9 +140,12 @@ class DaskBackend:
         try:
             try:  # the common case, no failure: results stream back as items finish
                 return list(self.client.gather(futures))
-            except Exception:  # noqa: BLE001 - some item failed: let the rest finish, collect one by one
+            except Exception as exc:  # noqa: BLE001 - some item failed: let the rest finish, collect one by one
+                self._raise_if_scheduler_lost(exc)
                 wait(futures)
                 return [self._collect(inv, fut, started) for inv, fut in zip(invocations, futures)]
+        except SchedulerLost:
+            raise
         except BaseException:
             self.client.cancel(futures, force=True)
             raise
@@ -145,12 +153,23 @@ class DaskBackend:
             for fut in futures:
                 fut.release()
 
+    def _raise_if_scheduler_lost(self, exc: BaseException) -> None:
+        """A cancellation because the client lost its scheduler stops the run with one paragraph
+        (not distributed's FuturesCancelledError): the steps' results are unknown."""
+        if "scheduler-connection-lost" in str(exc) or self.client.status not in ("running", "connecting"):
+            address = self._address or getattr(getattr(self.client, "scheduler", None), "address", "?")
+            raise SchedulerLost(
+                f"The Dask scheduler at {address} went away while steps were running (the client lost its "
+                "connection), so their results are unknown. Restart the scheduler (or drop "
+                "backend.dask.address to use a LocalCluster) and run again with --resume.") from None
+
     def _collect(self, inv: Invocation, fut: Any, started: float) -> Result:
         try:
             return fut.result()
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as exc:  # noqa: BLE001 - incl. cancellation: the item's own Result
+            self._raise_if_scheduler_lost(exc)
             return _remote.failed_result(inv, exc, started=started, attempts=self.retries + 1)
 
     def run(self, invocation: Invocation) -> Result:

@@ -19,6 +19,7 @@ from typing import Iterator
 import xarray as xr
 
 from ..errors import UsageError
+from ..processes import remove_stale_siblings
 from ..vis.location import Location, as_location, scheme_of
 
 Target = str | os.PathLike[str] | Location
@@ -65,6 +66,7 @@ def write_zarr_atomic(ds: xr.Dataset, url: str | os.PathLike[str] | Location) ->
         return commit.final_url
     path = Path(loc.path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path, ("tmp", "old"))     # left by a writer that was killed (then --resume)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=2)

@@ -59,6 +59,19 @@ def simulate(
     names = [s.strip() for s in stations.split(",")] if stations else None
     if rmax is not None or names is not None:
         layout = layout.select(rmax=rmax, names=names)
+    for opt, value in (("--ra", ra), ("--dec", dec), ("--ha-start", ha_start), ("--ha-end", ha_end),
+                       ("--freq-min", freq_min), ("--freq-max", freq_max), ("--duration", duration),
+                       ("--integration", integration), ("--flux-min", flux_min), ("--flux-max", flux_max),
+                       ("--radius", radius), ("--noise-sigma", noise_sigma), ("--sefd", sefd), ("--rmax", rmax)):
+        if value is not None and not math.isfinite(value):
+            raise UsageError(f"{opt} must be a finite number, got {value}.")
+    if start is not None and duration and integration and duration > 0 and integration > 0:
+        ntimes = max(1, int(round(min(duration / integration, 1e18))))
+    nbase = layout.n * (layout.n - 1) // 2
+    # checked before any time or channel array is made: --ntimes 100000000 must not compute 1e8 hour angles
+    check_memory(max(ntimes, 1) * nbase * max(nchan, 1) * 4 * (8 + 4 + 1) * 2,
+                 f"Simulating {max(ntimes, 1) * nbase * max(nchan, 1):,} visibilities",
+                 "Reduce --ntimes (or --duration/--integration), --nchan or the array (--rmax), or simulate in pieces.")
     obs = observation.make_observation(
         ra=math.radians(ra), dec=math.radians(dec), layout=layout, freq_min=freq_min, freq_max=freq_max,
         nchan=nchan, ha_range=(math.radians(ha_start), math.radians(ha_end)), ntimes=ntimes,

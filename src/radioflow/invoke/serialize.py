@@ -45,6 +45,8 @@ def load_invocation(path: str | Path) -> Invocation:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"Invocation file {path}:{exc.lineno} is not valid JSON: {exc.msg}.") from None
+    except RecursionError:
+        raise UsageError(f"Invocation file {path} is nested too deeply to be an invocation.") from None
     return invocation_from_dict(data, where=str(path))
 
 

@@ -117,6 +117,38 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
     return out
 
 
+#: Integers in recipes fit in 64 bits (a 5,000-digit literal is a mistake, and later breaks
+#: ``str()``, numpy and command lines).
+MAX_INT_BITS = 64
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    if abs(value).bit_length() > MAX_INT_BITS:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer {node.value[:20]}... ({len(node.value)} characters) does not fit in "
+            f"{MAX_INT_BITS} bits", node.start_mark)
+    return value
+
+
+def _construct_checked(kind: str, construct: Any) -> Any:
+    """A scalar constructor whose failures on a malformed value are YAML errors with a line."""
+    def checked(loader: _Loader, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            text = str(getattr(node, "value", ""))[:40]
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{text!r} is not a valid {kind} ({type(exc).__name__})", node.start_mark) from None
+    return checked
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+for _kind in ("timestamp", "float", "binary", "bool", "set", "omap", "pairs"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_kind}", _construct_checked(
+        _kind, yaml.constructor.SafeConstructor.yaml_constructors[f"tag:yaml.org,2002:{_kind}"]))
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -136,7 +168,8 @@ def parse_yaml(text: str, source: str) -> Any:
         line = f"{source}:{mark.line + 1}" if mark else source
         col = f", column {mark.column + 1}" if mark else ""
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
-        raise UsageError(f"{line}: YAML syntax error{col}: {what}.") from None
+        kind = "YAML value error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise UsageError(f"{line}: {kind}{col}: {what}.") from None
     except yaml.YAMLError as exc:
         raise UsageError(f"{source}:1: YAML error: {' '.join(str(exc).split())}") from None
     except (ValueError, OverflowError) as exc:  # e.g. an impossible date such as 2020-13-45

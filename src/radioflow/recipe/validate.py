@@ -29,6 +29,7 @@ from .dynschema import apply_dynamic_schema
 from .formula import UNSET, FormulaError, check, is_formula
 from .load import Document, LocDict, where
 from .model import Cab, ForLoop, Parameter, Problems, Recipe, Step, build, build_cab, parse_schemas
+from .names import check_names
 
 _ALIAS = re.compile(r"^(?:\((?P<cab>[^()]+)\)|(?P<step>[^.]+))\.(?P<param>.+)$")
 
@@ -167,6 +168,7 @@ def _compile(doc: Document, raw: Any, name: str, problems: Problems, stack: list
     _split_defaults(rdef, problems)
     _check_steps(rdef, problems)
     _check_formulas(raw, problems)
+    check_names(rdef, problems)
     return rdef
 
 

@@ -70,9 +70,26 @@ def shipped_workflow(name: str) -> Path | None:
 def parse_value(raw: str) -> Any:
     """A command-line value read as YAML (``[x,y]`` is a list, ``3`` an int); text if it is not YAML."""
     try:
-        return yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, RecursionError):
         return raw
+    _check_ints(value, raw)
+    return value
+
+
+def _check_ints(value: Any, raw: str) -> None:
+    """Integers on the command line fit in 64 bits, as in recipe files."""
+    from ..recipe.load import MAX_INT_BITS
+
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value).bit_length() > MAX_INT_BITS:
+        raise UsageError(f"Command-line value {raw[:30]}... ({len(raw)} characters): the integer does not fit "
+                         f"in {MAX_INT_BITS} bits.")
+    if isinstance(value, list):
+        for item in value:
+            _check_ints(item, raw)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_ints(item, raw)
 
 
 def read_params_file(path: str) -> dict[str, Any]:
@@ -303,6 +320,8 @@ def _params(title: str, schema: dict) -> list[str]:
 def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20) -> str:
     """Text for ``radioflow runs``: recent runs, or the steps of one run."""
     db = Path(workdir, ".radioflow", "runs.db")
+    if not Path(workdir).is_dir():
+        raise UsageError(f"Work folder {workdir} does not exist (radioflow runs -C WORKDIR).")
     if not db.is_file():
         return f"no runs recorded in {os.path.abspath(workdir)} (no .radioflow/runs.db)"
     from .records import RunRecords

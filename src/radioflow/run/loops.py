@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+from ..errors import ValidationError
 from ..recipe.formula import UNSET
 from ..recipe.load import to_plain, where
 from ..recipe.substitute import resolve_value
@@ -59,7 +60,8 @@ def loop_batches(fr: Frame, loop: Any, scopes: Scopes) -> list[list[Frame]]:
     if over is UNSET or over is None:
         over = []
     if not isinstance(over, (list, tuple)):
-        over = [over]
+        raise ValidationError(f"{where(rdef.raw.get('for_loop'), 'over', rdef.where)}: recipe '{fr.fqname}': "
+                              f"for_loop.over is {over!r}, not a list (a loop over it would run once, silently).")
     scatter = fr.recipe.get("for_loop.scatter", loop.scatter)   # Stimela: a 'for_loop.scatter' input
     if scatter is True or (isinstance(scatter, int) and scatter < 0):
         batch = max(1, len(over))

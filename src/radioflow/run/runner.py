@@ -22,6 +22,7 @@ from ..recipe.formula import UNSET, FormulaError, LazyMapping
 from ..recipe.load import Document, to_plain, where
 from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
+from ..secrets import formula_environment
 from . import resume
 from .engines import Engines, resolve_section
 from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname, step_sections, substituted_cab
@@ -102,7 +103,7 @@ class Runner:
         self.config = {
             **copy.deepcopy(self.options.config),
             "opts": to_plain(doc.opts), "vars": to_plain(doc.vars),
-            "run": {"env": dict(os.environ), "dir": self.workdir, "id": self.run_id},
+            "run": {"env": formula_environment(), "dir": self.workdir, "id": self.run_id},
         }
         self.config["run"].update(run_time_info())
         log_opts = (self.config.get("opts") or {}).get("log")

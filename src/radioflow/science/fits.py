@@ -16,7 +16,12 @@ from ..errors import UsageError
 
 
 def _atomic_target(path: Path) -> Path:
+    """Where to write ``path`` aside (renamed into place when complete); temporaries of earlier
+    writers of ``path`` that were killed (a SIGKILLed step, then --resume) are removed first."""
+    from ..processes import remove_stale_siblings
+
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path)
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from ..errors import UsageError
+from ..processes import remove_stale_siblings
 
 
 def plot_gains(solution_ds: xr.Dataset, png_path: str | os.PathLike) -> Path:
@@ -63,9 +63,10 @@ def plot_gains(solution_ds: xr.Dataset, png_path: str | os.PathLike) -> Path:
     fig.suptitle(f"gain solutions ({mode}, {nant} antennas)", fontsize=10)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{png_path.name}.", suffix=".tmp", dir=png_path.parent)
+    remove_stale_siblings(png_path)                 # temporaries of a killed earlier writer
+    tmp = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fig.savefig(fh, format="png")
         os.replace(tmp, png_path)
     except BaseException:

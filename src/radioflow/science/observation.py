@@ -100,6 +100,8 @@ def make_observation(
     if start is not None:
         if not duration or not integration or duration <= 0 or integration <= 0:
             raise UsageError("A start time needs a positive duration and integration time (seconds).")
+        if integration > duration:
+            raise UsageError(f"The integration time ({integration} s) is longer than the duration ({duration} s).")
         n = max(1, int(round(duration / integration)))
         times = _mjd_seconds(start) + (np.arange(n) + 0.5) * integration
         tint = float(integration)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..processes import remove_stale_siblings
 
 _COLUMNS = ["name", "ra_deg", "dec_deg", "flux_jy", "ref_freq_hz", "spectral_index",
             "major_arcsec", "minor_arcsec", "pa_deg"]
@@ -142,6 +143,7 @@ def write_catalogue(sky: SkyModel, path: str | os.PathLike) -> Path:
     """Write a CSV catalogue atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_siblings(path)           # temporaries of killed writers of this catalogue
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with tmp.open("w", newline="") as fh:
         w = csv.writer(fh)

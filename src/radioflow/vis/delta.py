@@ -223,9 +223,28 @@ def history(url: Target, **storage_options: Any) -> list[dict[str, Any]]:
                 current = as_location(attrs["parent"], **current.options)
                 continue
         else:
+            _require_ms(current)
             entry["kind"] = "dataset"
         out.append(entry)
         return out
+
+
+def _require_ms(loc: Location) -> None:
+    """A Measurement Set at the base of a chain must open as a casacore table."""
+    from casacore import tables as ct
+
+    from .io import local_ms_path
+    from .ms import CASACORE_LOCK
+
+    if not loc.is_local:
+        return                      # checking a remote MS would download it
+    path = local_ms_path(loc)
+    try:
+        with CASACORE_LOCK, ct.table(str(path), ack=False):
+            pass
+    except RuntimeError as exc:
+        raise UsageError(f"{loc}: not a readable Measurement Set ({' '.join(str(exc).split())}); "
+                         "'radioflow vis verify' lists what is wrong.") from None
 
 
 def squash(url: Target, dst: Target, *, overwrite: bool = False, **storage_options: Any) -> str:

@@ -32,6 +32,8 @@ def split_time(ds: xr.Dataset, *, n: int | None = None, interval: float | None =
     """
     if (n is None) == (interval is None):
         raise UsageError("Split by time needs exactly one of n (number of partitions) or interval (seconds).")
+    if interval is not None and not (np.isfinite(interval) and interval > 0):
+        raise UsageError(f"The time partition interval must be a positive number of seconds, got {interval}.")
     ntime = ds.sizes["time"]
     time = np.asarray(ds["time"].values, np.float64)
     dt = float(ds.attrs.get("integration_time") or (np.median(np.diff(time)) if ntime > 1 else 1.0))

@@ -19,6 +19,9 @@ from .location import Location, as_location
 MS_SUBTABLES = ("ANTENNA", "DATA_DESCRIPTION", "FIELD", "POLARIZATION", "SPECTRAL_WINDOW")
 #: Main-table columns that must be complete, and the subtable each id column points into.
 MS_COLUMNS = ("TIME", "ANTENNA1", "ANTENNA2", "UVW", "FLAG", "DATA_DESC_ID", "FIELD_ID")
+#: Bulk columns read through in row blocks (bounded memory) to find truncated storage files.
+DATA_COLUMNS = ("DATA", "MODEL_DATA", "CORRECTED_DATA", "WEIGHT", "SIGMA", "WEIGHT_SPECTRUM", "FLAG")
+_BLOCK_BYTES = 64 << 20
 _ID_TABLES = {"ANTENNA1": "ANTENNA", "ANTENNA2": "ANTENNA", "FIELD_ID": "FIELD",
               "DATA_DESC_ID": "DATA_DESCRIPTION"}
 
@@ -86,9 +89,28 @@ def verify_ms(path: Path, name: str) -> list[str]:
                 sub = _ID_TABLES.get(col, "")
                 if sub in rows and len(values) and (int(np.max(values)) >= rows[sub] or int(np.min(values)) < 0):
                     dangling.append(f"{col} (up to {int(np.max(values))}, {sub} has {rows[sub]} rows)")
+            unreadable = [c for c in DATA_COLUMNS if c in main.colnames() and not _readable(main, c)]
             if incomplete:
                 out.append(f"Measurement Set {name}: column(s) {', '.join(incomplete)} are not defined in "
                            "every row (a writer was interrupted or the table is damaged).")
+            if unreadable:
+                out.append(f"Measurement Set {name}: column(s) {', '.join(unreadable)} cannot be read to the end "
+                           "(a storage file is truncated or damaged).")
             if dangling:
                 out.append(f"Measurement Set {name}: row counts are inconsistent: {'; '.join(dangling)}.")
     return out
+
+
+def _readable(table: object, col: str) -> bool:
+    """Every row of ``col`` reads (blocks of about 64 MB)."""
+    nrow = table.nrows()  # type: ignore[attr-defined]
+    if nrow == 0:
+        return True
+    try:
+        first = np.asarray(table.getcol(col, 0, 1))  # type: ignore[attr-defined]
+        step = max(1, _BLOCK_BYTES // max(first.nbytes, 1))
+        for start in range(0, nrow, step):
+            table.getcol(col, start, min(step, nrow - start))  # type: ignore[attr-defined]
+    except RuntimeError:
+        return False
+    return True

@@ -66,6 +66,8 @@ def parse_text(text: str, source: str = "SBI") -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{source} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise ValidationError(f"{source}: the JSON document is nested too deeply.") from None
 
 
 def load_sbi_file(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
