@@ -119,3 +119,30 @@ def dying_execute(inv: Invocation) -> Result:
         marker.write_text("killed")
         os.kill(os.getpid(), signal.SIGKILL)
     return Result(step=inv.step, ok=True, outputs={"survived": True, "pid": os.getpid()})
+
+
+def work(out: str, cpu: float = 0.0, alloc_mb: int = 0, write_mb: int = 0) -> dict:
+    """A python cab that burns ``cpu`` seconds of CPU, holds ``alloc_mb`` MiB resident and writes
+    ``write_mb`` MiB to ``out`` (the accounting tests)."""
+    start = time.process_time()
+    spins = 0
+    while time.process_time() - start < cpu:
+        spins += 1
+    block = np.ones(alloc_mb * 2 ** 20, dtype=np.uint8)   # every page written: resident
+    held = int(block[:: 1 << 12].sum())
+    del block
+    chunk = b"x" * 2 ** 20
+    with open(out, "wb") as fh:
+        for _ in range(write_mb):
+            fh.write(chunk)
+    return {"spins": spins, "held": held}
+
+
+WORK_CAB = {
+    "name": "work",
+    "flavour": "python",
+    "command": "rf_items.work",
+    "inputs": {"cpu": {"dtype": "float", "default": 0.0}, "alloc_mb": {"dtype": "int", "default": 0},
+               "write_mb": {"dtype": "int", "default": 0}},
+    "outputs": {"out": {"dtype": "File", "required": True}},
+}

@@ -9,6 +9,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import rf_items
 
 from conftest import free_port, target
 from radioflow.backends import get_backend
@@ -171,3 +172,18 @@ def test_sigkill_of_a_worker_mid_scatter_is_survived(external_dask, tmp_path):
         assert hashlib.sha256((tmp_path / f"out-{i}.bin").read_bytes()).hexdigest() == expected_sha(i)
     assert sum(r.outputs["pid"] != victim.pid for r in results) >= 4  # the survivor took over
     external_dask.workers[0] = external_dask.start_worker()
+
+
+def test_accounting_is_measured_on_the_dask_worker(local_dask, tmp_path):
+    """CPU, peak memory and bytes written are measured in the worker process and come back."""
+    invs = [Invocation(step=f"w{i}", cab=rf_items.WORK_CAB, workdir=str(tmp_path),
+                       params={"out": str(tmp_path / f"w{i}.bin"), "cpu": 0.3, "alloc_mb": 120, "write_mb": 8})
+            for i in range(2)]
+    results = local_dask.map(invs)
+    assert all(r.ok for r in results), [r.error for r in results]
+    for r in results:
+        u = r.usage
+        assert 0.3 <= u["cpu_seconds"] < 3.0
+        assert u["peak_memory"] >= 120 * 2 ** 20
+        assert u["bytes_written"] >= 8 * 2 ** 20
+        assert u["invocations"] == 1

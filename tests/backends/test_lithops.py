@@ -178,3 +178,18 @@ def test_a_run_never_joins_a_lithops_session_it_inherited():
                           check=True).stdout.split()[-1] for _ in range(2)]
     assert not any(i.startswith("inherit-") for i in ids), ids
     assert ids[0] != ids[1]
+
+
+def test_accounting_is_measured_in_the_lithops_worker(local_lithops, tmp_path):
+    """CPU, peak memory and bytes written are measured in the function's process and come back."""
+    invs = [Invocation(step=f"w{i}", cab=rf_items.WORK_CAB, workdir=str(tmp_path),
+                       params={"out": str(tmp_path / f"w{i}.bin"), "cpu": 0.3, "alloc_mb": 120, "write_mb": 8})
+            for i in range(2)]
+    results = local_lithops.map(invs)
+    assert all(r.ok for r in results), [r.error for r in results]
+    for r in results:
+        u = r.usage
+        assert 0.3 <= u["cpu_seconds"] < 3.0
+        assert u["peak_memory"] >= 120 * 2 ** 20
+        assert u["bytes_written"] >= 8 * 2 ** 20
+        assert u["invocations"] == 1 and u["wall_seconds"] >= 0.3

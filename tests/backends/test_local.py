@@ -129,3 +129,24 @@ def test_unpicklable_output_is_a_failed_item_not_a_crash(backend):
     results = backend.map([Invocation(f"p{i}", cab, {"x": i}) for i in range(2)])
     assert results[0].ok and results[0].outputs == {"y": 5}
     assert not results[1].ok and "picklable" in results[1].error
+
+
+def test_accounting_in_pool_workers_and_retries_counted(tmp_path, backend):
+    """Pool workers measure their own CPU, peak memory and writes; a retried item counts every attempt."""
+    import rf_items
+
+    invs = [Invocation(step=f"w{i}", cab=rf_items.WORK_CAB, workdir=str(tmp_path),
+                       params={"out": str(tmp_path / f"w{i}.bin"), "cpu": 0.2, "alloc_mb": 100, "write_mb": 5})
+            for i in range(2)]
+    for r in backend.map(invs):
+        assert r.ok, r.error
+        assert 0.2 <= r.usage["cpu_seconds"] < 3.0
+        assert r.usage["peak_memory"] >= 100 * 2 ** 20 and r.usage["bytes_written"] >= 5 * 2 ** 20
+        assert r.usage["invocations"] == 1
+    marker = tmp_path / "tries"
+    cab = {"name": "flaky", "flavour": "python-code",
+           "command": "with open(path, 'a') as f:\n    f.write('x')\nif open(path).read() != 'xx':\n    raise RuntimeError('once')\n",
+           "inputs": {"path": {}}}
+    with LocalBackend(max_workers=1, retries=2) as b:
+        r = b.run(Invocation("flaky", cab, {"path": str(marker)}))
+    assert r.ok and r.usage["invocations"] == 2

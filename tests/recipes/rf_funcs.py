@@ -65,3 +65,19 @@ def write_column(dataset: str, column: str, value: float) -> dict:
 
     shape = open_dataset(dataset).VISIBILITY.shape
     return {"written": write_columns(dataset, {column: np.full(shape, value, complex)})}
+
+
+def work(out: str, cpu: float = 0.0, alloc_mb: int = 0, write_mb: int = 0) -> dict:
+    """Burn ``cpu`` seconds of CPU, hold ``alloc_mb`` MiB resident, write ``write_mb`` MiB to ``out``."""
+    start = time.process_time()
+    spins = 0
+    while time.process_time() - start < cpu:
+        spins += 1
+    block = b"\x01" * (alloc_mb * 2 ** 20)      # written by memset: every page resident
+    held = len(block)
+    del block
+    chunk = b"x" * 2 ** 20
+    with open(out, "wb") as fh:
+        for _ in range(write_mb):
+            fh.write(chunk)
+    return {"spins": spins, "held": held}

@@ -54,3 +54,21 @@ def test_step_bad_json_is_usage_error(tmp_path):
 def test_result_dict_roundtrip_with_log():
     res = Result("s", True, {"a": [1, 2]}, 0, "log\n", 1.0, 2.0, None)
     assert result_from_dict(result_to_dict(res)) == res
+
+
+def test_step_result_carries_the_pods_usage(tmp_path):
+    """What a Kubernetes pod runs: the result JSON (its termination message) holds the usage
+    measured there, which the Kubernetes backend reads back into the step's Result."""
+    from radioflow.backends.kubernetes import _usage
+
+    cab = {"name": "dd", "command": "sh -c 'head -c 3145728 /dev/zero > blob.bin'"}
+    path = tmp_path / "inv.json"
+    path.write_text(invocation_to_json(Invocation("dd", cab, {}, workdir=str(tmp_path))))
+    out = tmp_path / "r.json"
+    proc = subprocess.run([RADIOFLOW, "step", str(path), "-r", str(out), "--max-bytes", "4096", "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    usage = _usage(json.loads(out.read_bytes())["usage"])
+    assert usage["bytes_written"] >= 3 * 2 ** 20 and usage["invocations"] == 1.0
+    assert usage["cpu_seconds"] >= 0 and usage["peak_memory"] > 0 and usage["wall_seconds"] > 0
+    assert _usage({"cpu_seconds": "x", "ok": True, "peak_memory": 5}) == {"peak_memory": 5.0}

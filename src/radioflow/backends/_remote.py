@@ -66,14 +66,16 @@ def failed_result(inv: Invocation, exc: BaseException, *, started: float = 0.0, 
         return exc.result
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
+    finished = time.time()
     return Result(
         step=inv.step,
         ok=False,
         returncode=1,
         log=text,
         started=started,
-        finished=time.time(),
+        finished=finished,
         error=f"{type(exc).__name__}: {exc}{tries}",
+        usage={"invocations": float(attempts), "wall_seconds": finished - started if started else 0.0},
     )
 
 

@@ -114,6 +114,13 @@ def termination_result(pod: Any) -> tuple[int | None, dict[str, Any] | None]:
     return None, None
 
 
+def _usage(data: Any) -> dict[str, float]:
+    """The pod's measured usage from its termination message (numbers only)."""
+    if not isinstance(data, dict):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
 class KubernetesBackend:
     """One Job per invocation, watched to completion."""
 
@@ -257,6 +264,7 @@ class KubernetesBackend:
             returncode=int(code if code is not None else (0 if ok else 1)), log="".join(lines),
             started=started, finished=time.time(),
             error=None if ok else (data.get("error") or f"Job {self.namespace}/{name} failed: {reason}"),
+            usage=_usage(data.get("usage")),
         )
 
     def run(self, invocation: Invocation) -> Result:

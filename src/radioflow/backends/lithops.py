@@ -43,6 +43,7 @@ from typing import Any, Mapping, Sequence
 from ..config import deep_merge
 from ..errors import UsageError
 from ..invoke import Invocation, Result
+from ..invoke.usage import combine
 from . import _remote
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,12 @@ class LithopsBackend:
                     got = [_remote.failed_result(invocations[i], exc, attempts=attempt) for i in batch]
                 else:
                     got = fut.result()
+                memory = getattr(fut, "runtime_memory", None)   # MB the function is billed for
                 for i, res in zip(batch, got):
+                    if memory:
+                        res.usage["billed_memory"] = float(memory) * 2 ** 20
+                    if results[i] is not None:   # a retry: the failed attempts' usage counts too
+                        res.usage = combine(results[i].usage, res.usage)  # type: ignore[union-attr]
                     results[i] = res
                     if not res.ok:
                         pending.append(i)

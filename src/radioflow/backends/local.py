@@ -21,6 +21,7 @@ from typing import Any, Sequence, cast
 
 from ..invoke import Invocation, Result
 from ..invoke.execute import execute
+from ..invoke.usage import combine
 
 
 def _partial_log(inv: Invocation) -> str:
@@ -49,8 +50,10 @@ def _crash_result(inv: Invocation, exitcode: int | None, started: float) -> Resu
     if inv.log_path:
         with open(inv.log_path, "a") as fh:
             fh.write(line)
+    finished = time.time()
     return Result(step=inv.step, ok=False, returncode=exitcode if exitcode is not None else -1,
-                  log=_partial_log(inv) or line, started=started, finished=time.time(), error=error)
+                  log=_partial_log(inv) or line, started=started, finished=finished, error=error,
+                  usage={"invocations": 1.0, "wall_seconds": finished - started})
 
 
 def _transfer_failure(inv: Invocation, exc: Exception, started: float) -> Result:
@@ -77,12 +80,15 @@ class LocalBackend:
         self._pool: ProcessPoolExecutor | None = None
 
     def run(self, invocation: Invocation) -> Result:
-        """Run one invocation in this process (retrying failures ``retries`` times)."""
+        """Run one invocation in this process (retrying failures ``retries`` times; the usage of
+        every attempt is added up)."""
         result = execute(invocation)
         for _ in range(self.retries):
             if result.ok:
                 break
+            spent = result.usage
             result = execute(invocation)
+            result.usage = combine(spent, result.usage)
         return result
 
     def map(self, invocations: Sequence[Invocation]) -> list[Result]:
@@ -94,6 +100,8 @@ class LocalBackend:
         pending = list(range(len(invocations)))
         for _attempt in range(self.retries + 1):
             for index, result in zip(pending, self._map_once([invocations[i] for i in pending])):
+                if results[index] is not None:   # a retry: count the failed attempts' usage too
+                    result.usage = combine(cast(Result, results[index]).usage, result.usage)
                 results[index] = result
             pending = [i for i in pending if not cast(Result, results[i]).ok]
             if not pending:

@@ -141,11 +141,13 @@ def runs(
     run_id: Optional[str] = typer.Argument(None, help="Show the steps of this run."),
     workdir: Path = typer.Option(Path("."), "-C", "--workdir", help="Directory holding .radioflow/runs.db."),
     limit: int = typer.Option(20, "-n", "--limit", help="How many runs to list."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (with RUN: its steps, accounting and totals)."),
 ) -> None:
-    """List past runs (status, timing) or the steps of one run."""
+    """List past runs (status, timing) or the steps of one run with wall, CPU, peak memory,
+    bytes read/written, calls and cost (prices: the config's ``cost`` section)."""
     from ..run.api import list_runs
 
-    typer.echo(list_runs(str(workdir), run_id=run_id, limit=limit))
+    typer.echo(list_runs(str(workdir), run_id=run_id, limit=limit, as_json=as_json))
 
 
 def register(app: typer.Typer) -> None:

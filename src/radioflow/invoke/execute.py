@@ -38,6 +38,7 @@ from ..secrets import is_secret
 from ..vis.location import local_path
 from . import policies, wranglers
 from .capture import capture
+from .usage import Meter, Usage, reap
 
 LineCallback = Callable[[str, int], None]
 
@@ -285,7 +286,8 @@ def _run_commands(options: Mapping[str, Any], key: str, namespace: dict[str, Any
     exec(compiled, namespace)  # the cab author's own code (cab definition), never recipe text
 
 
-def _run_binary(inv: Invocation, cab: Mapping, params: dict, log: _Log) -> int:
+def _run_binary(inv: Invocation, cab: Mapping, params: dict, log: _Log, usage: Usage) -> int:
+    """Run a binary cab; ``usage`` receives the child's own CPU, peak memory and I/O."""
     name = cab.get("name") or cab.get("command")
     command = cab.get("command")
     if not command or not isinstance(command, str):
@@ -307,7 +309,9 @@ def _run_binary(inv: Invocation, cab: Mapping, params: dict, log: _Log) -> int:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.output(line.rstrip("\r\n"))
-        return proc.wait()
+        returncode, child = reap(proc)
+        usage.update(child)
+        return returncode
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -342,6 +346,8 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
     cab_name = cab.get("name") or cab.get("command") or "?"
     status = wranglers.Status()
     returncode, error = 0, None
+    meter, child = Meter(), Usage()
+    meter.start()
     try:
         log = _Log(inv.log_path, _secrets(inv), on_line)
     except OSError as exc:
@@ -369,7 +375,7 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
         if kind in ("python", "python-code"):
             stimela_compat.install()   # cabs written for Stimela import scabha
         if kind == "binary":
-            returncode = _run_binary(inv, cab, params, log)
+            returncode = _run_binary(inv, cab, params, log, child)
         elif kind == "python":
             returncode = _run_python(inv, cab, params, options, log, status)
         elif kind == "python-code":
@@ -403,6 +409,8 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
             error = f"step '{inv.step}': cab '{cab_name}' exited with code {returncode}" + (
                 f"; last output: {last}" if last else "")
     finished = time.time()
+    usage = meter.stop(finished - started)
+    usage.update(child)       # a subprocess cab: the child's own numbers, not this process's
     if error:
         log.line(f"# error: {error}", logging.ERROR)
     log.line(f"# finished: {'ok' if ok else 'failed'}, exit code {returncode}, {finished - started:.3f} s")
@@ -410,5 +418,5 @@ def execute(inv: Invocation, *, on_line: LineCallback | None = None) -> Result:
     return Result(
         step=inv.step, ok=bool(ok), outputs=dict(status.outputs), returncode=returncode,
         log=log.text, started=started, finished=finished, error=log.scrub(error) if error else None,
-        warnings=[log.scrub(w) for w in status.warnings],
+        warnings=[log.scrub(w) for w in status.warnings], usage=usage,
     )

@@ -35,3 +35,4 @@ class Result:
     finished: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    usage: dict[str, float] = field(default_factory=dict)   # see radioflow.invoke.usage

@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..processes import pid_alive
 
 #: Optional per-step resource columns shown when a runner records them.
-RESOURCE_COLUMNS = ("cpu_seconds", "peak_memory", "bytes_read", "bytes_written", "cost")
+RESOURCE_COLUMNS = ("cpu_seconds", "peak_memory", "bytes_read", "bytes_written", "invocations", "cost")
 
 
 def db_path(workdir: str | os.PathLike[str]) -> Path:

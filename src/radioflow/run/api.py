@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -317,19 +318,26 @@ def _params(title: str, schema: dict) -> list[str]:
     return lines
 
 
-def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20) -> str:
-    """Text for ``radioflow runs``: recent runs, or the steps of one run."""
+def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20, as_json: bool = False) -> str:
+    """Text (or JSON) for ``radioflow runs``: recent runs, or the steps of one run with their
+    accounting (wall, CPU, peak memory, bytes read and written, calls, cost)."""
     db = Path(workdir, ".radioflow", "runs.db")
     if not Path(workdir).is_dir():
         raise UsageError(f"Work folder {workdir} does not exist (radioflow runs -C WORKDIR).")
     if not db.is_file():
+        if as_json:
+            raise UsageError(f"No runs recorded in {os.path.abspath(workdir)} (no .radioflow/runs.db).")
         return f"no runs recorded in {os.path.abspath(workdir)} (no .radioflow/runs.db)"
     from .records import RunRecords
+    from .usage_table import run_json, run_table
 
     rec = RunRecords(db)
     try:
         if run_id is None:
             rows = rec.runs(limit)
+            if as_json:
+                keys = ("id", "recipe", "status", "started", "finished", "nok", "nsteps", "error")
+                return json.dumps([{k: r.get(k) for k in keys} for r in rows], indent=2)
             lines = [f"{'run id':<24} {'recipe':<20} {'status':<12} {'started (UTC)':<20} {'time':>9}  steps ok/total"]
             for r in rows:
                 lines.append(f"{r['id']:<24} {str(r['recipe'])[:20]:<20} {r['status']:<12} {_when(r['started']):<20} "
@@ -338,14 +346,14 @@ def list_runs(workdir: str, *, run_id: str | None = None, limit: int = 20) -> st
         matches = [r for r in rec.runs(10_000) if r["id"].startswith(run_id)]
         if not matches:
             raise UsageError(f"No run '{run_id}' in {db}.")
-        run = matches[0]
+        run = {**(rec.run(matches[0]["id"]) or {}), **matches[0]}
+        steps = rec.steps(run["id"])
+        if as_json:
+            return run_json(run, steps)
         lines = [f"run {run['id']} ({run['recipe']}): {run['status']}, {_dur(run['started'], run['finished'])}"]
         if run.get("error"):
             lines.append(f"  error: {run['error']}")
-        for s in rec.steps(run["id"]):
-            note = f"  ({s['error']})" if s.get("error") else (f"  (from run {s['resumed_from']})" if s.get("resumed_from") else "")
-            lines.append(f"  {s['status']:<10} {s['fqname']:<40} {_dur(s['started'], s['finished']):>9}{note}")
-        return "\n".join(lines)
+        return "\n".join(lines + run_table(steps, run))
     finally:
         rec.close()
 

@@ -7,6 +7,7 @@ interrupted when the run stops early.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 import sqlite3
 import time
@@ -18,6 +19,7 @@ from ..errors import UsageError
 from ..invoke import Result
 from ..invoke.markers import SUMMARY_MARK
 from ..recipe.validate import StepDef
+from .costs import PriceModel
 from .progress import Progress
 from .records import RunRecords
 
@@ -63,8 +65,10 @@ def append_footer(path: str, params: Mapping[str, Any], outputs: Mapping[str, An
 class Recorder:
     """Records of one run (none when ``enabled`` is false), its step reports and step log paths."""
 
-    def __init__(self, workdir: str, run_id: str, progress: Progress, *, enabled: bool = True) -> None:
+    def __init__(self, workdir: str, run_id: str, progress: Progress, *, enabled: bool = True,
+                 prices: PriceModel | None = None) -> None:
         self.workdir = workdir
+        self.prices = prices or PriceModel()
         self.run_id = run_id
         self.progress = progress
         self.enabled = enabled
@@ -80,7 +84,8 @@ class Recorder:
         db = Path(self.workdir, ".radioflow", "runs.db")
         try:
             self.records = RunRecords(db)
-            self.records.start_run(self.run_id, recipe, files, argv, self.workdir)
+            self.records.start_run(self.run_id, recipe, files, argv, self.workdir,
+                                   prices=dataclasses.asdict(self.prices))
         except (OSError, sqlite3.Error) as exc:
             raise UsageError(f"Cannot write run records to {db}: {exc}.") from None
 
@@ -121,11 +126,19 @@ class Recorder:
             self.records.finish_step(record_id, "ok" if ok else "failed", outputs=redacted(outputs),
                                      returncode=res.returncode, error=error, started=res.started,
                                      finished=res.finished, command=command, output=res.log,
-                                     fingerprints=fingerprints if ok else None)
+                                     fingerprints=fingerprints if ok else None, usage=self.accounting(res))
             self._open.discard(record_id)
         for line in res.log.splitlines():  # a cab's progress summaries (radioflow.cabs say()) reach the console
             if line.startswith(SUMMARY_MARK):
                 self.progress.message(f"  {line[len(SUMMARY_MARK):].strip()}")
+
+    def accounting(self, res: Result) -> dict[str, float | None]:
+        """A cab step's record columns from its Result's usage: measured values, GB-s and cost."""
+        usage = res.usage or {}
+        return {"cpu_seconds": usage.get("cpu_seconds"), "peak_memory": usage.get("peak_memory"),
+                "bytes_read": usage.get("bytes_read"), "bytes_written": usage.get("bytes_written"),
+                "invocations": usage.get("invocations", 1.0), "gb_seconds": self.prices.gb_seconds(usage),
+                "cost": self.prices.cost(usage)}
 
     def step_done(self, fqname: str, sdef: StepDef, status: str, seconds: float, params: Mapping[str, Any], *,
                   phash: str = "", outputs: Mapping[str, Any] | None = None, note: str = "",
@@ -133,8 +146,9 @@ class Recorder:
         """A step ended: its row (unless ``recorded`` already), its report and its console line."""
         if self.records is not None and not recorded:
             cab = sdef.cab_name if sdef.cab is not None else f"recipe:{sdef.recipe.name if sdef.recipe else ''}"
+            usage = self.records.usage_under(self.run_id, fqname) if sdef.recipe is not None else None
             self.records.record_step(self.run_id, fqname, cab, status, redacted(params), phash,
-                                     outputs=redacted(outputs or {}),
+                                     outputs=redacted(outputs or {}), usage=usage,
                                      error=note if status == "failed" else None, resumed_from=resumed_from,
                                      started=time.time() - seconds, finished=time.time())
         self.reports.append(StepReport(fqname, status, seconds, note if status == "failed" else None))

@@ -21,18 +21,25 @@ from ..secrets import redact_text
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, recipe TEXT, files TEXT, argv TEXT, workdir TEXT, pid INTEGER,
-    status TEXT, started REAL, finished REAL, error TEXT
+    status TEXT, started REAL, finished REAL, error TEXT, prices TEXT
 );
 CREATE TABLE IF NOT EXISTS steps (
     id INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT, fqname TEXT, cab TEXT, status TEXT,
     params TEXT, params_hash TEXT, outputs TEXT, returncode INTEGER, error TEXT,
-    started REAL, finished REAL, log_path TEXT, resumed_from TEXT, command TEXT, output TEXT
+    started REAL, finished REAL, log_path TEXT, resumed_from TEXT, command TEXT, output TEXT,
+    fingerprints TEXT, cpu_seconds REAL, peak_memory INTEGER, bytes_read INTEGER, bytes_written INTEGER,
+    invocations INTEGER, gb_seconds REAL, cost REAL
 );
 CREATE INDEX IF NOT EXISTS steps_hash ON steps (params_hash, status);
 CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id);
 """
 
 MAX_OUTPUT = 64 * 1024       # step output kept in the database (the log file has all of it)
+
+#: Per-step accounting columns (see radioflow.invoke.usage and .costs), with their SQL types.
+USAGE_COLUMNS = {"cpu_seconds": "REAL", "peak_memory": "INTEGER", "bytes_read": "INTEGER",
+                 "bytes_written": "INTEGER", "invocations": "INTEGER", "gb_seconds": "REAL", "cost": "REAL"}
+_ADDED_COLUMNS = {"command": "TEXT", "output": "TEXT", "fingerprints": "TEXT", **USAGE_COLUMNS}
 
 
 def _json(value: Any) -> str:
@@ -42,6 +49,13 @@ def _json(value: Any) -> str:
 
 def _scrubbed(text: str | None) -> str | None:
     return None if text is None else redact_text(text)
+
+
+def _column(usage: Mapping[str, float | None] | None, column: str) -> float | int | None:
+    value = (usage or {}).get(column)
+    if value is None:
+        return None
+    return int(round(value)) if USAGE_COLUMNS[column] == "INTEGER" else float(value)
 
 
 def new_run_id() -> str:
@@ -68,18 +82,24 @@ class RunRecords:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         have = {row[1] for row in self._db.execute("PRAGMA table_info(steps)")}
-        for column in ("command", "output", "fingerprints"):          # databases written by older versions
+        for column, kind in _ADDED_COLUMNS.items():          # databases written by older versions
             if column not in have:
-                self._db.execute(f"ALTER TABLE steps ADD COLUMN {column} TEXT")
+                self._db.execute(f"ALTER TABLE steps ADD COLUMN {column} {kind}")
+        if "prices" not in {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}:
+            self._db.execute("ALTER TABLE runs ADD COLUMN prices TEXT")
 
     def close(self) -> None:
         self._db.close()
 
     # -- runs -------------------------------------------------------------------------------
-    def start_run(self, run_id: str, recipe: str, files: list[str], argv: list[str], workdir: str) -> None:
+    def start_run(self, run_id: str, recipe: str, files: list[str], argv: list[str], workdir: str,
+                  prices: Mapping[str, Any] | None = None) -> None:
+        """Add a run's row; ``prices`` is the price model its step costs are computed with."""
         self._db.execute(
-            "INSERT INTO runs (id, recipe, files, argv, workdir, pid, status, started) VALUES (?,?,?,?,?,?,?,?)",
-            (run_id, recipe, _json(files), _json(argv), workdir, os.getpid(), "running", time.time()),
+            "INSERT INTO runs (id, recipe, files, argv, workdir, pid, status, started, prices)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, recipe, _json(files), _json(argv), workdir, os.getpid(), "running", time.time(),
+             None if prices is None else json.dumps(dict(prices), sort_keys=True)),
         )
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
@@ -120,16 +140,20 @@ class RunRecords:
                     returncode: int | None = None, error: str | None = None,
                     resumed_from: str | None = None, started: float | None = None,
                     finished: float | None = None, command: str | None = None,
-                    output: str | None = None, fingerprints: Mapping[str, Any] | None = None) -> None:
+                    output: str | None = None, fingerprints: Mapping[str, Any] | None = None,
+                    usage: Mapping[str, float | None] | None = None) -> None:
+        """Close a step row; ``usage`` holds values for :data:`USAGE_COLUMNS` (missing: NULL)."""
         if output is not None and len(output) > MAX_OUTPUT:
             output = "...(truncated)\n" + output[-MAX_OUTPUT:]
         self._db.execute(
             "UPDATE steps SET status=?, outputs=?, returncode=?, error=?, resumed_from=?,"
-            " started=COALESCE(?, started), finished=?, command=?, output=?, fingerprints=? WHERE id=?",
+            " started=COALESCE(?, started), finished=?, command=?, output=?, fingerprints=?, "
+            + ", ".join(f"{c}=?" for c in USAGE_COLUMNS) + " WHERE id=?",
             (status, _json(outputs or {}), returncode, _scrubbed(error), resumed_from,
              started,
              finished if finished is not None else time.time(), _scrubbed(command), _scrubbed(output),
-             None if fingerprints is None else _json(fingerprints), step_id),
+             None if fingerprints is None else _json(fingerprints),
+             *(_column(usage, c) for c in USAGE_COLUMNS), step_id),
         )
 
     def record_step(self, run_id: str, fqname: str, cab: str, status: str, params: Mapping[str, Any],
@@ -154,6 +178,15 @@ class RunRecords:
             "SELECT * FROM steps WHERE fqname=? AND status='ok' ORDER BY finished DESC LIMIT 1",
             (fqname,)).fetchone()
         return None if row is None else _decoded(row)
+
+    def usage_under(self, run_id: str, fqname: str) -> dict[str, float | None]:
+        """Accounting of the cab steps below ``fqname`` in a run (loop iterations included): sums,
+        and the largest peak memory."""
+        prefix = fqname + "."
+        sums = ", ".join(f"{'MAX' if c == 'peak_memory' else 'SUM'}({c})" for c in USAGE_COLUMNS)
+        row = self._db.execute(f"SELECT {sums} FROM steps WHERE run_id=? AND substr(fqname, 1, ?)=?"
+                               " AND cab NOT LIKE 'recipe:%'", (run_id, len(prefix), prefix)).fetchone()
+        return dict(zip(USAGE_COLUMNS, row))
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM steps WHERE run_id=? ORDER BY id", (run_id,)).fetchall()

@@ -24,6 +24,7 @@ from ..recipe.substitute import resolve_value
 from ..recipe.validate import RecipeDef, StepDef, is_dynamic, prepare_outputs, validate_values
 from ..secrets import formula_environment
 from . import resume
+from .costs import PriceModel
 from .engines import Engines, resolve_section
 from .frames import Frame, Overlay, Scopes, check_assertions, step_fqname, step_sections, substituted_cab
 from .logfiles import LogLayout, run_time_info
@@ -98,7 +99,8 @@ class Runner:
         self.files = files or list(doc.files)
         self.engines = Engines(self.options.config, backend, backend_name)
         self.run_id = new_run_id()
-        self.recorder = Recorder(self.workdir, self.run_id, self.progress, enabled=self.options.record)
+        self.recorder = Recorder(self.workdir, self.run_id, self.progress, enabled=self.options.record,
+                                 prices=PriceModel.from_config(self.options.config))
         self.reports: list[StepReport] = self.recorder.reports
         self.config = {
             **copy.deepcopy(self.options.config),
