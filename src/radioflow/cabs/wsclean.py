@@ -94,6 +94,20 @@ def _stage_in(ms: str, staging: Path) -> tuple[str, bool]:
     return str(local), True
 
 
+def _distinct_names(paths: list[str], staging: Path) -> list[str]:
+    """``paths`` with every repeated MS name (``a/obs.ms``, ``b/obs.ms``) linked under a distinct
+    name: WSClean names its reordered temporaries after the MS name, so equal names collide."""
+    names = [Path(p.rstrip("/")).name for p in paths]
+    out = []
+    for i, (path, name) in enumerate(zip(paths, names)):
+        if names.count(name) > 1:
+            link = staging / f"{i:03d}-{name}"
+            link.symlink_to(Path(path).resolve(), target_is_directory=True)
+            path = str(link)
+        out.append(path)
+    return out
+
+
 def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], scale: str | float,
             **options: Any) -> dict[str, Any]:
     """Image ``ms`` (one or several datasets, jointly) with WSClean; FITS products go to ``prefix``.
@@ -111,6 +125,7 @@ def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], sca
     with cab_files() as files, tempfile.TemporaryDirectory(prefix="radioflow-wsclean-") as tmp:
         staging = Path(tmp)
         local_ms, copied = zip(*(_stage_in(d, staging) for d in datasets))
+        local_ms = _distinct_names(list(local_ms), staging)
         opts = dict(options, size=size, scale=scale)
         if any(copied) and not (opts.get("update_model_required") or opts.get("no_update_model_required")):
             opts["no_update_model_required"] = True          # a staged copy's MODEL_DATA is thrown away
