@@ -124,8 +124,8 @@ def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], sca
     binary = executable()
     with cab_files() as files, tempfile.TemporaryDirectory(prefix="radioflow-wsclean-") as tmp:
         staging = Path(tmp)
-        local_ms, copied = zip(*(_stage_in(d, staging) for d in datasets))
-        local_ms = _distinct_names(list(local_ms), staging)
+        staged, copied = zip(*(_stage_in(d, staging) for d in datasets))
+        local_ms = _distinct_names(list(staged), staging)
         opts = dict(options, size=size, scale=scale)
         if any(copied) and not (opts.get("update_model_required") or opts.get("no_update_model_required")):
             opts["no_update_model_required"] = True          # a staged copy's MODEL_DATA is thrown away
