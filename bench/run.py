@@ -26,6 +26,8 @@ BENCHES = [
     ("Datalake ingestion (issue 11)", "lake_bench.py", [], "lake.md"),
     ("Web console runs page (issue 16)", "console_bench.py", [], "console.md"),
     ("Pre-processing: built-in vs DP3 (issue 12)", "preprocess_bench.py", [], "preprocess.md"),
+    ("Serverless pipeline: built-in vs DP3 + WSClean, Lithops overhead (issue 12)", "pipeline_bench.py", [],
+     "pipeline.md"),
 ]
 
 

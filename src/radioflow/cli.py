@@ -22,6 +22,7 @@ def build_app() -> typer.Typer:
         estimate_cmds,
         k8s_cmds,
         lake_cmds,
+        lithops_cmds,
         recipe_cmds,
         report_cmds,
         science_cmds,
@@ -47,6 +48,7 @@ def build_app() -> typer.Typer:
     sdp_cmds.register(root)
     telescope_cmds.register(root)
     lake_cmds.register(root)
+    lithops_cmds.register(root)
     estimate_cmds.register(root)
     report_cmds.register(root)
     vis_cmds.register(vis)

@@ -15,7 +15,8 @@ def sim(tmp_path_factory):
     (tmp / "field.csv").write_text(FIELD)
     (tmp / "ateam.csv").write_text(ATEAM)
     (tmp / "all.csv").write_text(FIELD + ATEAM.splitlines()[1] + "\n")
-    for name, sky, noise in (("obs.ms", "all.csv", NOISE), ("clean.ms", "field.csv", 0.0)):
+    for name, sky, noise in (("obs.ms", "all.csv", NOISE), ("clean.ms", "field.csv", 0.0),
+                             ("field.ms", "field.csv", NOISE)):
         args = ["simulate", "-o", name, "--rmax", "100", "--nchan", "32", "--ntimes", "40", "--sky", sky]
         if noise:
             args += ["--noise-sigma", str(noise)]

@@ -125,25 +125,32 @@ def clean_dataset(
     cleaned components as the mask, then continue inside it down to the normal thresholds
     (``clean_options['auto_threshold']`` / ``threshold``) with the remaining iterations.
     """
-    from .deconvolve import clean
-
     uvw, freq, vis, w = _weighted_stokes_i(ds, column, npix_x, npix_y, cell, weighting, robust,
                                            rank_filter_level, rank_filter_size, False)
     grid: dict[str, Any] = dict(epsilon=epsilon, nthreads=nthreads)
     dirty = vis_to_image(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **grid)
-    if auto_mask is not None:
-        first_opts = dict(clean_options, auto_threshold=auto_mask)
-        first = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **first_opts, **grid)
-        remaining = int(clean_options.get("niter", 1000)) - first.niter
-        final_auto = clean_options.get("auto_threshold")
-        if remaining > 0 and (final_auto is None or final_auto < auto_mask):
-            second_opts = dict(clean_options, niter=remaining, mask=first.model != 0, start_model=first.model)
-            result = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **second_opts, **grid)
-            result.niter += first.niter
-            result.nmajor += first.nmajor
-        else:
-            result = first
-    else:
-        result = clean(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **clean_options, **grid)
+    result = clean_auto_masked(uvw, freq, vis, w, npix_x, npix_y, cell, cell, auto_mask, **clean_options, **grid)
     centre, bandwidth, ra, dec = band_and_centre(ds)
     return CleanProducts(dirty=dirty, result=result, ra=ra, dec=dec, cell=cell, freq=centre, bandwidth=bandwidth)
+
+
+def clean_auto_masked(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray, npix_x: int, npix_y: int,
+                      cell_x: float, cell_y: float, auto_mask: float | None, **options: Any) -> CleanResult:
+    """:func:`~radioflow.science.deconvolve.clean` with WSClean's ``-auto-mask``: CLEAN first down to
+    ``auto_mask`` sigmas, take the cleaned components as the mask, then continue inside it down to
+    the normal thresholds (``auto_threshold`` / ``threshold``) with the remaining iterations.
+    Without ``auto_mask`` (None or 0) it is a plain CLEAN."""
+    from .deconvolve import clean
+
+    if not auto_mask:
+        return clean(uvw, freq, vis, wgt, npix_x, npix_y, cell_x, cell_y, **options)
+    first = clean(uvw, freq, vis, wgt, npix_x, npix_y, cell_x, cell_y, **dict(options, auto_threshold=auto_mask))
+    remaining = int(options.get("niter", 1000)) - first.niter
+    final_auto = options.get("auto_threshold")
+    if remaining <= 0 or (final_auto is not None and final_auto >= auto_mask):
+        return first
+    result = clean(uvw, freq, vis, wgt, npix_x, npix_y, cell_x, cell_y,
+                   **dict(options, niter=remaining, mask=first.model != 0, start_model=first.model))
+    result.niter += first.niter
+    result.nmajor += first.nmajor
+    return result
