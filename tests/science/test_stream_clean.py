@@ -45,10 +45,12 @@ def sim(tmp_path_factory):
     return str(write_ms(ds, tmp / "sim.ms")), tmp
 
 
-def _streamed(url: str, **kw):
-    source = TimeChunks.plan(url, max_bytes=1)  # one storage chunk at a time
-    assert len(source) > 1
-    lazy = source.lazy()
+def _streamed(url: str, steps: int = 4, **kw):
+    """CLEAN streamed over chunks of ``steps`` time steps (of the 12)."""
+    lazy = TimeChunks.plan(url).lazy()
+    per_step = lazy["VISIBILITY"][0].size * 13 + lazy.sizes["baseline"] * 24
+    source = TimeChunks.plan(url, max_bytes=steps * per_step)
+    assert len(source) == -(-12 // steps)
     freq = lazy["frequency"].values
     return stream_clean(source, SPEC, nchan=freq.size, freq=freq, **kw)
 
@@ -66,6 +68,7 @@ def _in_memory(ms: str, **kw):
     return clean_dataset(read_ms(ms), npix_x=NPIX, npix_y=NPIX, cell=CELL, **kw).cube
 
 
+@pytest.mark.slow
 def test_streamed_clean_ms_equals_in_memory(sim):
     ms, _ = sim
     ref = _in_memory(ms, **OPTIONS)
@@ -76,15 +79,17 @@ def test_streamed_clean_ms_equals_in_memory(sim):
     assert np.all(np.abs(flux - FLUX) < 0.1 * FLUX + 0.05)
 
 
+@pytest.mark.slow
 def test_streamed_clean_zarr_equals_in_memory_with_briggs_and_auto_mask(sim):
     ms, tmp = sim
     zarr = write_dataset(read_ms(ms), str(tmp / "sim.zarr"), chunks={"time": 3}, overwrite=True)
     opts = dict(OPTIONS, auto_threshold=1.0)
     ref = _in_memory(ms, weighting="briggs", robust=0.5, auto_mask=4.0, **opts)
-    out = _streamed(zarr, weighting="briggs", robust=0.5, auto_mask=4.0, **opts)
+    out = _streamed(zarr, steps=3, weighting="briggs", robust=0.5, auto_mask=4.0, **opts)
     _assert_same(out, ref)
 
 
+@pytest.mark.slow
 def test_streamed_joined_channels_equal_in_memory_and_follow_the_spectrum(sim):
     ms, _ = sim
     ref = _in_memory(ms, channels_out=3, **OPTIONS)
@@ -101,6 +106,7 @@ def test_streamed_joined_channels_equal_in_memory_and_follow_the_spectrum(sim):
     np.testing.assert_allclose(out.mfs.model, np.tensordot(w, out.model, axes=1), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_fit_spectral_pol_makes_component_spectra_smooth(sim):
     ms, _ = sim
     out = _streamed(ms, channels_out=6, join_channels=True, spectral_terms=2, **OPTIONS)

@@ -133,7 +133,7 @@ def clean_dataset(
     weighted over the whole band); the streamed equivalent is
     :func:`radioflow.science.stream_clean.stream_clean`.
     """
-    from .major_cycle import ArrayImager
+    from .major_cycle import ArrayImager, mfs_combine
     from .stream_clean import channel_groups, clean_auto_mask
 
     uvw, freq, vis, w = _weighted_stokes_i(ds, column, npix_x, npix_y, cell, weighting, robust,
@@ -144,6 +144,5 @@ def clean_dataset(
     centres = np.array([0.5 * (freq[lo] + freq[hi - 1]) for lo, hi in groups])
     cube = clean_auto_mask(imager, cell, auto_mask, freqs=centres, spectral_terms=spectral_terms, **clean_options)
     centre, bandwidth, ra, dec = band_and_centre(ds)
-    return CleanProducts(dirty=cube.dirty[0] if channels_out == 1 else np.tensordot(cube.weights / cube.weights.sum(),
-                                                                                   cube.dirty, axes=1),
-                         result=cube.mfs, ra=ra, dec=dec, cell=cell, freq=centre, bandwidth=bandwidth, cube=cube)
+    return CleanProducts(dirty=mfs_combine(cube.dirty, cube.weights), result=cube.mfs, ra=ra, dec=dec, cell=cell,
+                         freq=centre, bandwidth=bandwidth, cube=cube)
