@@ -10,7 +10,7 @@ Simulates an SKA-Low observation (``ska-low-model`` layout cut at ``--rmax``, ho
   major cycles stream over time chunks of the MS, nothing holds the whole column;
 * with ``--in-memory`` also radioflow's in-memory path (read the MS, :func:`clean`, write FITS).
 
-Each runs as its own process; wall time and peak resident memory (``wait4``'s ``ru_maxrss``) are
+Each runs as its own process; wall time and peak resident memory (the child's ``VmHWM``) are
 measured in the same run, so the ratios compare like with like. It checks both recover the
 source fluxes (model summed in a 5×5 box) to 1 % of each other and prints one markdown table row
 (``--header`` adds the table header); the table, that row and a note on the set-up are written to
@@ -69,20 +69,38 @@ def box_flux(model: np.ndarray, pix: np.ndarray, half: int = 2) -> np.ndarray:
     return np.array([model[y - half:y + half + 1, x - half:x + half + 1].sum() for x, y in pix])
 
 
+def _hwm_mib(pid: int) -> float:
+    """The process's peak resident memory so far (``VmHWM``; 0 once it has gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """Run ``cmd`` (radioflow from this tree); its wall time (s) and peak resident memory (MiB) from ``wait4``."""
+    """Run ``cmd`` (radioflow from this tree); its wall time (s) and peak resident memory (MiB).
+
+    The peak is the child's own ``VmHWM``, polled until it exits (``wait4``'s ``ru_maxrss`` would
+    carry over this process's size from the fork: it survives ``execve``).
+    """
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE.parent / "src"),
                                                                      os.environ.get("PYTHONPATH")])))
     log = cwd / f"{Path(cmd[0]).name}-{len(list(cwd.glob('*.log')))}.log"
+    peak = 0.0
     with open(log, "wb") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=cwd, stdout=err, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while proc.poll() is None:
+            peak = max(peak, _hwm_mib(proc.pid))
+            time.sleep(0.05)
         elapsed = time.perf_counter() - t0
-    code = os.waitstatus_to_exitcode(status)
-    if code:
-        raise SystemExit(f"clean_bench: {cmd[0]} failed ({code}): {log.read_text()[-1500:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    if proc.returncode:
+        raise SystemExit(f"clean_bench: {cmd[0]} failed ({proc.returncode}): {log.read_text()[-1500:]}")
+    return elapsed, peak
 
 
 def run_wsclean(ms: Path, out: Path, args: argparse.Namespace) -> tuple[float, float, dict]:
@@ -185,7 +203,7 @@ def main() -> None:
     load = max(load, os.getloadavg()[0])
     note = (f"\nSame MS ({args.rmax:g} m cut of ska-low-model, {args.ntimes} times, {args.nchan} channels, "
             f"{args.nsrc} sources, noise {args.noise:g} Jy), {args.threads} threads each, each a separate process: "
-            f"wall time end to end (read MS, clean, write FITS) and peak resident memory (wait4 ru_maxrss); flux = "
+            f"wall time end to end (read MS, clean, write FITS) and peak resident memory (the process's VmHWM); flux = "
             f"model summed in 5×5 pixels about each source. Streamed: `radioflow image -niter` (major cycles over "
             f"time chunks of ≤ 128 MiB, Stokes I kept in a scratch directory like WSClean's reordering). "
             f"Load average during the run: up to {load:.1f} on {os.cpu_count()} cores. "
