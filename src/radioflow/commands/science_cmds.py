@@ -97,12 +97,12 @@ def simulate(
 
 
 def image(ctx: typer.Context) -> None:
-    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter)."""
+    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter), streamed over chunks; -channels-out N [-join-channels [-fit-spectral-pol T]] for N output channels and the MFS image."""
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
     _check_image_memory(args)
-    if args.niter > 0:
+    if args.niter > 0 or args.channels_out > 1:
         paths = make_clean_image(args)
     elif args.backend == "dask" or _needs_streaming(args):
         paths = make_streamed_image(args)
@@ -235,32 +235,87 @@ def make_streamed_image(args) -> list[Path]:
     return written
 
 
+#: Bytes of visibilities a streamed CLEAN loads at once (capped by the -abs-mem budget / 8).
+CLEAN_CHUNK_BYTES = 128 * 2**20
+
+
 def make_clean_image(args) -> list[Path]:
-    """``radioflow image -niter N``: WSClean's products NAME-dirty/-psf/-model/-residual/-image.fits."""
-    from ..science.fits import write_fits_image, write_png_preview
-    from ..science.image_dataset import clean_dataset
+    """``radioflow image -niter N`` / ``-channels-out N``: CLEAN streamed over chunks of the dataset
+    (bounded memory; on Dask with -b dask) and WSClean's products NAME[-0000|-MFS]-dirty/-psf/-model/
+    -residual/-image.fits."""
+    from ..science.stream_clean import stream_clean
+    from ..science.streaming import GridSpec
+    from ..vis.chunks import TimeChunks
 
     nx, ny = args.size
-    ds = _load_for_imaging(args.dataset, args.data_column)
-    prod = clean_dataset(ds, npix_x=nx, npix_y=ny, cell=args.scale, weighting=args.weight, robust=args.robust,
-                         column=args.data_column, epsilon=args.epsilon, nthreads=args.threads,
-                         rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size,
-                         auto_mask=args.auto_mask, **args.clean_options())
-    res = prod.result
-    hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} niter={args.niter}",
-            f"{res.niter} components in {res.nmajor} major cycles ({res.stop_reason})"]
-    images = {"dirty": (prod.dirty, "JY/BEAM", None), "psf": (res.psf, "JY/BEAM", res.beam),
-              "model": (res.model, "JY/PIXEL", res.beam), "residual": (res.residual, "JY/BEAM", res.beam),
-              "image": (res.restored, "JY/BEAM", res.beam)}
+    source = TimeChunks.plan(args.dataset, column=args.data_column,
+                             max_bytes=min(CLEAN_CHUNK_BYTES, _memory_budget(args) // 8))
+    lazy = source.lazy()
+    freq = lazy["frequency"].values
+    spec = GridSpec(npix_x=nx, npix_y=ny, cell=args.scale, column=args.data_column, epsilon=args.epsilon,
+                    nthreads=args.threads)
+    backend = None
+    if args.backend == "dask":
+        from ..backends import get_backend
+        from ..config import load_config
+
+        backend = get_backend("dask", load_config())
+    try:
+        client = getattr(backend, "client", None)
+        with _console().status(f"Cleaning over {len(source)} chunks" + (" on Dask" if client else "")):
+            cube = stream_clean(source, spec, nchan=freq.size, freq=freq, channels_out=args.channels_out,
+                                join_channels=args.join_channels, weighting=args.weight, robust=args.robust,
+                                rank_filter_level=args.rank_filter_level, rank_filter_size=args.rank_filter_size,
+                                auto_mask=args.auto_mask, spectral_terms=args.fit_spectral_pol, client=client,
+                                temp_dir=args.temp_dir, **args.clean_options())
+    finally:
+        if backend is not None:
+            backend.close()
+    written = _write_clean_products(args, cube, lazy, freq)
+    if args.niter > 0:
+        _console().print(f"CLEAN: {cube.niter} components in {cube.nmajor} major cycles ({cube.stop_reason}).")
+    return written
+
+
+def _write_clean_products(args, cube, lazy, freq) -> list[Path]:
+    """One set of WSClean's files per output channel group, then the MFS set (or just one set)."""
+    import numpy as np
+
+    from ..science.fits import write_fits_image, write_png_preview
+    from ..science.image_dataset import band_and_centre
+    from ..science.major_cycle import mfs_combine
+    from ..science.stream_clean import channel_groups, group_frequencies
+
+    nx, ny = args.size
+    centre, bandwidth, ra, dec = band_and_centre(lazy)
+    width = lazy["CHANNEL_WIDTH"].values if "CHANNEL_WIDTH" in lazy else np.zeros(freq.size)
+    hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} niter={args.niter} "
+            f"channels-out={args.channels_out}", f"{cube.niter} components in {cube.nmajor} major cycles "
+            f"({cube.stop_reason})"]
+    kinds = ("dirty", "psf", "model", "residual", "image") if args.niter > 0 else ("dirty", "psf")
+    units = {"model": "JY/PIXEL"}
+    sets = []
+    if args.channels_out > 1:
+        bands = group_frequencies(freq, width, channel_groups(freq.size, args.channels_out))
+        for g, (f, bw) in enumerate(bands):
+            images = dict(dirty=cube.dirty[g], psf=cube.psf[g], model=cube.model[g], residual=cube.residual[g],
+                          image=cube.restored[g])
+            sets.append((f"{args.name}-{g:04d}", images, cube.beams[g], f, bw, float(cube.weights[g])))
+    m = cube.mfs
+    images = dict(dirty=mfs_combine(cube.dirty, cube.weights), psf=m.psf, model=m.model, residual=m.residual,
+                  image=m.restored)
+    prefix = f"{args.name}-MFS" if args.channels_out > 1 else args.name
+    sets.append((prefix, images, m.beam, centre, bandwidth, float(cube.weights.sum())))
     written: list[Path] = []
-    for kind, (data, unit, beam) in images.items():
-        path = write_fits_image(f"{args.name}-{kind}.fits", data, ra=prod.ra, dec=prod.dec, cell_x=prod.cell,
-                                cell_y=prod.cell, freq=prod.freq, bandwidth=prod.bandwidth, bunit=unit, beam=beam,
-                                history=hist)
-        written.append(path)
-        if not args.no_png and kind in ("image", "residual"):
-            written.append(write_png_preview(path))
-    _console().print(f"CLEAN: {res.niter} components in {res.nmajor} major cycles ({res.stop_reason}).")
+    for prefix, images, beam, f, bw, weight in sets:
+        extra = {"WSCIMGWG": weight, "WSCMINOR": cube.niter, "WSCMAJOR": cube.nmajor}
+        for kind in kinds:
+            path = write_fits_image(f"{prefix}-{kind}.fits", images[kind], ra=ra, dec=dec, cell_x=args.scale,
+                                    cell_y=args.scale, freq=f, bandwidth=bw, bunit=units.get(kind, "JY/BEAM"),
+                                    beam=None if kind == "dirty" else beam, history=hist, extra=extra)
+            written.append(path)
+            if not args.no_png and kind in ("image", "residual") and prefix == sets[-1][0]:
+                written.append(write_png_preview(path))
     return written
 
 

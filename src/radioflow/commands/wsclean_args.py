@@ -56,6 +56,10 @@ class ImageArgs:
     multiscale_scale_bias: float = 0.6
     nmiter: int = 20
     abs_mem: float | None = None
+    channels_out: int = 1
+    join_channels: bool = False
+    fit_spectral_pol: int = 0
+    temp_dir: str | None = None
     backend: str = "local"
     extra: list[str] = field(default_factory=list)
 
@@ -93,12 +97,13 @@ _CLEAN_NUMBERS = {
     "niter": ("niter", _int), "gain": ("gain", _float), "mgain": ("mgain", _float),
     "threshold": ("threshold", _nonneg_float), "auto-threshold": ("auto_threshold", _nonneg_float),
     "auto-mask": ("auto_mask", _nonneg_float), "multiscale-scale-bias": ("multiscale_scale_bias", _float),
-    "nmiter": ("nmiter", _int), "abs-mem": ("abs_mem", _nonneg_float),
+    "nmiter": ("nmiter", _int), "abs-mem": ("abs_mem", _nonneg_float), "channels-out": ("channels_out", _int),
+    "fit-spectral-pol": ("fit_spectral_pol", _int),
 }
 #: WSClean options that are recognised but not built yet: a clear error, never silently ignored.
 _UNSUPPORTED = {
-    "channels-out": "one image of the whole band", "join-channels": "one image of the whole band",
-    "taper-gaussian": "no uv taper", "fit-spectral-pol": "one image of the whole band",
+    "taper-gaussian": "no uv taper",
+    "update-model-required": "radioflow image never writes MODEL_DATA; predict it with the predict step",
 }
 
 
@@ -111,6 +116,15 @@ def _check_clean(args: ImageArgs) -> None:
         raise UsageError(f"-mgain must be in (0, 1], got {args.mgain}.")
     if args.nmiter < 1:
         raise UsageError(f"-nmiter must be at least 1, got {args.nmiter}.")
+    if args.channels_out < 1:
+        raise UsageError(f"-channels-out must be at least 1, got {args.channels_out}.")
+    if args.fit_spectral_pol < 0:
+        raise UsageError(f"-fit-spectral-pol must be >= 0 terms, got {args.fit_spectral_pol}.")
+    if args.fit_spectral_pol and not args.join_channels:
+        raise UsageError("-fit-spectral-pol fits joined components: it needs -join-channels.")
+    if args.multiscale and args.join_channels and args.channels_out > 1:
+        raise UsageError("-multiscale with -join-channels over several -channels-out is not supported yet: "
+                         "drop -multiscale (Hogbom CLEAN) or -join-channels.")
     if args.auto_mask is not None and args.auto_threshold is not None and args.auto_mask < args.auto_threshold:
         raise UsageError(f"-auto-mask ({args.auto_mask}) must not be below -auto-threshold ({args.auto_threshold}).")
 
@@ -170,6 +184,12 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
         elif opt in _CLEAN_NUMBERS:
             name, kind = _CLEAN_NUMBERS[opt]
             setattr(args, name, kind(take(tok), tok))
+        elif opt == "join-channels":
+            args.join_channels = True
+        elif opt == "no-update-model-required":
+            pass  # radioflow image never writes MODEL_DATA (WSClean's -no-update-model-required behaviour)
+        elif opt == "temp-dir":
+            args.temp_dir = take(tok)
         elif opt == "multiscale":
             args.multiscale = True
         elif opt == "multiscale-scales":
@@ -191,7 +211,8 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
                 "--weight natural|uniform|briggs R, --weighting-rank-filter LEVEL, --weighting-rank-filter-size N, "
                 "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf, -niter N, -gain G, "
                 "-mgain G, -threshold JY, -auto-threshold S, -auto-mask S, -multiscale, -multiscale-scales LIST, "
-                "-multiscale-scale-bias B, -nmiter N, -pol I, -abs-mem GB, -b local|dask)."
+                "-multiscale-scale-bias B, -nmiter N, -channels-out N, -join-channels, -fit-spectral-pol T, -temp-dir DIR, "
+                "-no-update-model-required, -pol I, -abs-mem GB, -b local|dask)."
             )
         i += 1
     if len(positional) != 1:

@@ -413,20 +413,8 @@ def clean(
     self-calibration cycle's: it is subtracted first and the returned model includes it.
     ``fthreshold`` is relative to the peak of the first residual image.
     """
-    from .beam import fit_restoring_beam, restore
-    from .imaging import psf_image, vis_to_image
-    from .quality import mad_sigma
+    from .major_cycle import ArrayImager, cotton_schwab
 
-    if algorithm not in ("hogbom", "multiscale"):
-        raise UsageError(f"Unknown CLEAN algorithm '{algorithm}': use 'hogbom' or 'multiscale'.")
-    if not 0 < mgain <= 1:
-        raise UsageError(f"CLEAN mgain must be in (0, 1]; got {mgain}.")
-    if nmajor < 1:
-        raise UsageError(f"CLEAN nmajor must be at least 1; got {nmajor}.")
-    for name, value in (("fthreshold", fthreshold), ("auto_threshold", auto_threshold)):
-        if value is not None and value < 0:
-            raise UsageError(f"CLEAN {name} must be >= 0 (or unset); got {value}.")
-    _check_params(gain, niter, threshold)
     vis = np.asarray(vis)
     wgt = np.asarray(wgt)
     if vis.shape != wgt.shape or vis.ndim != 2 or np.shape(uvw) != (vis.shape[0], 3) or vis.shape[1] != np.size(freq):
@@ -436,79 +424,15 @@ def clean(
     if not good.all():
         vis = np.where(good, vis, 0)
         wgt = np.where(good, wgt, 0)
-    grid: dict[str, Any] = dict(npix_x=npix_x, npix_y=npix_y, cell_x=cell_x, cell_y=cell_y, epsilon=epsilon, nthreads=nthreads)
-    psf = psf_image(uvw, freq, wgt, **grid)
-    beam = fit_restoring_beam(psf, cell_x, cell_y, method=beam_fit)
-    if psf_cutoff is None:
-        psf_cutoff = 0.5 * (1.0 - mgain)
-    if algorithm == "multiscale" and scales is None:
-        scales = auto_scales(beam[1] / max(cell_x, cell_y), min(npix_x, npix_y))
-    if start_model is None:
-        model = np.zeros((npix_y, npix_x))
-        residual = vis_to_image(uvw, freq, vis, wgt, **grid)
-    else:
-        model = np.array(start_model, dtype=np.float64)
-        if model.shape != (npix_y, npix_x):
-            raise UsageError(f"The start model has shape {model.shape}; the image is {(npix_y, npix_x)} [y, x].")
-        residual = _residual_image(vis, model, uvw, freq, wgt, grid)
-    allowed = np.ones(residual.shape, bool) if mask is None else np.asarray(mask, bool)
-    if allowed.shape != residual.shape:
-        raise UsageError(f"The clean mask has shape {allowed.shape}; the image is {residual.shape} [y, x].")
-    first_peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
-    stop_floor = max(threshold, (fthreshold or 0.0) * first_peak)
-    stats: list[dict] = []
-    total = 0
-    reason = "nmajor"
-    final = False
-    for major in range(nmajor + 1):
-        peak = float(np.abs(residual[allowed]).max()) if allowed.any() else 0.0
-        sigma = mad_sigma(residual)
-        stop = max(stop_floor, (auto_threshold or 0.0) * sigma)
-        entry = {"major": major, "peak": peak, "rms": float(np.sqrt(np.mean(residual**2))), "sigma": sigma,
-                 "stop_threshold": stop, "total_niter": total}
-        stats.append(entry)
-        if final:
-            break
-        if peak <= stop:
-            reason = "threshold"
-            break
-        if total >= niter:
-            reason = "niter"
-            break
-        if major == nmajor:
-            break
-        minor_threshold = max(stop, (1.0 - mgain) * peak)
-        kwargs: dict[str, Any] = dict(gain=gain, niter=niter - total, threshold=minor_threshold, mask=mask, psf_cutoff=psf_cutoff)
-        if algorithm == "hogbom":
-            delta, _, minor = hogbom(residual, psf, **kwargs)
-        else:
-            delta, _, minor = multiscale(residual, psf, scales=scales or (), scale_bias=scale_bias, **kwargs)
-        entry.update(niter=minor["niter"], minor_threshold=minor_threshold, minor_end_peak=minor["peak"])
-        if minor["niter"] == 0:
-            reason = "stalled"
-            break
-        total += minor["niter"]
-        model += delta
-        residual = _residual_image(vis, model, uvw, freq, wgt, grid)
-        # Like WSClean: a minor cycle that reached the stopping threshold (not just the mgain
-        # level) or used up niter is the last; the major cycle above gives the final residual.
-        if minor_threshold <= stop or total >= niter:
-            final = True
-            reason = "threshold" if minor_threshold <= stop else "niter"
-    restored = restore(model, residual, beam, cell_x, cell_y)
-    nmaj = sum(1 for s in stats if "niter" in s)
-    return CleanResult(model=model, residual=residual, psf=psf, beam=beam, restored=restored, stats=stats,
-                       niter=total, nmajor=nmaj, stop_reason=reason)
-
-
-def _residual_image(vis: np.ndarray, model: np.ndarray, uvw: np.ndarray, freq: np.ndarray, wgt: np.ndarray,
-                    grid: dict) -> np.ndarray:
-    """Image of ``vis − predict(model)``: the Cotton–Schwab major cycle."""
-    from .imaging import image_to_vis, vis_to_image
-
-    resid_vis = image_to_vis(model, uvw, freq, **grid)
-    np.subtract(vis, resid_vis, out=resid_vis)
-    return vis_to_image(uvw, freq, resid_vis, wgt, **grid)
+    if start_model is not None and np.shape(start_model) != (npix_y, npix_x):
+        raise UsageError(f"The start model has shape {np.shape(start_model)}; the image is {(npix_y, npix_x)} [y, x].")
+    imager = ArrayImager(uvw, np.asarray(freq, np.float64), vis, wgt, npix_x, npix_y, cell_x, cell_y,
+                         epsilon=epsilon, nthreads=nthreads)
+    cube = cotton_schwab(imager, cell_x, cell_y, algorithm=algorithm, scales=scales, scale_bias=scale_bias,
+                         niter=niter, gain=gain, mgain=mgain, threshold=threshold, fthreshold=fthreshold,
+                         auto_threshold=auto_threshold, nmajor=nmajor, mask=mask, psf_cutoff=psf_cutoff,
+                         beam_fit=beam_fit, start_model=None if start_model is None else np.asarray(start_model)[None])
+    return cube.channel(0)
 
 
 def write_clean_images(result: CleanResult, prefix: str, *, ra: float, dec: float, cell_x: float,

@@ -12,6 +12,7 @@ from .imaging import imaging_weights, psf_image, stokes_i, uvw_rows, vis_to_imag
 
 if TYPE_CHECKING:
     from .deconvolve import CleanResult
+    from .major_cycle import CubeClean
 
 PSF_EPSILON = 1e-4
 
@@ -92,7 +93,8 @@ def dirty_and_psf(
 
 @dataclass
 class CleanProducts:
-    """What ``radioflow image -niter N`` writes: WSClean's dirty, PSF, model, residual and image."""
+    """What ``radioflow image -niter N`` writes: WSClean's dirty, PSF, model, residual and image
+    (``cube`` has one plane per output channel group; ``result`` is the MFS / single image)."""
 
     dirty: np.ndarray
     result: CleanResult
@@ -101,6 +103,7 @@ class CleanProducts:
     cell: float
     freq: float
     bandwidth: float
+    cube: CubeClean | None = None
 
 
 def clean_dataset(
@@ -117,21 +120,32 @@ def clean_dataset(
     rank_filter_level: float = 3.0,
     rank_filter_size: int = 16,
     auto_mask: float | None = None,
+    channels_out: int = 1,
+    spectral_terms: int = 0,
     **clean_options: Any,
 ) -> CleanProducts:
-    """Dirty image, then Cotton–Schwab CLEAN of ``ds`` with WSClean's options.
+    """Dirty image, then Cotton–Schwab CLEAN of ``ds`` held in memory, with WSClean's options.
 
     ``auto_mask`` is WSClean's ``-auto-mask``: CLEAN first down to that many sigma, take the
     cleaned components as the mask, then continue inside it down to the normal thresholds
     (``clean_options['auto_threshold']`` / ``threshold``) with the remaining iterations.
+    ``channels_out`` > 1 splits the band into groups deconvolved jointly (``-join-channels``,
+    weighted over the whole band); the streamed equivalent is
+    :func:`radioflow.science.stream_clean.stream_clean`.
     """
+    from .major_cycle import ArrayImager, mfs_combine
+    from .stream_clean import channel_groups, clean_auto_mask
+
     uvw, freq, vis, w = _weighted_stokes_i(ds, column, npix_x, npix_y, cell, weighting, robust,
                                            rank_filter_level, rank_filter_size, False)
-    grid: dict[str, Any] = dict(epsilon=epsilon, nthreads=nthreads)
-    dirty = vis_to_image(uvw, freq, vis, w, npix_x, npix_y, cell, cell, **grid)
-    result = clean_auto_masked(uvw, freq, vis, w, npix_x, npix_y, cell, cell, auto_mask, **clean_options, **grid)
+    groups = channel_groups(np.size(freq), channels_out)
+    imager = ArrayImager(uvw, np.asarray(freq, np.float64), vis, w, npix_x, npix_y, cell, cell, groups=groups,
+                         epsilon=epsilon, nthreads=nthreads)
+    centres = np.array([0.5 * (freq[lo] + freq[hi - 1]) for lo, hi in groups])
+    cube = clean_auto_mask(imager, cell, auto_mask, freqs=centres, spectral_terms=spectral_terms, **clean_options)
     centre, bandwidth, ra, dec = band_and_centre(ds)
-    return CleanProducts(dirty=dirty, result=result, ra=ra, dec=dec, cell=cell, freq=centre, bandwidth=bandwidth)
+    return CleanProducts(dirty=mfs_combine(cube.dirty, cube.weights), result=cube.mfs, ra=ra, dec=dec, cell=cell,
+                         freq=centre, bandwidth=bandwidth, cube=cube)
 
 
 def clean_auto_masked(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, wgt: np.ndarray, npix_x: int, npix_y: int,

@@ -131,11 +131,11 @@ def stream_dirty_image(
         raise ValueError("the dataset has no chunks to image")
     factor = None
     if weighting != "natural":
-        density = _run(chunk_density, n, client, "density", progress, source=source, spec=spec)
+        density = map_chunks(chunk_density, n, client, "density", progress, source=source, spec=spec)
         factor = weight_factors(cast(np.ndarray, density), weighting, robust, rank_filter_level, rank_filter_size)
     if client is not None and factor is not None:
         factor = client.scatter(factor, broadcast=True)  # one copy per worker, not one per task
-    dirty, psf, sum_w = _run(chunk_image, n, client, "grid", progress, source=source, spec=spec, factor=factor,
+    dirty, psf, sum_w = map_chunks(chunk_image, n, client, "grid", progress, source=source, spec=spec, factor=factor,
                              make_psf=make_psf)
     if not sum_w > 0:
         raise ValueError("every visibility is flagged or has zero weight: nothing to image")
@@ -143,7 +143,7 @@ def stream_dirty_image(
                          chunks=n)
 
 
-def _run(task: Callable[..., Any], n: int, client: Any, name: str,
+def map_chunks(task: Callable[..., Any], n: int, client: Any, name: str,
          progress: Callable[[str, int, int], None] | None, **kwargs: Any) -> Any:
     """Map ``task(i, **kwargs)`` over the chunk indices and sum the results (in a tree on Dask)."""
     if client is None:
