@@ -191,7 +191,7 @@ def make_dirty_image(args) -> list[Path]:
         if backend is not None:
             backend.close()
     hist = [f"radioflow image {args.dataset} size={nx}x{ny} weight={args.weight} "
-            f"weight-combination={args.weight_combination} in {img.chunks} chunk(s)"]
+            f"weight-combination={args.weight_combination} streamed in {img.chunks} chunks"]
     written: list[Path] = []
     for kind, data in (("dirty", img.dirty), ("psf", img.psf)):
         if data is None:
