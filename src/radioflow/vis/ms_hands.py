@@ -11,6 +11,7 @@ pickles to Dask workers, and it is a ``ChunkSource`` of :mod:`radioflow.science.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -76,10 +77,19 @@ def _hand_slice(pols: list[str]) -> tuple[tuple[int, int, int] | None, tuple[str
     return None, tuple(pols)
 
 
-@lru_cache(maxsize=8)
 def ms_layout(path: str, column: str = "DATA", field: int = 0, spw: int = 0) -> MSLayout:
-    """Read the layout of a local MS once per process (cached)."""
+    """The layout of a local MS, read once per process while the MS is unchanged (cached)."""
     src = check_ms(path)
+    try:
+        stamp = os.stat(os.path.join(src, "table.dat")).st_mtime_ns
+    except OSError:
+        stamp = 0
+    return _ms_layout(src, column, field, spw, stamp)
+
+
+@lru_cache(maxsize=8)
+def _ms_layout(src: str, column: str, field: int, spw: int, stamp: int) -> MSLayout:
+    """:func:`ms_layout` of an MS as it was at modification time ``stamp``."""
     ddid, pol_id = data_description_id(src, spw)
     meta = read_metadata(src, field=field, spw=spw, pol_id=pol_id)
     with CASACORE_LOCK, ct.table(src, ack=False) as t:
