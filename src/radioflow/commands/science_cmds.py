@@ -132,9 +132,14 @@ def _memory_budget(args) -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
-#: Default bytes of visibilities in memory at a time (``-chunk-mem``): larger data stream in
-#: chunks of this size, so memory stays flat whatever the number of visibilities.
-DEFAULT_CHUNK_BYTES = 64 * 2**20
+#: Default bytes of visibilities in memory at a time (``-chunk-mem``): Stokes I samples and
+#: weights (13 bytes each with UVW) gathered for one gridding call, about 26 M visibilities;
+#: larger data stream through it, so memory stays flat whatever the number of visibilities.
+DEFAULT_CHUNK_BYTES = 320 * 2**20
+#: Bytes of Stokes I (sample, weight and UVW share) a visibility takes in the gridding buffer.
+BUFFER_BYTES_PER_VISIBILITY = 13
+#: Largest read (both hands as stored) between gridding calls on one machine.
+READ_BYTES = 32 * 2**20
 
 
 def _chunk_budget(args) -> int:
@@ -155,7 +160,8 @@ def _chunk_source(args):
     if format_of(loc) == "ms" and loc.is_local:
         from ..vis.ms_hands import MSRowChunks
 
-        ms_source = MSRowChunks.plan(str(loc.path), column=args.data_column, max_bytes=_chunk_budget(args))
+        read = _chunk_budget(args) if args.backend == "dask" else min(READ_BYTES, _chunk_budget(args))
+        ms_source = MSRowChunks.plan(str(loc.path), column=args.data_column, max_bytes=read)
         return ms_source, ms_source.band_and_centre()
     from ..science.image_dataset import band_and_centre
     from ..vis.chunks import TimeChunks
@@ -175,7 +181,8 @@ def make_dirty_image(args) -> list[Path]:
     # The PSF grids beside the dirty image (8-13 % faster) only when the data come in one chunk:
     # streamed, a second uv grid at a time would undo the memory the chunks save.
     spec = GridSpec(npix_x=nx, npix_y=ny, cell=args.scale, column=args.data_column, epsilon=args.epsilon,
-                    nthreads=args.threads, combination=args.weight_combination, psf_beside=len(source) == 1)
+                    nthreads=args.threads, combination=args.weight_combination, psf_beside=len(source) == 1,
+                    batch_visibilities=_chunk_budget(args) // BUFFER_BYTES_PER_VISIBILITY)
     backend = None
     if args.backend == "dask":
         from ..backends import get_backend

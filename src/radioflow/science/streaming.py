@@ -59,6 +59,7 @@ class GridSpec:
     padding: float = 1.2
     combination: WeightCombination = "wsclean"
     psf_beside: bool = True  # grid the PSF in a thread beside the dirty image (faster, one more grid)
+    batch_visibilities: int = 0  # local runs: gather chunks' Stokes I up to this many samples per gridding call
 
 
 @dataclass
@@ -184,11 +185,58 @@ def stream_dirty_image(
     if weighting != "natural":
         density = _run(chunk_density, n, client, "density", progress, source=source, spec=spec)
         factor = weight_factors(cast(np.ndarray, density), weighting, robust, rank_filter_level, rank_filter_size)
+    if client is None and spec.batch_visibilities > 0:
+        dirty_b, psf_b, sum_b = _batched_images(source, spec, factor, make_psf, progress)
+        return _normalised(dirty_b, psf_b, sum_b, n)
     if client is not None and factor is not None:
         factor = client.scatter(factor, broadcast=True)  # one copy per worker, not one per task
     dirty, psf, sum_w = _run(chunk_image, n, client, "grid", progress, source=source, spec=spec, factor=factor,
                              make_psf=make_psf)
     return _normalised(dirty, psf, sum_w, n)
+
+
+def _batched_images(source: ChunkSource, spec: GridSpec, factor: np.ndarray | None, make_psf: bool,
+                    progress: Callable[[str, int, int], None] | None) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Local pass 2: consecutive chunks' Stokes I samples and imaging weights (12 bytes a sample,
+    plus UVW) gathered into one buffer of ``spec.batch_visibilities`` samples, gridded when full.
+
+    Each gridding call costs FFTs over every w-plane of the padded grid, so few large calls are
+    much faster than one per small chunk; memory stays bounded by the buffer and one read chunk.
+    """
+    n = len(source)
+    total: Any = None
+    buf: list[np.ndarray] = []
+    rows = 0
+    freq = np.zeros(0)
+
+    def grid(uvw: np.ndarray, vis: np.ndarray, wgt: np.ndarray) -> None:
+        nonlocal total
+        part = _image_arrays(uvw, freq, vis, wgt, spec=spec, factor=None, make_psf=make_psf)
+        total = part if total is None else _add_into(total, part)
+
+    for i in range(n):
+        uvw, freq, vis, w = _chunk_arrays(source, i, spec)
+        wgt = w if factor is None else apply_weight_factors(factor, uvw, freq, w, spec.cell, spec.cell)
+        k, nchan = vis.shape
+        cap = max(1, spec.batch_visibilities // max(nchan, 1))
+        if not buf:
+            buf = [np.empty((cap, 3)), np.empty((cap, nchan), np.complex64), np.empty((cap, nchan), np.float32)]
+        if rows + k > buf[0].shape[0] and rows:
+            grid(buf[0][:rows], buf[1][:rows], buf[2][:rows])
+            rows = 0
+        if k > buf[0].shape[0]:
+            grid(uvw, vis, wgt)
+        else:
+            buf[0][rows:rows + k], buf[1][rows:rows + k], buf[2][rows:rows + k] = uvw, vis, wgt
+            rows += k
+        del uvw, vis, w, wgt
+        if progress is not None:
+            progress("grid", i + 1, n)
+    if rows:
+        grid(buf[0][:rows], buf[1][:rows], buf[2][:rows])
+    if total is None:
+        raise ValueError("the dataset has no visibilities to image")
+    return total
 
 
 def _normalised(dirty: np.ndarray, psf: np.ndarray | None, sum_w: float, chunks: int) -> StreamedImage:
