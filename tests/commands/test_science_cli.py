@@ -113,3 +113,22 @@ def test_streamed_and_dask_images_equal_the_in_memory_image(tmp_path):
         assert np.abs(img - ref).max() <= 1e-5 * np.abs(ref).max(), name
         assert fits.getheader(tmp_path / f"{name}-dirty.fits")["CRVAL2"] == pytest.approx(-30.0)
     assert "chunks" in " ".join(fits.getheader(tmp_path / "budget-dirty.fits")["HISTORY"])
+
+
+def test_image_of_an_ms_imports_no_dask_xarray_pandas_numba_or_astropy(tmp_path):
+    """Small jobs start fast: ``radioflow image`` on a local MS reads it with python-casacore into
+    numpy and writes FITS itself (these imports cost ~1.4 s of a 0.5 M-visibility job)."""
+    import subprocess
+    import sys
+
+    sky = tmp_path / "sky.csv"
+    sky.write_text("name,ra_deg,dec_deg,flux_jy\na,0.0,-30.0,2.5\n")
+    r = run(["simulate", "-o", "obs.ms", "--rmax", "400", "--nchan", "2", "--ntimes", "2", "--sky", str(sky)], tmp_path)
+    assert r.returncode == 0, r.stderr
+    code = ("import sys\nfrom radioflow.cli import main\n"
+            "rc = main(['image', 'obs.ms', '-size', '64', '64', '-scale', '3amin', '-no-png', '-name', 'small'])\n"
+            "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'xarray', 'pandas', 'numba', 'astropy'})\n"
+            "print('HEAVY', ','.join(heavy), 'RC', rc)\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "HEAVY  RC 0" in out.stdout, out.stdout + out.stderr
+    assert (tmp_path / "small-dirty.fits").exists() and (tmp_path / "small-psf.fits").exists()

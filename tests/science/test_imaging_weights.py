@@ -90,5 +90,10 @@ def test_stokes_i_in_place_equals_a_fresh_copy():
     assert np.shares_memory(inplace[0], ds["VISIBILITY"].values)
     np.testing.assert_allclose(fresh[0], 0.5 * (data[..., 0] + data[..., 3]).reshape(77, 13), rtol=1e-6)
     w0, w3 = weight[..., 0].astype(float), weight[..., 3].astype(float)
-    np.testing.assert_allclose(fresh[1], (4 * w0 * w3 / (w0 + w3)).reshape(77, 13), rtol=1e-6)
-    np.testing.assert_array_equal(fresh[2], (flag[..., 0] | flag[..., 3]).reshape(77, 13))
+    flagged = (flag[..., 0] | flag[..., 3]).reshape(77, 13)
+    np.testing.assert_array_equal(fresh[2], flagged)
+    # WSClean 3.1's Stokes I weight by default: 4·min(w_XX, w_YY), zero where either hand is flagged
+    np.testing.assert_allclose(fresh[1], np.where(flagged, 0, 4 * np.minimum(w0, w3).reshape(77, 13)), rtol=1e-6)
+    optimal = stokes_i(dataset(), combination="optimal")
+    np.testing.assert_allclose(optimal[1], np.where(flagged, 0, (4 * w0 * w3 / (w0 + w3)).reshape(77, 13)), rtol=1e-6)
+    np.testing.assert_array_equal(optimal[0], fresh[0])

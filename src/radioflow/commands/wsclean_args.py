@@ -60,6 +60,8 @@ class ImageArgs:
     join_channels: bool = False
     fit_spectral_pol: int = 0
     temp_dir: str | None = None
+    chunk_mem: float | None = None
+    weight_combination: str = "wsclean"
     backend: str = "local"
     extra: list[str] = field(default_factory=list)
 
@@ -177,6 +179,13 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
             args.rank_filter_level = _float(take(tok), tok)
         elif opt == "weighting-rank-filter-size":
             args.rank_filter_size = _int(take(tok), tok)
+        elif opt == "weight-combination":
+            args.weight_combination = take(tok).lower()
+            if args.weight_combination not in ("wsclean", "optimal"):
+                raise UsageError(f"Option {tok} {args.weight_combination}: use wsclean (4·min(w_XX, w_YY), "
+                                 "WSClean's Stokes I weight) or optimal (the inverse variance of (XX+YY)/2).")
+        elif opt == "chunk-mem":
+            args.chunk_mem = _nonneg_float(take(tok), tok)
         elif opt == "no-png":
             args.no_png = True
         elif opt == "no-psf":
@@ -212,7 +221,8 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
                 "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf, -niter N, -gain G, "
                 "-mgain G, -threshold JY, -auto-threshold S, -auto-mask S, -multiscale, -multiscale-scales LIST, "
                 "-multiscale-scale-bias B, -nmiter N, -channels-out N, -join-channels, -fit-spectral-pol T, -temp-dir DIR, "
-                "-no-update-model-required, -pol I, -abs-mem GB, -b local|dask)."
+                "-no-update-model-required, -pol I, -abs-mem GB, -chunk-mem MB, -weight-combination wsclean|optimal, "
+                "-b local|dask)."
             )
         i += 1
     if len(positional) != 1:

@@ -25,6 +25,36 @@ def _atomic_target(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def _fits_value(value: object) -> str:
+    """A FITS fixed-format value field: strings quoted from column 11, others right-aligned to 30."""
+    if isinstance(value, str):
+        text = "'" + value.replace("'", "''").ljust(8) + "'"
+        return text.ljust(20)
+    if isinstance(value, (bool, np.bool_)):
+        return ("T" if value else "F").rjust(20)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value)).rjust(20)
+    number = float(value)  # type: ignore[arg-type]
+    for digits in range(17, 5, -1):
+        text = f"{number:.{digits}G}"
+        if len(text) <= 20:
+            break
+    if "." not in text and "E" not in text and "N" not in text:
+        text += ".0"
+    return text.rjust(20)
+
+
+def fits_header(cards: list[tuple[str, object]], history: Iterable[str] = ()) -> bytes:
+    """A FITS header block: ``KEYWORD = value`` cards, HISTORY lines (wrapped at 72), END, padded to 2880."""
+    lines = [f"{key:<8}= {_fits_value(value)}"[:80].ljust(80) for key, value in cards]
+    for text in history:
+        text = str(text).encode("ascii", "replace").decode()
+        lines += [f"HISTORY {text[i:i + 72]}".ljust(80) for i in range(0, max(len(text), 1), 72)]
+    lines.append("END".ljust(80))
+    raw = "".join(lines).encode("ascii")
+    return raw + b" " * (-len(raw) % 2880)
+
+
 def write_fits_image(
     path: str | os.PathLike,
     image_yx: np.ndarray,
@@ -40,14 +70,15 @@ def write_fits_image(
     history: Iterable[str] = (),
     extra: dict[str, object] | None = None,
 ) -> Path:
-    """Write ``image_yx`` (radians for ra/dec/cells and beam axes) as a 4-axis FITS image, atomically."""
-    from astropy.io import fits
+    """Write ``image_yx`` (radians for ra/dec/cells and beam axes) as a 4-axis FITS image, atomically.
 
+    Written directly (no astropy: importing astropy.io.fits costs ~0.2 s of a small job's start).
+    """
     path = Path(path)
     ny, nx = image_yx.shape
-    hdr = fits.Header()
-    hdr["BUNIT"] = bunit
-    hdr["BTYPE"] = "Intensity"
+    cards: list[tuple[str, object]] = [("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 4), ("NAXIS1", nx),
+                                       ("NAXIS2", ny), ("NAXIS3", 1), ("NAXIS4", 1), ("EXTEND", True),
+                                       ("BUNIT", bunit), ("BTYPE", "Intensity")]
     for i, (ctype, crpix, crval, cdelt, cunit) in enumerate(
         [
             ("RA---SIN", nx // 2 + 1, math.degrees(ra) % 360.0, -math.degrees(cell_x), "deg"),
@@ -57,28 +88,21 @@ def write_fits_image(
         ],
         start=1,
     ):
-        hdr[f"CTYPE{i}"] = ctype
-        hdr[f"CRPIX{i}"] = float(crpix)
-        hdr[f"CRVAL{i}"] = crval
-        hdr[f"CDELT{i}"] = cdelt
+        cards += [(f"CTYPE{i}", ctype), (f"CRPIX{i}", float(crpix)), (f"CRVAL{i}", crval), (f"CDELT{i}", cdelt)]
         if cunit:
-            hdr[f"CUNIT{i}"] = cunit
-    hdr["RADESYS"] = "FK5"
-    hdr["EQUINOX"] = 2000.0
-    hdr["SPECSYS"] = "TOPOCENT"
+            cards.append((f"CUNIT{i}", cunit))
+    cards += [("RADESYS", "FK5"), ("EQUINOX", 2000.0), ("SPECSYS", "TOPOCENT")]
     if beam is not None:
-        hdr["BMAJ"] = math.degrees(beam[0])
-        hdr["BMIN"] = math.degrees(beam[1])
-        hdr["BPA"] = math.degrees(beam[2])
-    hdr["ORIGIN"] = "radioflow"
-    for key, value in (extra or {}).items():
-        hdr[key] = value
-    for line in history:
-        hdr.add_history(line)
-    data = np.asarray(image_yx, dtype=np.float32)[None, None, :, :]
+        cards += [("BMAJ", math.degrees(beam[0])), ("BMIN", math.degrees(beam[1])), ("BPA", math.degrees(beam[2]))]
+    cards.append(("ORIGIN", "radioflow"))
+    cards += [(str(key).upper(), value) for key, value in (extra or {}).items()]
+    data = np.ascontiguousarray(image_yx, dtype=">f4").tobytes()
     tmp = _atomic_target(path)
     try:
-        fits.PrimaryHDU(data=data, header=hdr).writeto(tmp, overwrite=True)
+        with open(tmp, "wb") as fh:
+            fh.write(fits_header(cards, history))
+            fh.write(data)
+            fh.write(b"\0" * (-len(data) % 2880))
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
-import xarray as xr
 
 from .imaging import imaging_weights, psf_image, stokes_i, uvw_rows, vis_to_image
+from .stokes import WeightCombination
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from .deconvolve import CleanResult
     from .major_cycle import CubeClean
 
@@ -43,9 +45,10 @@ def band_and_centre(ds: xr.Dataset) -> tuple[float, float, float, float]:
 
 def _weighted_stokes_i(ds: xr.Dataset, column: str, npix_x: int, npix_y: int, cell: float, weighting: str,
                        robust: float, rank_filter_level: float, rank_filter_size: int,
-                       overwrite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                       overwrite: bool, combination: WeightCombination = "wsclean",
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(uvw, freq, Stokes I vis, imaging weights)`` of ``ds``: what every imager here grids."""
-    vis, wgt, flag = stokes_i(ds, column, overwrite=overwrite)
+    vis, wgt, flag = stokes_i(ds, column, overwrite=overwrite, combination=combination)
     uvw = uvw_rows(ds)
     freq = ds["frequency"].values
     w = imaging_weights(uvw, freq, wgt, flag, npix_x, npix_y, cell, cell,
@@ -69,15 +72,17 @@ def dirty_and_psf(
     rank_filter_size: int = 16,
     make_psf: bool = True,
     overwrite_data: bool = False,
+    combination: WeightCombination = "wsclean",
 ) -> DirtyProducts:
     """Stokes-I dirty image and (unless ``make_psf`` is false) PSF of ``ds`` with the given weighting.
 
     ``rank_filter_level``/``rank_filter_size`` are WSClean's weighting rank filter (on by
     default there, as here; a level below 1 turns it off). ``overwrite_data`` lets Stokes I be
     formed inside the dataset's own arrays (no new memory; the dataset is spent afterwards).
+    ``combination`` is how XX/YY weights make the Stokes I weight (:mod:`.stokes`).
     """
     uvw, freq, vis, w = _weighted_stokes_i(ds, column, npix_x, npix_y, cell, weighting, robust,
-                                           rank_filter_level, rank_filter_size, overwrite_data)
+                                           rank_filter_level, rank_filter_size, overwrite_data, combination)
     # The PSF is for people and beam fits: 1e-4 accuracy is ample and grids ~40 % faster. It
     # grids beside the dirty image (ducc0 releases the GIL): their serial phases (sorting,
     # FFTs, w-plane set-up) overlap: measured 8–13 % less wall time than one after the other.

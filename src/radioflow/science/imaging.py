@@ -8,14 +8,12 @@ Image arrays are ``[y, x]`` (FITS order): pixel ``(x, y)`` (0-based) sits at
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
-import numba
 import numpy as np
-import xarray as xr
-from ducc0.wgridder.experimental import dirty2vis, vis2dirty
 
 from ..errors import UsageError
+from .stokes import WeightCombination, stokes_i_hands
 
 SPEED_OF_LIGHT = 299_792_458.0
 Weighting = Literal["natural", "uniform", "briggs"]
@@ -208,6 +206,8 @@ def vis_to_image(
     normalise: bool = True,
 ) -> np.ndarray:
     """Dirty image ``[y, x]`` of weighted visibilities; Jy/beam when ``normalise`` (÷ Σ wgt)."""
+    from ducc0.wgridder.experimental import vis2dirty
+
     vis_c, real = _precision(vis, epsilon)
     wgt_r: np.ndarray = np.ascontiguousarray(wgt, dtype=real)
     dirty = vis2dirty(
@@ -256,6 +256,8 @@ def image_to_vis(
     nthreads: int = 0,
 ) -> np.ndarray:
     """Model visibilities ``(nrow, nchan)`` of a model image ``[y, x]`` in Jy/pixel."""
+    from ducc0.wgridder.experimental import dirty2vis
+
     real = _dtypes(epsilon)[1]
     if image_yx.shape != (npix_y, npix_x):
         raise UsageError(f"Model image has shape {image_yx.shape}, expected {(npix_y, npix_x)}.")
@@ -267,61 +269,43 @@ def image_to_vis(
     ).astype(np.complex128)
 
 
-def stokes_i(ds: xr.Dataset, column: str = "DATA", *, overwrite: bool = False,
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stokes I ``(vis, weight, flag)`` as ``(time·baseline, nchan)`` arrays.
+def stokes_i(ds: Any, column: str = "DATA", *, overwrite: bool = False,
+             combination: WeightCombination = "wsclean") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stokes I ``(vis, weight, flag)`` as ``(rows, nchan)`` arrays of a dataset or :class:`ParallelHands`.
 
-    I = (XX + YY)/2 or (RR + LL)/2, weight = 4/(1/w₁ + 1/w₂) (the inverse variance of the
-    average), flagged if either parallel hand is flagged. Single-correlation data pass through.
-    ``overwrite`` compacts the results into the front of the dataset's own arrays and returns
-    contiguous views of them (no new memory: for a dataset read only to be imaged).
+    I = (XX + YY)/2 or (RR + LL)/2, flagged if either parallel hand is flagged (or not finite);
+    the weight combines the hands' weights as WSClean 3.1 does (``combination="wsclean"``,
+    4·min) or as the inverse variance of the average (``"optimal"``): see :mod:`.stokes`.
+    Single-correlation data pass through. ``overwrite`` forms the results in the front of the
+    input's own arrays and returns views of them (no new memory: for data read only to be imaged).
     """
-    from ..vis.schema import column_variable
+    if hasattr(ds, "hands"):  # ParallelHands: plain numpy rows of an MS
+        data, weight, flag, pols = ds.data, ds.weight, ds.flag, list(ds.polarization)
+        nrow, nchan = data.shape[:2]
+    else:
+        from ..vis.schema import column_variable
 
-    var = column_variable(column)
-    if var not in ds:
-        raise UsageError(f"Data column {column} is not in the dataset (it has {', '.join(str(v) for v in ds.data_vars)}).")
-    pols = [str(p) for p in ds["polarization"].values]
+        var = column_variable(column)
+        if var not in ds:
+            raise UsageError(f"Data column {column} is not in the dataset (it has "
+                             f"{', '.join(str(v) for v in ds.data_vars)}).")
+        pols = [str(p) for p in ds["polarization"].values]
+        data, weight, flag = ds[var].values, ds["WEIGHT"].values, ds["FLAG"].values
+        nrow, nchan = data.shape[0] * data.shape[1], data.shape[2]
     pairs = [("XX", "YY"), ("RR", "LL")]
     idx = next(((pols.index(a), pols.index(b)) for a, b in pairs if a in pols and b in pols), None)
-    data = ds[var].values
-    weight = ds["WEIGHT"].values
-    flag = ds["FLAG"].values
-    nrow = data.shape[0] * data.shape[1]
-    nchan = data.shape[2]
     if idx is None:
         if "I" in pols:
             k = pols.index("I")
             return (data[..., k].reshape(nrow, nchan), weight[..., k].reshape(nrow, nchan),
                     flag[..., k].reshape(nrow, nchan))
         raise UsageError(f"Cannot form Stokes I from correlations {pols}.")
-    a, b = idx
-    ncorr = data.shape[3]
+    ncorr = data.shape[-1]
     d2, w2, f2 = (np.ascontiguousarray(x).reshape(-1, ncorr) for x in (data, weight, flag))
-    n = d2.shape[0]
-    if overwrite and all(x.flags.writeable for x in (d2, w2, f2)):
-        # Sample i is written at flat index i after its hands (flat i·ncorr + a, b) are read.
-        vis, w, f = d2.reshape(-1)[:n], w2.reshape(-1)[:n], f2.reshape(-1)[:n]
-    else:
-        vis, w, f = np.empty(n, np.complex64), np.empty(n, np.float32), np.empty(n, bool)
-    _stokes_i_kernel(d2, w2, f2, a, b, vis, w, f)
+    writable = (d2.dtype == np.complex64 and w2.dtype == np.float32 and f2.dtype == np.bool_
+                and all(x.flags.writeable for x in (d2, w2, f2)))
+    vis, w, f = stokes_i_hands(d2, w2, f2, idx[0], idx[1], combination, overwrite=overwrite and writable)
     return vis.reshape(nrow, nchan), w.reshape(nrow, nchan), f.reshape(nrow, nchan)
-
-
-@numba.njit(cache=True, nogil=True)
-def _stokes_i_kernel(data, weight, flag, a, b, vis, w, f):  # pragma: no cover - compiled
-    """One forward pass: I = (A + B)/2, w = 4 wA wB/(wA + wB), flag = fA | fB.
-
-    The outputs may be the front of the inputs' own memory: sample i is read before being written.
-    """
-    for i in range(data.shape[0]):
-        da, db = data[i, a], data[i, b]
-        wa = np.float64(weight[i, a])
-        wb = np.float64(weight[i, b])
-        fa, fb = flag[i, a], flag[i, b]
-        vis[i] = 0.5 * (da + db)
-        w[i] = 4.0 * wa * wb / (wa + wb) if wa > 0 and wb > 0 else 0.0
-        f[i] = fa or fb
 
 
 PARALLEL_HANDS = ("XX", "YY", "RR", "LL", "I")
@@ -341,7 +325,7 @@ def parallel_hands(vis_i: np.ndarray, polarization) -> np.ndarray:
     return out
 
 
-def uvw_rows(ds: xr.Dataset) -> np.ndarray:
-    """UVW as ``(time·baseline, 3)`` metres, matching :func:`stokes_i` rows."""
-    uvw = ds["UVW"].values
+def uvw_rows(ds: Any) -> np.ndarray:
+    """UVW as ``(rows, 3)`` metres, matching :func:`stokes_i` rows (a dataset or ParallelHands)."""
+    uvw = ds.uvw if hasattr(ds, "hands") else ds["UVW"].values
     return uvw.reshape(-1, 3)

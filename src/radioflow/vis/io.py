@@ -17,22 +17,9 @@ import xarray as xr
 
 from ..errors import UsageError
 from . import storage
-from .location import Location, as_location
+from .location import Location, as_location, format_of
 
-FORMATS = (".zarr", ".ms")
 Target = str | Location
-
-
-def format_of(url: Target) -> str:
-    """``"zarr"`` or ``"ms"`` from the URL suffix; a :class:`UsageError` otherwise."""
-    path = (url.path if isinstance(url, Location) else str(url)).rstrip("/")
-    for suffix in FORMATS:
-        if path.lower().endswith(suffix):
-            return suffix[1:]
-    raise UsageError(
-        f"Cannot tell the format of dataset '{url}': its name must end in .ms (Measurement Set) "
-        "or .zarr (Zarr store)."
-    )
 
 
 def _ms_module():

@@ -261,3 +261,19 @@ def as_location(target: str | os.PathLike[str] | Location, **storage_options: An
     if isinstance(target, Location):
         return target.with_options(**storage_options)
     return Location.parse(target, **storage_options)
+
+
+#: Dataset formats by name suffix.
+FORMATS = (".zarr", ".ms")
+
+
+def format_of(url: str | Location) -> str:
+    """``"zarr"`` or ``"ms"`` from the URL suffix; a :class:`UsageError` otherwise."""
+    path = (url.path if isinstance(url, Location) else str(url)).rstrip("/")
+    for suffix in FORMATS:
+        if path.lower().endswith(suffix):
+            return suffix[1:]
+    raise UsageError(
+        f"Cannot tell the format of dataset '{url}': its name must end in .ms (Measurement Set) "
+        "or .zarr (Zarr store)."
+    )

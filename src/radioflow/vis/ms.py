@@ -14,16 +14,18 @@ import shutil
 import threading
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
-import xarray as xr
 from casacore import tables as ct
 
 from ..errors import UsageError
 from ..processes import remove_stale_siblings
 from .ms_subtables import check_polarizations, data_description_id, read_metadata, write_subtables
 from .schema import DATA_COLUMNS, UVW_DIMS, VIS_DIMS, check_dataset, column_variable
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: Serialises python-casacore calls across threads (dask's threaded scheduler included).
 CASACORE_LOCK = threading.RLock()
@@ -512,6 +514,8 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
         if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
             arr = arr.rechunk({2: chunks["frequency"]})
         data_vars[var] = (dims, arr)
+
+    import xarray as xr
 
     ds = xr.Dataset(
         data_vars={

@@ -6,14 +6,16 @@ are whole-column ``putcol`` calls on tables that ``casacore.tables.default_ms`` 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import xarray as xr
 from casacore import tables as ct
 
 from ..errors import UsageError
 from .schema import CORR_CODES, CORR_NAMES
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 #: casacore MFrequency code for topocentric frequencies.
 MEAS_FREQ_TOPO = 5

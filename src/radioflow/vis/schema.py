@@ -25,12 +25,14 @@ Other data columns (``MODEL_DATA``, ``CORRECTED_DATA``) use the ``VISIBILITY`` d
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import xarray as xr
 
 from ..errors import UsageError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 VIS_DIMS = ("time", "baseline", "frequency", "polarization")
 UVW_DIMS = ("time", "baseline", "uvw_label")
@@ -96,6 +98,8 @@ def make_dataset(
     dish = np.broadcast_to(np.asarray(dish_diameter, np.float64), (nant,)).copy()
     if integration_time is None:
         integration_time = float(np.median(np.diff(time))) if time.size > 1 else 1.0
+    import xarray as xr
+
     ds = xr.Dataset(
         data_vars={
             "VISIBILITY": (VIS_DIMS, np.asarray(visibility, np.complex64)),
