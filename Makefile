@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint bench install clean
+.PHONY: run test test-slow test-all lint bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,13 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/radioflow run src/radioflow/recipes/batch-imaging.yml
 
-test: install
+test: install   ## the fast suite (under ~10 min on 2 cores)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: install   ## the heavy end-to-end cases (shipped workflows, chaos, browsers, Rucio); CI runs them too
+	$(PY) -m pytest -q -m slow
+
+test-all: install
 	$(PY) -m pytest -q
 
 lint: install

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ACCESS_KEY, BUCKET, SECRET_KEY, _bucket_ready, _start_moto, _start_weed
+from s3_servers import ACCESS_KEY, BUCKET, SECRET_KEY, _bucket_ready, _start_moto, _start_weed
 
 
 @pytest.mark.slow
