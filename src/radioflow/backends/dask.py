@@ -27,6 +27,7 @@ import os
 import sys
 import time
 import uuid
+import weakref
 from typing import Any, Sequence
 
 from ..errors import StepError, UsageError
@@ -34,6 +35,28 @@ from ..invoke import Invocation, Result
 from . import _remote
 
 log = logging.getLogger(__name__)
+
+
+class _AfterLoss(logging.Filter):
+    """Drops distributed's client log records that carry a traceback once the client has lost its
+    scheduler (its reconnection attempts log ConnectionRefused/CancelledError chains); radioflow
+    reports the loss itself as one paragraph (:class:`SchedulerLost`). Kept with ``--debug``."""
+
+    def __init__(self, client: Any) -> None:
+        super().__init__()
+        self._client = weakref.ref(client)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        client = self._client()
+        if record.exc_info is None or client is None or log.isEnabledFor(logging.DEBUG):
+            return True
+        return client.status in ("running", "connecting", "newly-created")
+
+
+def _hide_tracebacks_after_loss(client: Any) -> _AfterLoss:
+    loss_filter = _AfterLoss(client)
+    logging.getLogger("distributed.client").addFilter(loss_filter)
+    return loss_filter
 
 
 class SchedulerLost(StepError):
@@ -100,6 +123,7 @@ class DaskBackend:
             kube = config.get("kubernetes")
             self._cluster = _kube_cluster(kube) if kube else _local_cluster(config)
             self.client = Client(self._cluster)
+        self._loss_filter = _hide_tracebacks_after_loss(self.client)
         link = self.dashboard_link
         if link:
             log.info("Dask dashboard: %s", link)
@@ -182,6 +206,7 @@ class DaskBackend:
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
+        logging.getLogger("distributed.client").removeFilter(self._loss_filter)
 
     def __enter__(self) -> "DaskBackend":
         return self
