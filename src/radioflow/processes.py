@@ -30,6 +30,18 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def remove_path(path: str | os.PathLike[str]) -> None:
+    """Delete a file, link or directory tree if it exists (``shutil.rmtree(..., ignore_errors=True)``
+    alone silently keeps a plain file)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def remove_stale_siblings(target: Path, kinds: tuple[str, ...] = ("tmp",)) -> list[Path]:
     """Delete ``.<target>.<kind>-<pid>-*`` siblings whose writer process has died; returns them."""
     removed: list[Path] = []
@@ -43,7 +55,7 @@ def remove_stale_siblings(target: Path, kinds: tuple[str, ...] = ("tmp",)) -> li
             if entry.name.startswith(prefix):
                 pid = entry.name[len(prefix):].split("-", 1)[0]
                 if pid.isdigit() and not pid_alive(int(pid)):
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    remove_path(entry.path)
                     removed.append(Path(entry.path))
     return removed
 

@@ -199,6 +199,7 @@ def get(
 
     from ..ops.lake.catalogue import CATALOGUE_NAME, Catalogue
     from ..ops.lake.meta import META_SUFFIX
+    from ..processes import remove_path
 
     backend, rse = _lake_settings(lake_backend, rse)
     if backend == "rucio":
@@ -214,7 +215,7 @@ def get(
         item = cat.get(did)
     dest.mkdir(parents=True, exist_ok=True)
     target, tmp = dest / item.name, dest / f".{item.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_path(tmp)
     _copy_replica(item.url, tmp, did)
     if target.is_dir():
         shutil.rmtree(target)
