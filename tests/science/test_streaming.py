@@ -1,6 +1,7 @@
 """Streamed and distributed dirty imaging equal the in-memory image (MS and Zarr, local and S3, Dask)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import tracemalloc
 
@@ -12,7 +13,7 @@ from radioflow.science import skymodel as S
 from radioflow.science import telescopes as T
 from radioflow.science.image_dataset import dirty_and_psf
 from radioflow.science.simulate import simulate
-from radioflow.science.streaming import GridSpec, stream_dirty_image
+from radioflow.science.streaming import GridSpec, chunk_ranges, stream_dirty_image
 from radioflow.vis.chunks import TimeChunks
 from radioflow.vis.io import open_dataset, write_dataset
 from radioflow.vis.ms import read_ms, write_ms
@@ -116,12 +117,25 @@ def dask_client():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("weighting", ["natural", "uniform"])
-def test_dask_distributed_image_equals_in_memory(sim, dask_client, weighting):
+@pytest.mark.parametrize("batch", [0, 50_000, 10**9], ids=["per-chunk", "several-buffers", "one-buffer"])
+def test_dask_distributed_image_equals_in_memory(sim, dask_client, weighting, batch):
+    """Per chunk, or one run of chunks per worker gathered into gridding buffers (flushed several
+    times or once): the same image as in memory."""
     ms, _ = sim
     source = TimeChunks.plan(ms, max_bytes=1)
-    streamed = stream_dirty_image(source, SPEC, weighting=weighting, client=dask_client)
+    assert len(source) == 12
+    spec = dataclasses.replace(SPEC, batch_visibilities=batch)
+    streamed = stream_dirty_image(source, spec, weighting=weighting, client=dask_client)
     _assert_same(streamed, _reference(ms, weighting))
+    assert streamed.chunks == 12
     assert len(dask_client.scheduler_info()["workers"]) == 2
+
+
+def test_chunk_ranges_cover_every_chunk_once_per_worker():
+    assert chunk_ranges(12, 2) == [(0, 6), (6, 12)]
+    assert chunk_ranges(7, 3) == [(0, 2), (2, 5), (5, 7)]
+    assert chunk_ranges(2, 8) == [(0, 1), (1, 2)]
+    assert chunk_ranges(5, 0) == [(0, 5)]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ out loaded chunks by index and is small and picklable, so it travels to workers.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Literal, Protocol, Sequence, TypeVar, cast
 
 import numpy as np
@@ -183,16 +183,73 @@ def stream_dirty_image(
         return _normalised(dirty, psf, sum_w, n)
     factor = None
     if weighting != "natural":
-        density = map_chunks(chunk_density, n, client, "density", progress, source=source, spec=spec)
+        if client is None:
+            density = map_chunks(chunk_density, n, client, "density", progress, source=source, spec=spec)
+        else:
+            ranges = chunk_ranges(n, len(client.scheduler_info()["workers"]))
+            density = _map_sum(group_density, ranges, client, "density", progress, source=source, spec=spec)
         factor = weight_factors(cast(np.ndarray, density), weighting, robust, rank_filter_level, rank_filter_size)
     if client is None and spec.batch_visibilities > 0:
         dirty_b, psf_b, sum_b = _batched_images(source, spec, factor, make_psf, progress)
         return _normalised(dirty_b, psf_b, sum_b, n)
     if client is not None and factor is not None:
         factor = client.scatter(factor, broadcast=True)  # one copy per worker, not one per task
+    if client is not None and spec.batch_visibilities > 0:
+        ranges = chunk_ranges(n, len(client.scheduler_info()["workers"]))
+        dirty, psf, sum_w = _map_sum(group_image, ranges, client, "grid", progress, source=source, spec=spec,
+                                     factor=factor, make_psf=make_psf)
+        return _normalised(dirty, psf, sum_w, n)
     dirty, psf, sum_w = map_chunks(chunk_image, n, client, "grid", progress, source=source, spec=spec, factor=factor,
                              make_psf=make_psf)
     return _normalised(dirty, psf, sum_w, n)
+
+
+def chunk_ranges(n: int, workers: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs of consecutive chunk indices, one per worker (as equal as possible)."""
+    groups = max(1, min(n, workers))
+    edges = np.linspace(0, n, groups + 1).round().astype(int)
+    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+
+
+@dataclass(frozen=True)
+class _ChunkRange:
+    """Chunks ``start`` to ``stop`` of a source, as a source of their own (picklable)."""
+
+    source: ChunkSource
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def load(self, index: int) -> Any:
+        return self.source.load(self.start + index)
+
+
+def group_density(bounds: tuple[int, int], *, source: ChunkSource, spec: GridSpec) -> np.ndarray:
+    """Pass 1 on a Dask worker: the summed weight density of a run of chunks (one grid returned)."""
+    return cast(np.ndarray, map_chunks(chunk_density, bounds[1] - bounds[0], None, "density", None,
+                                       source=_ChunkRange(source, *bounds), spec=spec))
+
+
+def group_image(bounds: tuple[int, int], *, source: ChunkSource, spec: GridSpec, factor: np.ndarray | None,
+                make_psf: bool) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Pass 2 on a Dask worker: a run of chunks gathered into gridding buffers (as a local run does),
+    so a worker pays the FFTs of one gridding call per full buffer, not one per chunk; ducc0 uses
+    the worker's threads (``spec.nthreads`` 0), not every core of the machine."""
+    if spec.nthreads <= 0:
+        spec = replace(spec, nthreads=_worker_threads())
+    return _batched_images(_ChunkRange(source, *bounds), spec, factor, make_psf, None)
+
+
+def _worker_threads() -> int:
+    """Threads of the Dask worker running this task (0: all cores, outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return 0
 
 
 def _batched_images(source: ChunkSource, spec: GridSpec, factor: np.ndarray | None, make_psf: bool,
@@ -260,8 +317,14 @@ def map_chunks(task: Callable[..., Any], n: int, client: Any, name: str,
             if progress is not None:
                 progress(name, i + 1, n)
         return total
-    futures = client.map(task, range(n), pure=False, **kwargs)
+    return _map_sum(task, list(range(n)), client, name, progress, **kwargs)
+
+
+def _map_sum(task: Callable[..., Any], items: list[Any], client: Any, name: str,
+             progress: Callable[[str, int, int], None] | None, **kwargs: Any) -> Any:
+    """``task(item, **kwargs)`` for every item on the Dask workers, summed in a tree there."""
+    futures = client.map(task, items, pure=False, **kwargs)
     result = _tree_sum(futures, lambda a, b: client.submit(_add, a, b, pure=False)).result()
     if progress is not None:
-        progress(name, n, n)
+        progress(name, len(items), len(items))
     return result
