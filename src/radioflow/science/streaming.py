@@ -181,12 +181,12 @@ def stream_dirty_image(
         if progress is not None:
             progress("grid", 1, 1)
         return _normalised(dirty, psf, sum_w, n)
+    ranges = [] if client is None else chunk_ranges(n, len(client.scheduler_info()["workers"]))
     factor = None
     if weighting != "natural":
         if client is None:
-            density = map_chunks(chunk_density, n, client, "density", progress, source=source, spec=spec)
+            density = map_chunks(chunk_density, n, None, "density", progress, source=source, spec=spec)
         else:
-            ranges = chunk_ranges(n, len(client.scheduler_info()["workers"]))
             density = _map_sum(group_density, ranges, client, "density", progress, source=source, spec=spec)
         factor = weight_factors(cast(np.ndarray, density), weighting, robust, rank_filter_level, rank_filter_size)
     if client is None and spec.batch_visibilities > 0:
@@ -195,12 +195,11 @@ def stream_dirty_image(
     if client is not None and factor is not None:
         factor = client.scatter(factor, broadcast=True)  # one copy per worker, not one per task
     if client is not None and spec.batch_visibilities > 0:
-        ranges = chunk_ranges(n, len(client.scheduler_info()["workers"]))
         dirty, psf, sum_w = _map_sum(group_image, ranges, client, "grid", progress, source=source, spec=spec,
                                      factor=factor, make_psf=make_psf)
-        return _normalised(dirty, psf, sum_w, n)
-    dirty, psf, sum_w = map_chunks(chunk_image, n, client, "grid", progress, source=source, spec=spec, factor=factor,
-                             make_psf=make_psf)
+    else:
+        dirty, psf, sum_w = map_chunks(chunk_image, n, client, "grid", progress, source=source, spec=spec,
+                                       factor=factor, make_psf=make_psf)
     return _normalised(dirty, psf, sum_w, n)
 
 
