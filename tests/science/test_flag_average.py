@@ -66,6 +66,19 @@ def test_clean_data_is_hardly_flagged_and_input_flags_are_kept():
     assert flags[~pre].mean() < 0.01
 
 
+def test_flagger_background_smoothing_is_scipys_gaussian_filter_bit_for_bit():
+    from scipy.ndimage import gaussian_filter1d
+
+    from radioflow.science.flagging import _gaussian_weights, _smooth
+
+    x = np.random.default_rng(5).normal(size=(37, 11))
+    for sigma, axis in ((2.0, 0), (4.0, 1), (0.7, 0), (9.0, 1)):
+        w = _gaussian_weights(sigma)
+        out = np.empty_like(x)
+        _smooth(x, w, axis, np.empty((37 + 2 * w.size) * (11 + 2 * w.size)), out)
+        assert np.array_equal(out, gaussian_filter1d(x, sigma, axis=axis, mode="nearest", truncate=3.0))
+
+
 def test_flagger_rejects_bad_shapes():
     from radioflow.errors import UsageError
 
