@@ -15,7 +15,7 @@ from ..science.flagging import flag_rfi
 from ..science.imaging import parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
-from ..vis.io import open_dataset, write_columns, write_dataset
+from ..vis.io import write_columns, write_dataset
 from ..vis.schema import column_variable
 from ._util import load_dataset, say
 
@@ -45,7 +45,7 @@ def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
     """Average ``ms`` by ``timestep`` integrations and ``freqstep`` channels into ``msout`` (DP3's rules)."""
     if timestep < 1 or freqstep < 1:
         raise UsageError(f"rf-average: timestep and freqstep must be >= 1 (got {timestep}, {freqstep}).")
-    ds = open_dataset(ms).load()
+    ds = load_dataset(ms, None).load()
     out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
     url = write_dataset(out, msout, overwrite=True)
     say(f"Averaged {ms} by {timestep} × {freqstep} (time × channel): {ds.sizes['time']}×{ds.sizes['frequency']} "
