@@ -125,12 +125,50 @@ def _smooth(x, w, axis, pad, out):  # pragma: no cover - compiled
                     out[t, f] += (xp[t, f + r - j] + xp[t, f + r + j]) * w[j]
 
 
+@numba.njit(cache=True, nogil=True)
+def _residual(a, cur, wt, wf, have_den, num, den, den_flags, tmp, pad, buf, res, sigma):  # pragma: no cover
+    """Amplitude minus masked Gaussian background of one plane into ``res``; its MAD noise into ``sigma[0]``.
+
+    The smoothed weights ``den`` depend on the flags only: they are reused while ``cur`` equals
+    ``den_flags`` (``have_den``: ``den`` holds a result).
+    """
+    nt, nf = a.shape
+    same = have_den
+    for t in range(nt):
+        for f in range(nf):
+            num[t, f] = 0.0 if cur[t, f] else a[t, f]
+            if cur[t, f] != den_flags[t, f]:
+                same = False
+    _smooth(num, wt, 0, pad, tmp)
+    _smooth(tmp, wf, 1, pad, num)
+    if not same:
+        for t in range(nt):
+            for f in range(nf):
+                den[t, f] = 0.0 if cur[t, f] else 1.0
+                den_flags[t, f] = cur[t, f]
+        _smooth(den, wt, 0, pad, tmp)
+        _smooth(tmp, wf, 1, pad, den)
+    n = 0
+    for t in range(nt):
+        for f in range(nf):
+            bg = num[t, f] / den[t, f] if den[t, f] > 1e-6 else 0.0
+            res[t, f] = a[t, f] - bg
+            if not cur[t, f]:
+                buf[n] = abs(res[t, f])
+                n += 1
+    mad = np.median(buf[:n]) if n > 0 else np.inf
+    if not (np.isfinite(mad) and mad > 0):
+        mad = np.inf
+    sigma[0] = 1.4826 * mad
+
+
 @numba.njit(parallel=True, cache=True)
 def _flag_kernel(amp, flag, levels, wt, wf, max_window, rho, out):  # pragma: no cover - compiled
     """All iterations of :func:`flag_rfi` for every baseline (parallel over baselines).
 
     Per iteration and correlation: masked Gaussian background, residual, MAD noise and
     SumThreshold from the current flags; a sample found in any correlation is then flagged in all.
+    A plane whose flags did not change since the previous iteration keeps its residual and noise.
     """
     nt, nb, nf, npol = amp.shape
     for b in numba.prange(nb):
@@ -143,43 +181,30 @@ def _flag_kernel(amp, flag, levels, wt, wf, max_window, rho, out):  # pragma: no
                     cur[p, t, f] = flag[t, b, f, p]
         num = np.empty((nt, nf), np.float64)
         den = np.empty((nt, nf), np.float64)
+        den_flags = np.empty((nt, nf), np.bool_)  # the flags ``den`` was smoothed for
         tmp = np.empty((nt, nf), np.float64)
-        res = np.empty((nt, nf), np.float64)
+        res = np.empty((npol, nt, nf), np.float64)  # residual and noise of each plane ...
+        sigma = np.empty(npol, np.float64)
+        res_flags = np.empty((npol, nt, nf), np.bool_)  # ... for these flags
         found = np.empty((npol, nt, nf), np.bool_)
         buf = np.empty(nt * nf, np.float64)
         res_t = np.empty((nf, nt), np.float64)
         cur_t = np.empty((nf, nt), np.bool_)
         hit = np.empty(max(nt, nf), np.bool_)
         pad = np.empty((nt + 2 * wt.size) * (nf + 2 * wf.size), np.float64)
-        for level in levels:
+        for it in range(levels.size):
             for p in range(npol):
-                same = p > 0
+                fresh = it > 0  # flags unchanged since the last iteration: same residual and noise
                 for t in range(nt):
                     for f in range(nf):
-                        num[t, f] = 0.0 if cur[p, t, f] else a[p, t, f]
-                        if p > 0 and cur[p, t, f] != cur[p - 1, t, f]:
-                            same = False
-                _smooth(num, wt, 0, pad, tmp)
-                _smooth(tmp, wf, 1, pad, num)
-                if not same:  # the weights' smoothing depends on the flags only
-                    for t in range(nt):
-                        for f in range(nf):
-                            den[t, f] = 0.0 if cur[p, t, f] else 1.0
-                    _smooth(den, wt, 0, pad, tmp)
-                    _smooth(tmp, wf, 1, pad, den)
-                n = 0
-                for t in range(nt):
-                    for f in range(nf):
-                        bg = num[t, f] / den[t, f] if den[t, f] > 1e-6 else 0.0
-                        res[t, f] = a[p, t, f] - bg
-                        if not cur[p, t, f]:
-                            buf[n] = abs(res[t, f])
-                            n += 1
-                mad = np.median(buf[:n]) if n > 0 else np.inf
-                if not (np.isfinite(mad) and mad > 0):
-                    mad = np.inf
+                        if cur[p, t, f] != res_flags[p, t, f]:
+                            fresh = False
+                if not fresh:
+                    _residual(a[p], cur[p], wt, wf, it > 0 or p > 0, num, den, den_flags, tmp, pad, buf,
+                              res[p], sigma[p:p + 1])
+                    res_flags[p] = cur[p]
                 found[p] = cur[p]
-                _sum_threshold_plane(res, found[p], 1.4826 * mad, level, max_window, rho, res_t, cur_t, hit)
+                _sum_threshold_plane(res[p], found[p], sigma[p], levels[it], max_window, rho, res_t, cur_t, hit)
             for t in range(nt):
                 for f in range(nf):
                     anyp = False
