@@ -24,21 +24,27 @@ from ..errors import UsageError
 
 @numba.njit(cache=True, nogil=True)
 def _line(res, flag, n, level, size, hit):  # pragma: no cover - compiled
-    """SumThreshold of one line: ``hit[i]`` set where a ``size`` window over i exceeds ``level``."""
+    """SumThreshold of one line: ``hit[i]`` set where a ``size`` window over i exceeds ``level``.
+
+    A sliding sum of the unflagged samples (flagged ones add 0.0, which leaves every sum's value
+    and comparison unchanged), branch-free; windows ending past the line are never tested, so
+    the slide stops at its end.
+    """
     s = 0.0
     c = 0
+    for i in range(min(size - 1, n)):
+        s += 0.0 if flag[i] else res[i]
+        c += 0 if flag[i] else 1
     marked = 0  # hit[:marked] already covers every window found so far
-    for i in range(n + size - 1):
-        if i < n and not flag[i]:
-            s += res[i]
-            c += 1
+    for i in range(size - 1, n):
+        s += 0.0 if flag[i] else res[i]
+        c += 0 if flag[i] else 1
         j = i - size
-        if j >= 0 and not flag[j]:
-            s -= res[j]
-            c -= 1
-        start = i - size + 1
-        if 0 <= start and i < n and c > 0 and s > c * level:
-            for k in range(max(start, marked), i + 1):
+        if j >= 0:
+            s -= 0.0 if flag[j] else res[j]
+            c -= 0 if flag[j] else 1
+        if c > 0 and s > c * level:
+            for k in range(max(i - size + 1, marked), i + 1):
                 hit[k] = True
             marked = i + 1
 
