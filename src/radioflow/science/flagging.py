@@ -249,12 +249,15 @@ def flag_rfi(vis: np.ndarray, flag: np.ndarray | None = None, *, threshold: floa
         raise UsageError(f"flag_rfi needs visibilities (time, baseline, frequency, polarization), got shape {vis.shape}.")
     if threshold <= 0 or iterations < 1:
         raise UsageError(f"flag_rfi: threshold must be > 0 and iterations >= 1 (got {threshold}, {iterations}).")
-    flag = np.zeros(vis.shape, bool) if flag is None else np.asarray(flag, bool).copy()
+    flag = np.zeros(vis.shape, bool) if flag is None else np.ascontiguousarray(flag, bool)
     finite = np.isfinite(vis)
-    flag |= ~finite
-    amp = np.abs(np.where(finite, vis, 0)).astype(np.float64)
+    if finite.all():
+        amp = np.abs(vis)  # the kernel takes it to float64
+    else:
+        flag = flag | ~finite
+        amp = np.abs(np.where(finite, vis, 0))
     levels = np.array([threshold * 2.0 ** (iterations - 1 - i) for i in range(iterations)], np.float64)
     out = np.empty(vis.shape, np.bool_)
-    _flag_kernel(amp, flag, levels, _gaussian_weights(smooth[0]), _gaussian_weights(smooth[1]), int(max_window),
+    _flag_kernel(np.ascontiguousarray(amp), flag, levels, _gaussian_weights(smooth[0]), _gaussian_weights(smooth[1]), int(max_window),
                  float(rho), out)
     return out
