@@ -163,22 +163,23 @@ def _sample(data, weight, flag, t, b, f, c, x):  # pragma: no cover - compiled
     return 0 if fl else 1
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(parallel=True, cache=True)
 def _average_kernel(data, weight, flag, ts, tn, fs, fn, out, out_weight, out_flag):  # pragma: no cover
     """One data column averaged into ``out`` (plus the shared output weight and flag).
 
     Sums (rows): Σ good w, Σ w, count, Σ good data·w, Σ data·w, Σ data (complex as re, im rows);
     over time per channel first, then over the channels, as ``np.add.reduceat`` along axis 0 then 2.
     Bins of at most 4 samples (NumPy then sums the rest sequentially) take a scalar fast path.
+    Output time bins are independent: parallel over them.
     """
     nb, nc = data.shape[1], data.shape[3]
-    xt = np.empty((9, max(tn.max(), 1)), np.float64)
-    col = np.empty((9, max(fn.max(), 1)), np.float64)
-    acc = np.empty((9, 1), np.float64)
-    x = np.empty(9, np.float64)
-    first = np.empty(9, np.float64)
-    rest = np.empty(9, np.float64)
-    for tb in range(ts.size):
+    for tb in numba.prange(ts.size):
+        xt = np.empty((9, max(tn.max(), 1)), np.float64)
+        col = np.empty((9, max(fn.max(), 1)), np.float64)
+        acc = np.empty((9, 1), np.float64)
+        x = np.empty(9, np.float64)
+        first = np.empty(9, np.float64)
+        rest = np.empty(9, np.float64)
         small_t = tn[tb] <= 4
         for b in range(nb):
             for fb in range(fs.size):
