@@ -40,13 +40,21 @@ def _kernel(vis, gains, ant1, ant2, ip, iq, ti, fi, divide, out):  # pragma: no 
             a2 = ant2[b]
             for f in range(nf):
                 sf = f // fi
+                pr = pi = rat = scl = 0.0
                 for c in range(nc):
-                    gp = gains[st, a1, sf, ip[c]]
-                    gq = gains[st, a2, sf, iq[c]]
-                    qr = gq.real
-                    qi = -gq.imag
-                    pr = _fma(gp.real, qr, -(gp.imag * qi))
-                    pi = _fma(gp.real, qi, gp.imag * qr)
+                    if c == 0 or ip[c] != ip[c - 1] or iq[c] != iq[c - 1]:  # else the same gain product
+                        gp = gains[st, a1, sf, ip[c]]
+                        gq = gains[st, a2, sf, iq[c]]
+                        qr = gq.real
+                        qi = -gq.imag
+                        pr = _fma(gp.real, qr, -(gp.imag * qi))
+                        pi = _fma(gp.real, qi, gp.imag * qr)
+                        if abs(pr) >= abs(pi):
+                            rat = pi / pr if pr != 0 else 0.0
+                            scl = 1.0 / (pr + pi * rat) if pr != 0 else 0.0
+                        else:
+                            rat = pr / pi
+                            scl = 1.0 / (pi + pr * rat)
                     v = vis[t, b, f, c]
                     vr = np.float64(v.real)
                     vi = np.float64(v.imag)
@@ -55,12 +63,8 @@ def _kernel(vis, gains, ant1, ant2, ip, iq, ti, fi, divide, out):  # pragma: no 
                     elif pr == 0 and pi == 0:
                         out[t, b, f, c] = v
                     elif abs(pr) >= abs(pi):
-                        rat = pi / pr
-                        scl = 1.0 / (pr + pi * rat)
                         out[t, b, f, c] = complex((vr + vi * rat) * scl, (vi - vr * rat) * scl)
                     else:
-                        rat = pr / pi
-                        scl = 1.0 / (pi + pr * rat)
                         out[t, b, f, c] = complex((vr * rat + vi) * scl, (vi * rat - vr) * scl)
 
 
