@@ -205,6 +205,25 @@ def _solution(nant=5):
     return solve_gains(apply_gains(model, g, a1, a2), model, None, flag, a1, a2, nant, time_interval=2, freq_interval=2, mode="diag")
 
 
+@pytest.mark.parametrize("vis_dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("ncorr,npol", [(4, 2), (4, 1), (2, 2), (1, 1)])
+def test_interval_gains_kernel_matches_numpy_products(vis_dtype, ncorr, npol):
+    from radioflow.science.calibrate import _gain_products
+
+    rng = np.random.default_rng(7)
+    a1, a2 = np.triu_indices(6, 1)
+    vis = (rng.normal(size=(9, a1.size, 10, ncorr)) + 1j * rng.normal(size=(9, a1.size, 10, ncorr))).astype(vis_dtype)
+    gains = rng.normal(size=(3, 6, 4, npol)) + 1j * rng.normal(size=(3, 6, 4, npol))
+    gains[0, 2] = 0
+    prod = _gain_products(vis, gains, a1, a2, 3, 3)
+    ref_corrupt = (vis * prod).astype(vis_dtype)
+    ref_correct = vis.copy()
+    np.divide(vis, prod, out=ref_correct, where=prod != 0, casting="unsafe")
+    for got, ref in ((corrupt(vis, gains, a1, a2, 3, 3), ref_corrupt), (correct(vis, gains, a1, a2, 3, 3), ref_correct)):
+        assert got.dtype == vis_dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-12 if vis_dtype == np.complex128 else 1e-6)
+
+
 def test_solutions_dataset_round_trip(tmp_path):
     sol = _solution()
     times = 4.9e9 + 10.0 * np.arange(6)

@@ -66,6 +66,19 @@ def test_clean_data_is_hardly_flagged_and_input_flags_are_kept():
     assert flags[~pre].mean() < 0.01
 
 
+def test_flagger_background_smoothing_is_scipys_gaussian_filter_bit_for_bit():
+    from scipy.ndimage import gaussian_filter1d
+
+    from radioflow.science.flagging import _gaussian_weights, _smooth
+
+    x = np.random.default_rng(5).normal(size=(37, 11))
+    for sigma, axis in ((2.0, 0), (4.0, 1), (0.7, 0), (9.0, 1)):
+        w = _gaussian_weights(sigma)
+        out = np.empty_like(x)
+        _smooth(x, w, axis, np.empty((37 + 2 * w.size) * (11 + 2 * w.size)), out)
+        assert np.array_equal(out, gaussian_filter1d(x, sigma, axis=axis, mode="nearest", truncate=3.0))
+
+
 def test_flagger_rejects_bad_shapes():
     from radioflow.errors import UsageError
 
@@ -105,3 +118,39 @@ def test_averaging_is_the_weighted_mean_with_a_short_last_bin():
     ww = np.where(flag[sel], 0, weight[sel])
     assert out["DATA"][0, 0, 0, 0] == pytest.approx((vis[sel] * ww).sum() / ww.sum(), rel=1e-5)
     assert w[0, 0, 0, 0] == pytest.approx(ww.sum(), rel=1e-6)
+
+
+def _numpy_average(data, weight, flag, timestep, freqstep):
+    """The former NumPy formulation of the averager (reduceat sums), the kernel's reference."""
+    ts, fs = np.arange(0, flag.shape[0], timestep), np.arange(0, flag.shape[2], freqstep)
+
+    def bin_sum(a):
+        return np.add.reduceat(np.add.reduceat(a, ts, axis=0), fs, axis=2)
+
+    w = weight.astype(np.float64)
+    good_w = np.where(flag, 0.0, w)
+    wsum, wall, nall = bin_sum(good_w), bin_sum(w), bin_sum(np.ones_like(w))
+    out_flag = bin_sum((~flag).astype(np.int32)) == 0
+    num, num_all = bin_sum(np.where(flag, 0, data * good_w)), bin_sum(data * w)
+    plain = bin_sum(data.astype(np.complex128)) / nall
+    with np.errstate(invalid="ignore", divide="ignore"):
+        all_mean = np.where(wall > 0, num_all / np.where(wall > 0, wall, 1), plain)
+        avg = np.where(out_flag | (wsum <= 0), all_mean, num / wsum)
+    return avg.astype(data.dtype), np.where(out_flag, wall, wsum).astype(weight.dtype), out_flag
+
+
+@pytest.mark.parametrize("timestep,freqstep", [(4, 4), (3, 5), (1, 1), (7, 2), (70, 9), (64, 64)])
+def test_averaging_kernel_is_bit_identical_to_numpy_reduceat(timestep, freqstep):
+    rng = np.random.default_rng(8)
+    shape = (70, 3, 64, 2)
+    for dtype in (np.complex64, np.complex128):
+        data = (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(dtype)
+        weight = (rng.random(shape) + 0.1).astype(np.float32)
+        weight[:, 1, :3] = 0
+        flag = rng.random(shape) < 0.3
+        flag[:9, 2] = True
+        got, got_w, got_f = average_arrays({"D": data}, weight, flag, timestep, freqstep)
+        want, want_w, want_f = _numpy_average(data, weight, flag, timestep, freqstep)
+        assert got["D"].dtype == want.dtype and np.array_equal(got["D"], want)
+        assert got_w.dtype == want_w.dtype and np.array_equal(got_w, want_w)
+        assert np.array_equal(got_f, want_f)

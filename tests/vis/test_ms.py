@@ -202,6 +202,24 @@ def test_missing_and_reordered_rows(ds: xr.Dataset, ms_path: Path) -> None:
         assert np.array_equal(back[name].values[mask], ds[name].values[mask]), name
 
 
+@pytest.mark.parametrize("reorder", [False, True])
+def test_written_columns_read_back(ms_path: Path, reorder: bool) -> None:
+    from radioflow.vis.ms_columns import write_ms_columns
+
+    if reorder:
+        with ct.table(str(ms_path), readonly=False, ack=False) as t:
+            perm = np.random.default_rng(4).permutation(t.nrows())
+            for col in ("DATA", "FLAG", "WEIGHT_SPECTRUM", "UVW", "TIME", "ANTENNA1", "ANTENNA2"):
+                t.putcol(col, t.getcol(col)[perm])
+    ds = read_ms(ms_path)
+    model = (ds.VISIBILITY.values * (2 - 1j)).astype(np.complex64)
+    write_ms_columns(ms_path, {"MODEL_DATA": model, "FLAG": ~ds.FLAG.values})
+    back = read_ms(ms_path, columns=["DATA", "MODEL_DATA"])
+    assert np.array_equal(back.MODEL_DATA.values, model)
+    assert np.array_equal(back.FLAG.values, ~ds.FLAG.values)
+    assert np.array_equal(back.VISIBILITY.values, ds.VISIBILITY.values)
+
+
 def test_duplicate_rows_keep_the_last(ds: xr.Dataset, ms_path: Path) -> None:
     with ct.table(str(ms_path), readonly=False, ack=False) as t:
         t.putcell("TIME", 30, ds.time.values[0])  # row of (time 1, baseline 9) now duplicates row 9

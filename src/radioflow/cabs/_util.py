@@ -37,10 +37,10 @@ def say(message: str) -> None:
     log.info(message)
 
 
-def load_dataset(url: str | Location, columns: list[str]) -> xr.Dataset:
-    """The visibility dataset a cab works on: a local MS read eagerly with just ``columns`` (the
-    fastest path), any other dataset (Zarr or a delta, local or S3) opened by URL."""
-    from ..vis.io import format_of, open_dataset
+def load_dataset(url: str | Location, columns: list[str] | None) -> xr.Dataset:
+    """The visibility dataset a cab works on: a local MS read eagerly with just ``columns`` (``None``:
+    all its data columns; the fastest path), any other dataset (Zarr or a delta, local or S3) opened by URL."""
+    from ..vis.io import format_of, ms_data_columns, open_dataset
 
     loc = as_location(url)
     if loc.is_local:
@@ -51,7 +51,7 @@ def load_dataset(url: str | Location, columns: list[str]) -> xr.Dataset:
         if local_ms:
             from ..vis.ms import read_ms
 
-            return read_ms(loc.path, columns=columns)
+            return read_ms(loc.path, columns=ms_data_columns(loc.path) if columns is None else columns)
     return open_dataset(loc)
 
 

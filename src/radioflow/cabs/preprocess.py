@@ -12,10 +12,10 @@ import numpy as np
 from ..errors import UsageError
 from ..science.averaging import average_dataset
 from ..science.flagging import flag_rfi
-from ..science.imaging import parallel_hands, uvw_rows
+from ..science.imaging import PARALLEL_HANDS, parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
-from ..vis.io import open_dataset, write_columns, write_dataset
+from ..vis.io import write_columns, write_dataset
 from ..vis.schema import column_variable
 from ._util import load_dataset, say
 
@@ -45,7 +45,7 @@ def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
     """Average ``ms`` by ``timestep`` integrations and ``freqstep`` channels into ``msout`` (DP3's rules)."""
     if timestep < 1 or freqstep < 1:
         raise UsageError(f"rf-average: timestep and freqstep must be >= 1 (got {timestep}, {freqstep}).")
-    ds = open_dataset(ms).load()
+    ds = load_dataset(ms, None).load()
     out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
     url = write_dataset(out, msout, overwrite=True)
     say(f"Averaged {ms} by {timestep} × {freqstep} (time × channel): {ds.sizes['time']}×{ds.sizes['frequency']} "
@@ -91,13 +91,21 @@ def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", s
     model = read_catalogue(sky)
     ra, dec = ds.attrs["phase_center"]
     vis_i = predict_rows(model, uvw_rows(ds), ds["frequency"].values, ra, dec)
-    pred = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
+    vis_i = vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1)
     if solutions:
         from ..science.calibrate import corrupt
 
         gains, ti, fi, _ = _gains(ds, solutions)
-        pred = corrupt(pred, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
-    out = (vis - pred).astype(vis.dtype)
+        pred = corrupt(parallel_hands(vis_i, ds["polarization"].values), gains, ds["baseline_antenna1"].values,
+                       ds["baseline_antenna2"].values, ti, fi)
+        out = np.subtract(vis, pred, out=np.empty(vis.shape, vis.dtype), casting="unsafe")
+    else:  # the model is zero in the cross hands: subtract it from the parallel hands only
+        out = vis.copy()
+        hands = [i for i, p in enumerate(ds["polarization"].values) if str(p) in PARALLEL_HANDS]
+        if hands:
+            model_i = vis_i.astype(np.complex64)
+            for i in hands:
+                np.subtract(out[..., i], model_i, out=out[..., i], casting="unsafe")
     dataset = write_columns(ms, {outcolumn.upper(): out}, delta=delta)
     say(f"Subtracted {len(model)} source(s) of {sky} from {column} of {ms} into {outcolumn}")
     return {"dataset": dataset}

@@ -34,6 +34,7 @@ import xarray as xr
 from ..errors import UsageError
 from ..vis.schema import column_variable
 from .corrupt import baseline_gains, check_interval, n_intervals, receptor_index
+from .gain_apply import gain_multiply
 
 MODES = ("phase", "complex", "diag_phase", "diag")
 
@@ -328,11 +329,9 @@ def solve_gains(
     )
 
 
-def expand_gains(
-    gains: np.ndarray, ntime: int, nchan: int, time_interval: int | None = None, freq_interval: int | None = None
-) -> np.ndarray:
-    """Solution-interval gains ``(nsoltime, nant, nsolchan, npol)`` -> one gain per time and channel."""
-    gains = np.asarray(gains)
+def _fit_intervals(gains: np.ndarray, ntime: int, nchan: int, time_interval: int | None,
+                   freq_interval: int | None) -> tuple[int, int]:
+    """Time and frequency interval (samples) of solution-interval ``gains`` for ``ntime`` × ``nchan`` samples."""
     if gains.ndim != 4:
         raise UsageError(f"Gains must have dims (time, antenna, frequency, receptor), got shape {gains.shape}.")
     nst, _, nsf, _ = gains.shape
@@ -343,7 +342,34 @@ def expand_gains(
             f"Gains with {nst} time and {nsf} frequency intervals do not fit {ntime} times and {nchan} channels "
             f"with time_interval={ti} and freq_interval={fi}."
         )
+    return ti, fi
+
+
+def expand_gains(
+    gains: np.ndarray, ntime: int, nchan: int, time_interval: int | None = None, freq_interval: int | None = None
+) -> np.ndarray:
+    """Solution-interval gains ``(nsoltime, nant, nsolchan, npol)`` -> one gain per time and channel."""
+    gains = np.asarray(gains)
+    ti, fi = _fit_intervals(gains, ntime, nchan, time_interval, freq_interval)
     return gains[np.arange(ntime) // ti][:, :, np.arange(nchan) // fi]
+
+
+def _apply_intervals(vis: np.ndarray, gains: np.ndarray, ant1: np.ndarray, ant2: np.ndarray,
+                     time_interval: int | None, freq_interval: int | None, divide: bool, dtype) -> np.ndarray | None:
+    """``vis`` times or divided by ``g_p conj(g_q)`` in one numba pass (complex128 gains and complex
+    visibilities with valid antennas); ``None`` otherwise, for the NumPy path."""
+    gains = np.asarray(gains)
+    ti, fi = _fit_intervals(gains, vis.shape[0], vis.shape[2], time_interval, freq_interval)
+    ant1, ant2 = np.asarray(ant1, np.intp), np.asarray(ant2, np.intp)
+    if gains.dtype != np.complex128 or not np.iscomplexobj(vis) or vis.ndim != 4:
+        return None
+    receptor_index(vis.shape[3], gains.shape[3])
+    if ant1.shape != (vis.shape[1],) or ant2.shape != (vis.shape[1],):
+        return None
+    ants = np.concatenate([ant1, ant2])
+    if ants.size and (ants.min() < 0 or ants.max() >= gains.shape[1]):
+        return None
+    return gain_multiply(vis, gains, ant1, ant2, ti, fi, divide, dtype)
 
 
 def _gain_products(vis: np.ndarray, gains: np.ndarray, ant1: np.ndarray, ant2: np.ndarray,
@@ -363,6 +389,9 @@ def corrupt(
 ) -> np.ndarray:
     """Apply solution-interval gains: ``g_p vis conj(g_q)``."""
     vis = np.asarray(vis)
+    out = _apply_intervals(vis, gains, ant1, ant2, time_interval, freq_interval, False, vis.dtype)
+    if out is not None:
+        return out
     prod = _gain_products(vis, gains, ant1, ant2, time_interval, freq_interval)
     return np.multiply(vis, prod, order="C").astype(vis.dtype, copy=False)
 
@@ -377,8 +406,12 @@ def correct(
 ) -> np.ndarray:
     """Remove solution-interval gains: ``vis / (g_p conj(g_q))`` (left unchanged where that is 0)."""
     vis = np.asarray(vis)
+    dtype = np.result_type(vis.dtype, np.complex64)
+    out = _apply_intervals(vis, gains, ant1, ant2, time_interval, freq_interval, True, dtype)
+    if out is not None:
+        return out
     prod = _gain_products(vis, gains, ant1, ant2, time_interval, freq_interval)
-    out = vis.astype(np.result_type(vis.dtype, np.complex64), copy=True)
+    out = vis.astype(dtype, copy=True)
     np.divide(vis, prod, out=out, where=prod != 0, casting="unsafe")
     return out
 

@@ -45,6 +45,8 @@ def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray],
         time, a1, a2 = sel.getcol("TIME"), sel.getcol("ANTENNA1"), sel.getcol("ANTENNA2")
         sel.close()
         times, b1, _, cells = _grid(time, a1, a2)
+        # row k is grid cell k (the usual layout): the values go out as they are, no gather
+        in_order = cells.size == times.size * b1.size and np.array_equal(cells, np.arange(cells.size))
         for name, values in columns.items():
             name = name.upper()
             values = np.asarray(values)
@@ -54,7 +56,8 @@ def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray],
                     f"({times.size}, {b1.size}, nchan, ncorr) in the dataset layout.")
             if name not in t.colnames():
                 _add_column(t, name, "FLAG" if values.dtype == bool else "DATA", values.dtype)
-            flat = values.reshape(times.size * b1.size, *values.shape[2:])[cells]
+            flat = values.reshape(times.size * b1.size, *values.shape[2:])
+            flat = np.ascontiguousarray(flat) if in_order else flat[cells]
             contiguous = rownrs.size and rownrs[-1] - rownrs[0] + 1 == rownrs.size and np.all(np.diff(rownrs) == 1)
             if contiguous:
                 t.putcol(name, flat, startrow=int(rownrs[0]), nrow=int(rownrs.size))
