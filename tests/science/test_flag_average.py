@@ -140,7 +140,8 @@ def _numpy_average(data, weight, flag, timestep, freqstep):
 
 
 @pytest.mark.parametrize("timestep,freqstep", [(4, 4), (3, 5), (1, 1), (7, 2), (70, 9), (64, 64)])
-def test_averaging_kernel_is_bit_identical_to_numpy_reduceat(timestep, freqstep):
+def test_averaging_kernel_equals_the_numpy_formulation(timestep, freqstep):
+    """Every branch (unflagged, all flagged, zero weights, short last bins) to float rounding."""
     rng = np.random.default_rng(8)
     shape = (70, 3, 64, 2)
     for dtype in (np.complex64, np.complex128):
@@ -151,6 +152,10 @@ def test_averaging_kernel_is_bit_identical_to_numpy_reduceat(timestep, freqstep)
         flag[:9, 2] = True
         got, got_w, got_f = average_arrays({"D": data}, weight, flag, timestep, freqstep)
         want, want_w, want_f = _numpy_average(data, weight, flag, timestep, freqstep)
-        assert got["D"].dtype == want.dtype and np.array_equal(got["D"], want)
-        assert got_w.dtype == want_w.dtype and np.array_equal(got_w, want_w)
+        tol = 1e-6 if dtype == np.complex64 else 1e-12
+        assert got["D"].dtype == want.dtype and got_w.dtype == want_w.dtype
+        np.testing.assert_allclose(got["D"], want, rtol=tol, atol=tol)
+        np.testing.assert_allclose(got_w, want_w, rtol=1e-6)
         assert np.array_equal(got_f, want_f)
+        if timestep * freqstep <= 16:       # small bins: some are wholly flagged
+            assert got_f.any() and not got_f.all()
