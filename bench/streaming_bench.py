@@ -94,7 +94,7 @@ def main() -> int:
         rows.append(f"| {n} | {wall:.1f} |")
         print(rows[-1], flush=True)
     rows.append(f"\n2048² dirty image (uniform density pass skipped: natural weights), {sizes[-1]} M visibilities "
-                "for the Dask rows; peak RSS of the image process (ru_maxrss of a fresh wrapper's children); "
+                "for the Dask rows (LocalCluster workers of one thread each; ducc0 grids on the worker's threads); peak RSS of the image process (ru_maxrss of a fresh wrapper's children); "
                 "flat memory over size is the criterion; 2 cores.")
     table = "\n".join(rows) + "\n"
     (HERE / "results").mkdir(exist_ok=True)
