@@ -4,7 +4,7 @@ The arrays keep the dataset's ``(time, baseline, frequency, polarization)`` layo
 are independent, so every iteration runs in one parallel numba kernel over baselines, each
 baseline's time × frequency planes staying in cache: background, noise and SumThreshold (a
 sliding window sum along each line) with no per-visibility Python loop. The background's
-smoothing reproduces ``scipy.ndimage.gaussian_filter`` bit for bit.
+smoothing is ``scipy.ndimage.gaussian_filter`` (mode nearest, truncate 3).
 
 Each iteration fits a smooth background to the unflagged amplitudes (masked Gaussian
 smoothing), estimates the noise per baseline and correlation (median absolute deviation of the
