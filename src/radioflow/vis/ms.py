@@ -291,6 +291,9 @@ def _time_chunk(ds: xr.Dataset) -> int:
 # --------------------------------------------------------------------------- reading
 
 
+#: Variables :func:`read_ms` reads besides the data columns (unless told otherwise).
+EXTRA_VARIABLES = ("FLAG", "WEIGHT", "UVW")
+
 #: numpy dtype of each casacore column data type (for getcol[slice]np into preallocated arrays).
 CASACORE_NUMPY_TYPES = {"boolean": np.bool_, "int": np.int32, "float": np.float32, "double": np.float64,
                         "complex": np.complex64, "dcomplex": np.complex128}
@@ -503,7 +506,8 @@ def _correlation_slice(src: str, available: list[str], wanted: list[str],
 
 def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",), field: int = 0,
             spw: int = 0, chunks: int | Mapping[str, int] | None = None,
-            correlations: Sequence[str] | None = None) -> xr.Dataset:
+            correlations: Sequence[str] | None = None,
+            extras: Sequence[str] = EXTRA_VARIABLES) -> xr.Dataset:
     """Read one field and spectral window of an MS into the visibility dataset layout.
 
     ``columns`` are the data columns to load (DATA -> VISIBILITY, others keep their names);
@@ -511,12 +515,13 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
     Grid cells without a row are flagged with zero data and weight. ``chunks`` (time steps per
     chunk, or ``{"time": n, "frequency": m}``) returns dask arrays read lazily per time chunk.
     ``correlations`` (e.g. ``["XX", "YY"]``, evenly spaced in the MS) reads only those: the
-    others are never read from disk (eager reads only).
+    others are never read from disk (eager reads only). ``extras`` limits the other variables
+    read (a subset of FLAG, WEIGHT, UVW; default all, and only then is the layout checked).
     """
     with CASACORE_LOCK:
         t = open_ms(path)
     try:
-        return _read_ms(t, str(Path(path)), columns, field, spw, chunks, correlations)
+        return _read_ms(t, str(Path(path)), columns, field, spw, chunks, correlations, extras)
     finally:
         with CASACORE_LOCK:
             t.close()
@@ -539,7 +544,11 @@ def open_ms(path: str | os.PathLike[str], readonly: bool = True) -> ct.table:
 
 
 def _read_ms(t: ct.table, src: str, columns: Sequence[str], field: int, spw: int,
-             chunks: int | Mapping[str, int] | None, correlations: Sequence[str] | None) -> xr.Dataset:
+             chunks: int | Mapping[str, int] | None, correlations: Sequence[str] | None,
+             extras: Sequence[str]) -> xr.Dataset:
+    unknown = [v for v in extras if v not in EXTRA_VARIABLES]
+    if unknown:
+        raise UsageError(f"read_ms: unknown extra variable(s) {unknown}; choose from {list(EXTRA_VARIABLES)}.")
     ddid, pol_id = data_description_id(src, spw)
     meta = read_metadata(src, field=field, spw=spw, pol_id=pol_id)
     with CASACORE_LOCK:
@@ -567,7 +576,7 @@ def _read_ms(t: ct.table, src: str, columns: Sequence[str], field: int, spw: int
     blocks = _blocks(cells, rownrs, ntime, nbl, _time_chunks(chunks, ntime))
 
     variables = [(column_variable(c), c) for c in wanted]
-    variables += [("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")]
+    variables += [(v, c) for v, c in (("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")) if v in extras]
     data_vars: dict[str, tuple[tuple[str, ...], Any]] = {}
     for var, column in variables:
         tail = (3,) if var == "UVW" else (nchan, ncorr)
@@ -608,6 +617,6 @@ def _read_ms(t: ct.table, src: str, columns: Sequence[str], field: int, spw: int
             "site": meta["site"],
         },
     )
-    if "VISIBILITY" in ds:
+    if "VISIBILITY" in ds and set(extras) == set(EXTRA_VARIABLES):
         check_dataset(ds, source=src)
     return ds
