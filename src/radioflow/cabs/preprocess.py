@@ -74,7 +74,7 @@ def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = N
         return gains, 1, 1, gflags[:, a1][..., ip] | gflags[:, a2][..., iq]
     import xarray as xr
 
-    with xr.open_zarr(solutions, consolidated=False) as sds:
+    with xr.open_zarr(solutions, consolidated=False, chunks=None) as sds:
         sol = solutions_from_dataset(sds.load())
     return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
 
