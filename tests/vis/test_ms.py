@@ -475,3 +475,27 @@ def test_read_only_the_parallel_hands(ds: xr.Dataset, ms_path: Path) -> None:
         read_ms(ms_path, correlations=["RR"])
     with pytest.raises(UsageError, match="evenly spaced"):
         read_ms(ms_path, correlations=["XX", "XY", "YY"])
+
+
+def test_extras_limit_the_variables_read(ds: xr.Dataset, ms_path: Path) -> None:
+    full = read_ms(ms_path)
+    part = read_ms(ms_path, extras=("UVW",))
+    assert "FLAG" not in part and "WEIGHT" not in part
+    assert np.array_equal(part.UVW.values, full.UVW.values)
+    assert np.array_equal(part.VISIBILITY.values, full.VISIBILITY.values)
+    with pytest.raises(UsageError, match="unknown extra"):
+        read_ms(ms_path, extras=("SIGMA",))
+
+
+def test_cached_row_grid_follows_a_changed_ms(ds: xr.Dataset, ms_path: Path) -> None:
+    from radioflow.vis.ms_columns import write_ms_columns
+
+    read_ms(ms_path, columns=[], extras=())
+    with ct.table(str(ms_path), readonly=False, ack=False) as t:
+        perm = np.random.default_rng(5).permutation(t.nrows())
+        for col in ("DATA", "TIME", "ANTENNA1", "ANTENNA2"):
+            t.putcol(col, t.getcol(col)[perm])
+    write_ms_columns(ms_path, {"MODEL_DATA": ds.VISIBILITY.values})  # must map rows by the new grid
+    msmod._GRID_CACHE.clear()
+    back = read_ms(ms_path, columns=["MODEL_DATA"])
+    assert np.array_equal(back.MODEL_DATA.values, ds.VISIBILITY.values)

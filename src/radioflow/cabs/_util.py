@@ -37,9 +37,11 @@ def say(message: str) -> None:
     log.info(message)
 
 
-def load_dataset(url: str | Location, columns: list[str] | None) -> xr.Dataset:
+def load_dataset(url: str | Location, columns: list[str] | None,
+                 extras: tuple[str, ...] = ("FLAG", "WEIGHT", "UVW")) -> xr.Dataset:
     """The visibility dataset a cab works on: a local MS read eagerly with just ``columns`` (``None``:
-    all its data columns; the fastest path), any other dataset (Zarr or a delta, local or S3) opened by URL."""
+    all its data columns) and ``extras`` of FLAG / WEIGHT / UVW (the fastest path), any other
+    dataset (Zarr or a delta, local or S3) opened by URL (all its variables, lazily)."""
     from ..vis.io import format_of, ms_data_columns, open_dataset
 
     loc = as_location(url)
@@ -51,7 +53,8 @@ def load_dataset(url: str | Location, columns: list[str] | None) -> xr.Dataset:
         if local_ms:
             from ..vis.ms import read_ms
 
-            return read_ms(loc.path, columns=ms_data_columns(loc.path) if columns is None else columns)
+            return read_ms(loc.path, columns=ms_data_columns(loc.path) if columns is None else columns,
+                           extras=extras)
     return open_dataset(loc)
 
 

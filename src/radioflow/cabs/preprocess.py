@@ -16,14 +16,14 @@ from ..science.imaging import PARALLEL_HANDS, parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
 from ..vis.io import write_columns, write_dataset
-from ..vis.schema import column_variable
+from ..vis.schema import VIS_DIMS, column_variable
 from ._util import load_dataset, say
 
 
 def _column(ds, column: str, url: str) -> np.ndarray:
     var = column_variable(column)
     if var not in ds:
-        have = ", ".join(v for v in ds.data_vars if ds[v].dims == ds["FLAG"].dims and v not in ("FLAG", "WEIGHT"))
+        have = ", ".join(v for v in ds.data_vars if ds[v].dims == VIS_DIMS and v not in ("FLAG", "WEIGHT"))
         raise UsageError(f"Dataset {url} has no column {column} (parameter 'column'); it has {have}.")
     return np.asarray(ds[var].values)
 
@@ -31,7 +31,7 @@ def _column(ds, column: str, url: str) -> np.ndarray:
 def flag(ms: str, column: str = "DATA", threshold: float = 6.0, iterations: int = 3, max_window: int = 64,
          delta: str | None = None) -> dict:
     """Flag RFI in ``column`` with the vectorised SumThreshold flagger; FLAG gets the union."""
-    ds = load_dataset(ms, columns=[column.upper()])
+    ds = load_dataset(ms, columns=[column.upper()], extras=("FLAG",))
     vis = _column(ds, column, ms)
     before = np.asarray(ds["FLAG"].values, bool)
     flags = flag_rfi(vis, before, threshold=threshold, iterations=iterations, max_window=max_window)
@@ -74,7 +74,7 @@ def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = N
         return gains, 1, 1, gflags[:, a1][..., ip] | gflags[:, a2][..., iq]
     import xarray as xr
 
-    with xr.open_zarr(solutions, consolidated=False) as sds:
+    with xr.open_zarr(solutions, consolidated=False, chunks=None) as sds:
         sol = solutions_from_dataset(sds.load())
     return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
 
@@ -86,7 +86,7 @@ def subtract(ms: str, sky: str, column: str = "DATA", outcolumn: str = "DATA", s
     With ``solutions`` (Zarr or h5parm) the model is first corrupted by those gains, so that a
     source is subtracted from data that are not yet calibrated (DP3's predict with applycal).
     """
-    ds = load_dataset(ms, columns=sorted({column.upper(), "DATA"}))
+    ds = load_dataset(ms, columns=sorted({column.upper(), "DATA"}), extras=("UVW",))
     vis = _column(ds, column, ms)
     model = read_catalogue(sky)
     ra, dec = ds.attrs["phase_center"]
@@ -116,13 +116,14 @@ def apply(ms: str, solutions: str, column: str = "DATA", outcolumn: str = "CORRE
     """``outcolumn`` = ``column`` corrected by gains: radioflow solutions (Zarr) or a DP3 h5parm (.h5)."""
     from ..science.calibrate import correct
 
-    ds = load_dataset(ms, columns=[column.upper()])
+    ds = load_dataset(ms, columns=[column.upper()], extras=())
     vis = _column(ds, column, ms)
     gains, ti, fi, bad = _gains(ds, solutions, solset, direction)
     out = correct(vis, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
     columns = {outcolumn.upper(): out.astype(vis.dtype)}
     if bad.any():
-        columns["FLAG"] = np.asarray(ds["FLAG"].values, bool) | bad
+        flags = ds["FLAG"] if "FLAG" in ds else load_dataset(ms, columns=[], extras=("FLAG",))["FLAG"]
+        columns["FLAG"] = np.asarray(flags.values, bool) | bad
     dataset = write_columns(ms, columns, delta=delta)
     say(f"Applied {solutions} to {column} of {ms} into {outcolumn}" + (f" ({100 * bad.mean():.2f} % flagged by solutions)" if bad.any() else ""))
     return {"dataset": dataset}

@@ -48,17 +48,9 @@ def _is_ms(path: Path) -> bool:
 
 def check_ms(path: str | os.PathLike[str]) -> str:
     """Return ``path`` as a string if it is a Measurement Set, else raise a :class:`UsageError`."""
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"Measurement Set {p} does not exist.")
-    if not _is_ms(p):
-        raise UsageError(f"{p} is not a Measurement Set: it is not a casacore table directory (no table.dat).")
-    with CASACORE_LOCK, ct.table(str(p), ack=False) as t:
-        missing = [c for c in ("TIME", "ANTENNA1", "ANTENNA2", "UVW") if c not in t.colnames()]
-        missing += [k for k in ("ANTENNA", "SPECTRAL_WINDOW", "FIELD") if k not in t.keywordnames()]
-    if missing:
-        raise UsageError(f"{p} is a casacore table but not a Measurement Set: it lacks {', '.join(missing)}.")
-    return str(p)
+    with CASACORE_LOCK:
+        open_ms(path).close()
+    return str(Path(path))
 
 
 # --------------------------------------------------------------------------- writing
@@ -299,6 +291,9 @@ def _time_chunk(ds: xr.Dataset) -> int:
 # --------------------------------------------------------------------------- reading
 
 
+#: Variables :func:`read_ms` reads besides the data columns (unless told otherwise).
+EXTRA_VARIABLES = ("FLAG", "WEIGHT", "UVW")
+
 #: numpy dtype of each casacore column data type (for getcol[slice]np into preallocated arrays).
 CASACORE_NUMPY_TYPES = {"boolean": np.bool_, "int": np.int32, "float": np.float32, "double": np.float64,
                         "complex": np.complex64, "dcomplex": np.complex128}
@@ -358,9 +353,16 @@ def _read_variable(src: str, var: str, column: str, rownrs: np.ndarray, cells: n
     ``cells=None`` means the rows fill the block exactly in order (the common case). FLAG
     includes FLAG_ROW (a flagged row flags all its cells).
     """
+    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+        return _read_open(t, var, column, rownrs, cells, shape, corr)
+
+
+def _read_open(t: ct.table, var: str, column: str, rownrs: np.ndarray, cells: np.ndarray | None,
+               shape: tuple[int, ...], corr: tuple[int, int, int] | None = None) -> np.ndarray:
+    """:func:`_read_variable` from an already open main table ``t``."""
     nt, nbl = shape[:2]
     fill: bool | float
-    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+    with CASACORE_LOCK:
         data = _read_rows(t, column, rownrs, corr if var != "UVW" else None)
         flag_row = _read_rows(t, "FLAG_ROW", rownrs) if var == "FLAG" and "FLAG_ROW" in t.colnames() else None
     if var == "FLAG":
@@ -394,6 +396,50 @@ def _grid(time: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> tuple[np.ndarray,
     bl_key = ukey[order]
     cells = tidx.ravel() * bl_key.size + rank[bidx.ravel()]
     return times, (bl_key // m).astype(np.int32), (bl_key % m).astype(np.int32), cells
+
+
+#: Row grids already built, per (MS path, field, data description): (table stamp, grid).
+_GRID_CACHE: dict[tuple[str, int, int], tuple[tuple, tuple[np.ndarray, ...]]] = {}
+
+
+def table_stamp(src: str) -> tuple:
+    """Name, size, mtime and inode of the main table's files (its lock file aside): changes on any write."""
+    with os.scandir(src) as entries:
+        return tuple(sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns, e.inode())
+                            for e in entries if e.is_file() and e.name != "table.lock"))
+
+
+def row_grid(t: ct.table, src: str, field: int, ddid: int) -> tuple[np.ndarray, ...]:
+    """(row numbers, times, antenna1, antenna2, cells) of one field and data description.
+
+    Rows are selected with numpy over FIELD_ID / DATA_DESC_ID (no TaQL query); the grid is
+    cached per table stamp, so a write after a read of the same, unchanged MS reuses it.
+    """
+    key = (os.path.realpath(src), int(field), int(ddid))
+    stamp = (table_stamp(src), t.nrows())
+    hit = _GRID_CACHE.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    nrow = t.nrows()
+    mask = np.ones(nrow, bool)
+    for name, value in (("FIELD_ID", field), ("DATA_DESC_ID", ddid)):
+        col = t.getcol(name) if name in t.colnames() else np.zeros(nrow, np.int32)
+        mask &= col == value
+    rownrs = np.flatnonzero(mask).astype(np.int64)
+    if rownrs.size == 0:
+        grid: tuple[np.ndarray, ...] = (rownrs,)
+    else:
+        grid = (rownrs, *_grid(*(_read_rows(t, c, rownrs) for c in ("TIME", "ANTENNA1", "ANTENNA2"))))
+    _GRID_CACHE.clear()
+    _GRID_CACHE[key] = (stamp, grid)
+    return grid
+
+
+def refresh_grid_stamp(src: str, field: int, ddid: int, nrow: int) -> None:
+    """Re-stamp a cached grid after a write that changed data columns only (rows untouched)."""
+    key = (os.path.realpath(src), int(field), int(ddid))
+    if key in _GRID_CACHE:
+        _GRID_CACHE[key] = ((table_stamp(src), nrow), _GRID_CACHE[key][1])
 
 
 def _time_chunks(chunks: int | Mapping[str, int] | None, ntime: int) -> int:
@@ -460,7 +506,8 @@ def _correlation_slice(src: str, available: list[str], wanted: list[str],
 
 def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",), field: int = 0,
             spw: int = 0, chunks: int | Mapping[str, int] | None = None,
-            correlations: Sequence[str] | None = None) -> xr.Dataset:
+            correlations: Sequence[str] | None = None,
+            extras: Sequence[str] = EXTRA_VARIABLES) -> xr.Dataset:
     """Read one field and spectral window of an MS into the visibility dataset layout.
 
     ``columns`` are the data columns to load (DATA -> VISIBILITY, others keep their names);
@@ -468,29 +515,57 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
     Grid cells without a row are flagged with zero data and weight. ``chunks`` (time steps per
     chunk, or ``{"time": n, "frequency": m}``) returns dask arrays read lazily per time chunk.
     ``correlations`` (e.g. ``["XX", "YY"]``, evenly spaced in the MS) reads only those: the
-    others are never read from disk (eager reads only).
+    others are never read from disk (eager reads only). ``extras`` limits the other variables
+    read (a subset of FLAG, WEIGHT, UVW; default all, and only then is the layout checked).
     """
-    src = check_ms(path)
+    with CASACORE_LOCK:
+        t = open_ms(path)
+    try:
+        return _read_ms(t, str(Path(path)), columns, field, spw, chunks, correlations, extras)
+    finally:
+        with CASACORE_LOCK:
+            t.close()
+
+
+def open_ms(path: str | os.PathLike[str], readonly: bool = True) -> ct.table:
+    """Open the main table of the MS at ``path`` with :func:`check_ms`'s checks (caller holds the lock)."""
+    p = Path(path)
+    if not p.exists():
+        raise UsageError(f"Measurement Set {p} does not exist.")
+    if not _is_ms(p):
+        raise UsageError(f"{p} is not a Measurement Set: it is not a casacore table directory (no table.dat).")
+    t = ct.table(str(p), readonly=readonly, ack=False)
+    missing = [c for c in ("TIME", "ANTENNA1", "ANTENNA2", "UVW") if c not in t.colnames()]
+    missing += [k for k in ("ANTENNA", "SPECTRAL_WINDOW", "FIELD") if k not in t.keywordnames()]
+    if missing:
+        t.close()
+        raise UsageError(f"{p} is a casacore table but not a Measurement Set: it lacks {', '.join(missing)}.")
+    return t
+
+
+def _read_ms(t: ct.table, src: str, columns: Sequence[str], field: int, spw: int,
+             chunks: int | Mapping[str, int] | None, correlations: Sequence[str] | None,
+             extras: Sequence[str]) -> xr.Dataset:
+    unknown = [v for v in extras if v not in EXTRA_VARIABLES]
+    if unknown:
+        raise UsageError(f"read_ms: unknown extra variable(s) {unknown}; choose from {list(EXTRA_VARIABLES)}.")
     ddid, pol_id = data_description_id(src, spw)
     meta = read_metadata(src, field=field, spw=spw, pol_id=pol_id)
-    with CASACORE_LOCK, ct.table(src, ack=False) as t:
+    with CASACORE_LOCK:
         colnames = t.colnames()
         wanted = [c.upper() for c in columns]
         missing = [c for c in wanted if c not in colnames]
         if missing:
             raise UsageError(f"{src} has no column(s) {missing}; it has {[c for c in colnames if c.endswith('DATA')]}.")
-        sel = t.query(f"FIELD_ID=={int(field)} && DATA_DESC_ID=={ddid}", columns="TIME,ANTENNA1,ANTENNA2")
-        rownrs = np.asarray(sel.rownumbers(t), np.int64)
+        grid = row_grid(t, src, field, ddid)
+        rownrs = grid[0]
         if rownrs.size == 0:
-            sel.close()
             raise UsageError(f"{src} has no rows for field {field} and spectral window {spw}.")
-        time, a1, a2 = sel.getcol("TIME"), sel.getcol("ANTENNA1"), sel.getcol("ANTENNA2")
-        sel.close()
         interval = float(t.getcell("INTERVAL", int(rownrs[0])))
         weight_col = "WEIGHT"
         if "WEIGHT_SPECTRUM" in colnames and t.iscelldefined("WEIGHT_SPECTRUM", int(rownrs[0])):
             weight_col = "WEIGHT_SPECTRUM"
-    times, b1, b2, cells = _grid(time, a1, a2)
+    times, b1, b2, cells = grid[1:]
     ntime, nbl = times.size, b1.size
     nchan, ncorr = meta["frequency"].size, len(meta["polarization"])
     corr = None
@@ -501,14 +576,14 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
     blocks = _blocks(cells, rownrs, ntime, nbl, _time_chunks(chunks, ntime))
 
     variables = [(column_variable(c), c) for c in wanted]
-    variables += [("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")]
+    variables += [(v, c) for v, c in (("FLAG", "FLAG"), ("WEIGHT", weight_col), ("UVW", "UVW")) if v in extras]
     data_vars: dict[str, tuple[tuple[str, ...], Any]] = {}
     for var, column in variables:
         tail = (3,) if var == "UVW" else (nchan, ncorr)
         dims = UVW_DIMS if var == "UVW" else VIS_DIMS
         if chunks is None:
             rows_k, cells_k, nt = blocks[0]
-            data_vars[var] = (dims, _read_variable(src, var, column, rows_k, cells_k, (nt, nbl, *tail), corr))
+            data_vars[var] = (dims, _read_open(t, var, column, rows_k, cells_k, (nt, nbl, *tail), corr))
             continue
         arr = _lazy_variable(src, var, column, blocks, (nbl, *tail))
         if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
@@ -542,6 +617,6 @@ def read_ms(path: str | os.PathLike[str], *, columns: Sequence[str] = ("DATA",),
             "site": meta["site"],
         },
     )
-    if "VISIBILITY" in ds:
+    if "VISIBILITY" in ds and set(extras) == set(EXTRA_VARIABLES):
         check_dataset(ds, source=src)
     return ds

@@ -8,13 +8,14 @@ that fails part-way is simply rerun, leaving DATA untouched.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Mapping
 
 import casacore.tables as ct
 import numpy as np
 
 from ..errors import UsageError
-from .ms import CASACORE_LOCK, _grid, check_ms
+from .ms import CASACORE_LOCK, open_ms, refresh_grid_stamp, row_grid
 from .ms_subtables import data_description_id
 
 _VALUE_TYPES = {"c": "complex", "b": "boolean", "f": "float"}
@@ -36,15 +37,16 @@ def _add_column(t: ct.table, name: str, like: str, dtype: np.dtype) -> None:
 def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray], *, field: int = 0,
                      spw: int = 0) -> list[str]:
     """Write ``{MS column: array (time, baseline, chan, corr)}`` into the MS at ``path``."""
-    src = check_ms(path)
-    ddid, _ = data_description_id(src, spw)
+    src = str(Path(path))
     written = []
-    with CASACORE_LOCK, ct.table(src, readonly=False, ack=False) as t:
-        sel = t.query(f"FIELD_ID=={int(field)} && DATA_DESC_ID=={ddid}", columns="TIME,ANTENNA1,ANTENNA2")
-        rownrs = np.asarray(sel.rownumbers(t), np.int64)
-        time, a1, a2 = sel.getcol("TIME"), sel.getcol("ANTENNA1"), sel.getcol("ANTENNA2")
-        sel.close()
-        times, b1, _, cells = _grid(time, a1, a2)
+    with CASACORE_LOCK:
+        t = open_ms(src, readonly=False)
+    with CASACORE_LOCK, t:
+        ddid, _ = data_description_id(src, spw)
+        grid = row_grid(t, src, field, ddid)
+        if len(grid) == 1:
+            raise UsageError(f"{src} has no rows for field {field} and spectral window {spw}.")
+        rownrs, times, b1, _, cells = grid
         # row k is grid cell k (the usual layout): the values go out as they are, no gather
         in_order = cells.size == times.size * b1.size and np.array_equal(cells, np.arange(cells.size))
         for name, values in columns.items():
@@ -67,4 +69,6 @@ def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray],
                 sub.close()
             written.append(name)
         t.flush()
+        nrow = t.nrows()
+    refresh_grid_stamp(src, field, ddid, nrow)
     return written
