@@ -583,7 +583,8 @@ def _read_ms(t: ct.table, src: str, columns: Sequence[str], field: int, spw: int
         dims = UVW_DIMS if var == "UVW" else VIS_DIMS
         if chunks is None:
             rows_k, cells_k, nt = blocks[0]
-            data_vars[var] = (dims, _read_open(t, var, column, rows_k, cells_k, (nt, nbl, *tail), corr))
+            with CASACORE_LOCK:   # casacore is not thread-safe
+                data_vars[var] = (dims, _read_open(t, var, column, rows_k, cells_k, (nt, nbl, *tail), corr))
             continue
         arr = _lazy_variable(src, var, column, blocks, (nbl, *tail))
         if isinstance(chunks, Mapping) and "frequency" in chunks and var != "UVW":
