@@ -14,6 +14,7 @@ from casacore import tables as ct
 
 from radioflow.errors import UsageError
 from radioflow.vis import ms as msmod
+from radioflow.vis import ms_rows
 from radioflow.vis.ms import MSWriter, read_ms, write_ms
 from radioflow.vis.ms_scan import iter_ms_chunks, ms_summary
 from radioflow.vis.schema import baseline_pairs, make_dataset
@@ -496,6 +497,6 @@ def test_cached_row_grid_follows_a_changed_ms(ds: xr.Dataset, ms_path: Path) -> 
         for col in ("DATA", "TIME", "ANTENNA1", "ANTENNA2"):
             t.putcol(col, t.getcol(col)[perm])
     write_ms_columns(ms_path, {"MODEL_DATA": ds.VISIBILITY.values})  # must map rows by the new grid
-    msmod._GRID_CACHE.clear()
+    ms_rows._GRID_CACHE.clear()
     back = read_ms(ms_path, columns=["MODEL_DATA"])
     assert np.array_equal(back.MODEL_DATA.values, ds.VISIBILITY.values)

@@ -240,7 +240,7 @@ def _ms_block_loader(ds: xr.Dataset, names: Sequence[str], step: int) -> Callabl
     column_of = {v: c for c, v in DATA_COLUMNS.items()}
     column_of.update({"FLAG": "FLAG", "UVW": "UVW", "WEIGHT": weight_col})
     nchan, ncorr = ds.sizes["frequency"], ds.sizes["polarization"]
-    from .ms import CASACORE_NUMPY_TYPES
+    from .ms_rows import CASACORE_NUMPY_TYPES
 
     with CASACORE_LOCK, ct.table(path, ack=False) as t:
         native = {name: np.dtype(CASACORE_NUMPY_TYPES.get(t.coldatatype(column_of[name]), object)) for name in names}

@@ -15,7 +15,8 @@ import casacore.tables as ct
 import numpy as np
 
 from ..errors import UsageError
-from .ms import CASACORE_LOCK, open_ms, refresh_grid_stamp, row_grid
+from .ms import CASACORE_LOCK, open_ms
+from .ms_rows import refresh_grid_stamp, row_grid
 from .ms_subtables import data_description_id
 
 _VALUE_TYPES = {"c": "complex", "b": "boolean", "f": "float"}

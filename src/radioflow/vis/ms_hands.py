@@ -19,7 +19,8 @@ import numpy as np
 from casacore import tables as ct
 
 from ..errors import UsageError
-from .ms import CASACORE_LOCK, _read_rows, check_ms
+from .ms import CASACORE_LOCK, check_ms
+from .ms_rows import read_rows
 from .ms_subtables import data_description_id, read_metadata
 
 #: Bytes one visibility costs while imaged: two hands of complex64 data, float32 weight and
@@ -119,12 +120,12 @@ def read_hands(layout: MSLayout, start: int = 0, stop: int | None = None) -> Par
         rownrs = np.arange(start, stop)[keep]
         if rownrs.size == 0:
             return _empty(layout)
-        uvw = _read_rows(t, "UVW", rownrs).astype(np.float64, copy=False)
-        data = _read_rows(t, layout.column, rownrs, layout.corr).astype(np.complex64, copy=False)
-        flag = _read_rows(t, "FLAG", rownrs, layout.corr).astype(bool, copy=False)
-        weight = _read_rows(t, layout.weight_column, rownrs, layout.corr).astype(np.float32, copy=False)
+        uvw = read_rows(t, "UVW", rownrs).astype(np.float64, copy=False)
+        data = read_rows(t, layout.column, rownrs, layout.corr).astype(np.complex64, copy=False)
+        flag = read_rows(t, "FLAG", rownrs, layout.corr).astype(bool, copy=False)
+        weight = read_rows(t, layout.weight_column, rownrs, layout.corr).astype(np.float32, copy=False)
         if "FLAG_ROW" in t.colnames():
-            flag_row = _read_rows(t, "FLAG_ROW", rownrs)
+            flag_row = read_rows(t, "FLAG_ROW", rownrs)
             if flag_row.any():
                 flag[flag_row] = True
     if weight.ndim == 2:  # WEIGHT: one value per correlation, the same for every channel
