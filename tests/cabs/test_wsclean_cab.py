@@ -54,3 +54,10 @@ def test_missing_ms_and_missing_binary_are_named(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(UsageError, match="'wsclean' was not found"):
         cab.wsclean([str(tmp_path / "none.ms")], str(tmp_path / "x"), **OPTS)
+
+
+def test_update_model_of_a_staged_copy_is_refused(tmp_path):
+    """A Zarr dataset or remote MS is imaged as a local copy: its MODEL_DATA would be thrown away."""
+    for ms in (str(tmp_path / "obs.zarr"), "s3://bucket/obs.ms"):
+        with pytest.raises(UsageError, match="Parameter 'update-model-required'.*thrown"):
+            cab.wsclean([ms], str(tmp_path / "x"), update_model_required=True, **OPTS)

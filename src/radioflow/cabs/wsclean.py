@@ -71,14 +71,26 @@ def command_line(ms: Sequence[str], prefix: str, options: Mapping[str, Any], wsc
     return [*argv, "-name", prefix, *ms]
 
 
+def _format(ms: str) -> str:
+    """``ms`` or ``zarr``: how :func:`_stage_in` takes the dataset."""
+    from ..vis.io import format_of
+
+    loc = as_location(ms)
+    return format_of(loc) if loc.name.lower().rstrip("/").endswith((".ms", ".zarr")) else "ms"
+
+
+def _is_staged(ms: str) -> bool:
+    """Whether WSClean images a copy of ``ms`` (a remote MS or a Zarr dataset), not ``ms`` itself."""
+    return _format(ms) != "ms" or not as_location(ms).is_local
+
+
 def _stage_in(ms: str, staging: Path) -> tuple[str, bool]:
     """A local MS standing for ``ms``: itself, a download of a remote MS, or a conversion of a
     Zarr dataset (local or remote). The flag says whether it is a copy."""
     from ..vis.convert import convert
-    from ..vis.io import format_of
 
     loc = as_location(ms)
-    fmt = format_of(loc) if loc.name.lower().rstrip("/").endswith((".ms", ".zarr")) else "ms"
+    fmt = _format(ms)
     if fmt == "ms" and loc.is_local:
         if not (Path(loc.path) / "table.dat").exists():
             raise UsageError(f"Measurement Set {ms} (parameter 'ms') does not exist.")
@@ -121,6 +133,12 @@ def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], sca
     datasets = [ms] if isinstance(ms, str) else list(ms)
     if not datasets:
         raise UsageError("Parameter 'ms' names no Measurement Set to image.")
+    staged_in = [d for d in datasets if _is_staged(d)]
+    if staged_in and options.get("update_model_required") and not options.get("no_update_model_required"):
+        raise UsageError(f"Parameter 'update-model-required': WSClean writes MODEL_DATA into the MS it images, and "
+                         f"{staged_in[0]} is imaged as a local copy (a remote MS or a Zarr dataset) that is thrown "
+                         "away afterwards; drop the parameter, or predict MODEL_DATA from the model image with the "
+                         "rf-predict step, which writes it into a delta overlay beside a Zarr dataset.")
     binary = executable()
     with cab_files() as files, tempfile.TemporaryDirectory(prefix="radioflow-wsclean-") as tmp:
         staging = Path(tmp)

@@ -97,7 +97,7 @@ def simulate(
 
 
 def image(ctx: typer.Context) -> None:
-    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-weight-combination wsclean|optimal] [-chunk-mem MB] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter), streamed over chunks; -channels-out N [-join-channels [-fit-spectral-pol T]] for N output channels and the MFS image."""
+    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-weight-combination wsclean|optimal] [-chunk-mem MB] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter), streamed over chunks; -channels-out N [-join-channels [-fit-spectral-pol T]] for N output channels and the MFS image; -update-model-required (with -niter N) then writes the CLEAN model's visibilities to the MS's MODEL_DATA (streamed, each output channel from its group's model; XX = YY = I as WSClean), which is otherwise never written."""
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))
@@ -239,6 +239,7 @@ def make_clean_image(args) -> list[Path]:
     from ..vis.chunks import TimeChunks
 
     nx, ny = args.size
+    model_ms = _model_data_target(args) if args.update_model else None
     source = TimeChunks.plan(args.dataset, column=args.data_column,
                              max_bytes=min(CLEAN_CHUNK_BYTES, _memory_budget(args) // 8))
     lazy = source.lazy()
@@ -265,7 +266,34 @@ def make_clean_image(args) -> list[Path]:
     written = _write_clean_products(args, cube, lazy, freq)
     if args.niter > 0:
         _console().print(f"CLEAN: {cube.niter} components in {cube.nmajor} major cycles ({cube.stop_reason}).")
+    if model_ms is not None:
+        _write_model_data(args, model_ms, cube.model, freq.size, spec)
     return written
+
+
+def _model_data_target(args) -> str:
+    """The local MS whose MODEL_DATA ``-update-model-required`` writes (checked before any CLEAN)."""
+    from ..vis.location import as_location, format_of
+
+    loc = as_location(args.dataset)
+    if format_of(loc) != "ms" or not loc.is_local:
+        raise UsageError(f"-update-model-required writes MODEL_DATA into a local Measurement Set; {args.dataset} is "
+                         "a Zarr dataset or in object storage, which radioflow image does not update: image it "
+                         "without -update-model-required, then predict MODEL_DATA from its -model.fits image with the "
+                         "rf-predict step, which writes it into a delta overlay beside a Zarr dataset.")
+    return str(loc.path)
+
+
+def _write_model_data(args, path: str, model, nchan: int, spec) -> None:
+    """``-update-model-required``: the final CLEAN model's visibilities into MODEL_DATA, row range by row range."""
+    from ..science.model_column import MODEL_CHUNK_BYTES, write_model_data
+    from ..science.stream_clean import channel_groups
+
+    groups = channel_groups(nchan, args.channels_out)
+    budget = min(MODEL_CHUNK_BYTES, _memory_budget(args) // 8)
+    with _console().status(f"Predicting the CLEAN model into {path} MODEL_DATA"):
+        rows = write_model_data(path, model, groups, spec, max_bytes=budget)
+    _console().print(f"Wrote MODEL_DATA of {path}: the CLEAN model predicted into {rows:,} rows.")
 
 
 def _write_clean_products(args, cube, lazy, freq) -> list[Path]:

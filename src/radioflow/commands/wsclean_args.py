@@ -62,6 +62,7 @@ class ImageArgs:
     temp_dir: str | None = None
     chunk_mem: float | None = None
     weight_combination: str = "wsclean"
+    update_model: bool = False
     backend: str = "local"
     extra: list[str] = field(default_factory=list)
 
@@ -105,7 +106,6 @@ _CLEAN_NUMBERS = {
 #: WSClean options that are recognised but not built yet: a clear error, never silently ignored.
 _UNSUPPORTED = {
     "taper-gaussian": "no uv taper",
-    "update-model-required": "radioflow image never writes MODEL_DATA; predict it with the predict step",
 }
 
 
@@ -127,6 +127,9 @@ def _check_clean(args: ImageArgs) -> None:
     if args.multiscale and args.join_channels and args.channels_out > 1:
         raise UsageError("-multiscale with -join-channels over several -channels-out is not supported yet: "
                          "drop -multiscale (Hogbom CLEAN) or -join-channels.")
+    if args.update_model and args.niter == 0:
+        raise UsageError("-update-model-required writes the CLEAN model's visibilities to MODEL_DATA, so it needs "
+                         "-niter N > 0 (at -niter 0 there is no model; WSClean then writes no MODEL_DATA either).")
     if args.auto_mask is not None and args.auto_threshold is not None and args.auto_mask < args.auto_threshold:
         raise UsageError(f"-auto-mask ({args.auto_mask}) must not be below -auto-threshold ({args.auto_threshold}).")
 
@@ -195,8 +198,8 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
             setattr(args, name, kind(take(tok), tok))
         elif opt == "join-channels":
             args.join_channels = True
-        elif opt == "no-update-model-required":
-            pass  # radioflow image never writes MODEL_DATA (WSClean's -no-update-model-required behaviour)
+        elif opt in ("update-model-required", "no-update-model-required"):
+            args.update_model = opt == "update-model-required"  # the last one given wins, as in WSClean
         elif opt == "temp-dir":
             args.temp_dir = take(tok)
         elif opt == "multiscale":
@@ -221,7 +224,7 @@ def parse_image_args(argv: list[str]) -> ImageArgs:
                 "--name PREFIX, --data-column COL, --threads N, --epsilon E, --no-png, --no-psf, -niter N, -gain G, "
                 "-mgain G, -threshold JY, -auto-threshold S, -auto-mask S, -multiscale, -multiscale-scales LIST, "
                 "-multiscale-scale-bias B, -nmiter N, -channels-out N, -join-channels, -fit-spectral-pol T, -temp-dir DIR, "
-                "-no-update-model-required, -pol I, -abs-mem GB, -chunk-mem MB, -weight-combination wsclean|optimal, "
+                "-update-model-required, -no-update-model-required, -pol I, -abs-mem GB, -chunk-mem MB, -weight-combination wsclean|optimal, "
                 "-b local|dask)."
             )
         i += 1

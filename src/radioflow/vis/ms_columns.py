@@ -22,17 +22,24 @@ from .ms_subtables import data_description_id
 _VALUE_TYPES = {"c": "complex", "b": "boolean", "f": "float"}
 
 
-def _add_column(t: ct.table, name: str, like: str, dtype: np.dtype) -> None:
+def add_column_like(t: ct.table, name: str, like: str, dtype: np.dtype) -> None:
+    """Add column ``name`` of ``dtype`` with the shape and tiling of column ``like`` (caller holds the lock)."""
     desc = t.getcoldesc(like)
     desc["name"] = name
     desc["valueType"] = _VALUE_TYPES.get(np.dtype(dtype).kind, desc["valueType"])
     desc.pop("comment", None)
-    dminfo = {"TYPE": "TiledColumnStMan", "NAME": f"Tiled_{name}",
+    dminfo = {"TYPE": "TiledColumnStMan", "NAME": _free_manager_name(t, f"Tiled_{name}"),
               "SPEC": {"DEFAULTTILESHAPE": np.array(t.getdminfo(like)["SPEC"].get("DEFAULTTILESHAPE", [4, 64, 1024]))}}
     try:
         t.addcols(ct.maketabdesc([ct.makecoldesc(name, desc)]), dminfo)
     except RuntimeError:
         t.addcols(ct.maketabdesc([ct.makecoldesc(name, desc)]))
+
+
+def _free_manager_name(t: ct.table, name: str) -> str:
+    """``name``, or ``name_2``, ``name_3`` ... if a data manager has it (a renamed column keeps its manager's name)."""
+    taken = {str(info.get("NAME")) for info in t.getdminfo().values()}
+    return next(n for n in (name if k == 1 else f"{name}_{k}" for k in range(1, len(taken) + 2)) if n not in taken)
 
 
 def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray], *, field: int = 0,
@@ -58,7 +65,7 @@ def write_ms_columns(path: str | os.PathLike, columns: Mapping[str, np.ndarray],
                     f"Column {name} for {src} has shape {values.shape}; expected "
                     f"({times.size}, {b1.size}, nchan, ncorr) in the dataset layout.")
             if name not in t.colnames():
-                _add_column(t, name, "FLAG" if values.dtype == bool else "DATA", values.dtype)
+                add_column_like(t, name, "FLAG" if values.dtype == bool else "DATA", values.dtype)
             flat = values.reshape(times.size * b1.size, *values.shape[2:])
             flat = np.ascontiguousarray(flat) if in_order else flat[cells]
             contiguous = rownrs.size and rownrs[-1] - rownrs[0] + 1 == rownrs.size and np.all(np.diff(rownrs) == 1)
