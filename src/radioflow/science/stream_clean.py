@@ -3,7 +3,8 @@
 Every major cycle predicts the model's visibilities chunk by chunk (ducc0 ``dirty2vis``),
 subtracts them and grids the residual (``vis2dirty``), summing the chunks' images as
 :mod:`radioflow.science.streaming` does for a dirty image; nothing holds the whole column and
-nothing is written to the dataset (no MODEL_DATA). Locally, the first pass keeps each chunk's
+nothing is written to the dataset (MODEL_DATA, when asked, is written after CLEAN by
+:mod:`radioflow.science.model_column`). Locally, the first pass keeps each chunk's
 Stokes-I visibilities and imaging weights (12 bytes a sample) in a scratch directory, as
 WSClean's reordering does, so later cycles read those instead of the dataset; on Dask every
 task loads its chunk from the dataset (where the workers are) and the images sum in a tree.
