@@ -124,9 +124,6 @@ def _check_clean(args: ImageArgs) -> None:
         raise UsageError(f"-fit-spectral-pol must be >= 0 terms, got {args.fit_spectral_pol}.")
     if args.fit_spectral_pol and not args.join_channels:
         raise UsageError("-fit-spectral-pol fits joined components: it needs -join-channels.")
-    if args.multiscale and args.join_channels and args.channels_out > 1:
-        raise UsageError("-multiscale with -join-channels over several -channels-out is not supported yet: "
-                         "drop -multiscale (Hogbom CLEAN) or -join-channels.")
     if args.auto_mask is not None and args.auto_threshold is not None and args.auto_mask < args.auto_threshold:
         raise UsageError(f"-auto-mask ({args.auto_mask}) must not be below -auto-threshold ({args.auto_threshold}).")
 
