@@ -259,11 +259,12 @@ class ScaleSetup:
 
 
 def scale_setup(psf: np.ndarray, scales: Sequence[float], scale_bias: float, psf_cutoff: float,
-                ny: int, nx: int) -> ScaleSetup:
+                ny: int, nx: int, window: int | None = None) -> ScaleSetup:
     """Kernels, biases and PSF peaks of ``scales`` for a ``(ny, nx)`` image with ``psf`` (peak 1).
 
     Scales whose smoothed PSF peak is below ``MIN_SCALE_RESPONSE`` of the PSF's are dropped: the
-    array does not sample them, and their fluxes would be unbounded.
+    array does not sample them, and their fluxes would be unbounded. ``window`` is the PSF
+    half-width the cross PSFs keep (before the kernels widen it); by default ``psf``'s at ``psf_cutoff``.
     """
     scales = sorted({float(s) for s in scales})
     if not scales or scales[0] < 0:
@@ -271,7 +272,7 @@ def scale_setup(psf: np.ndarray, scales: Sequence[float], scale_bias: float, psf
     if not 0 < scale_bias <= 1:
         raise UsageError(f"multiscale scale_bias must be in (0, 1]; got {scale_bias}.")
     psf = np.asarray(psf, np.float64)
-    half = _window(psf, psf_cutoff) + 2 * int(np.ceil(scales[-1]))
+    half = (_window(psf, psf_cutoff) if window is None else window) + 2 * int(np.ceil(scales[-1]))
     hy, hx = min(half, ny - 1), min(half, nx - 1)
     big = _psf_patch(psf, half, ny, nx)
     kernels = [scale_kernel(s) for s in scales]

@@ -148,7 +148,9 @@ def joined_multiscale(
     scale bias); the component takes ``gain · (K_s * R_g)(p) / (K_s * PSF)(0)`` in every group
     (``PSF`` the integrated PSF, the fluxes optionally projected on a spectral polynomial) and each
     group's smoothed residuals lose it times the group's own cross PSFs ``K_s * K_t * PSF_g``.
-    ``weights`` (G,) sum to 1. Returns ``(model (G, y, x) Jy/pixel, stats)``; ``residuals`` are not changed.
+    ``weights`` (G,) sum to 1. The cross PSFs take ``G·S·T`` patches of ``(2h+1)²`` doubles (``h`` the
+    widest group PSF window at ``psf_cutoff`` plus twice the largest scale, at most N−1).
+    Returns ``(model (G, y, x) Jy/pixel, stats)``; ``residuals`` are not changed.
     """
     _check_params(gain, niter, threshold)
     res = np.ascontiguousarray(residuals, dtype=np.float64)
@@ -157,7 +159,8 @@ def joined_multiscale(
     wn = np.ascontiguousarray(weights, dtype=np.float64)
     integrated_psf = np.tensordot(wn, psfs, axes=1)
     allowed = _check_images(res[0], integrated_psf, mask)[2]
-    setup = scale_setup(integrated_psf, scales, scale_bias, psf_cutoff, ny, nx)
+    window = max(_window(p, psf_cutoff) for p in psfs)
+    setup = scale_setup(integrated_psf, scales, scale_bias, psf_cutoff, ny, nx, window=window)
     cross = np.stack([setup.cross_psfs(p) for p in psfs])
     tracked = np.stack([setup.track(r) for r in res])
     integ = np.ascontiguousarray(np.tensordot(wn, tracked, axes=1))
