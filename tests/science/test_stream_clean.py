@@ -107,6 +107,18 @@ def test_streamed_joined_channels_equal_in_memory_and_follow_the_spectrum(sim):
 
 
 @pytest.mark.slow
+def test_streamed_joined_multiscale_equals_in_memory(sim):
+    ms, _ = sim
+    opts = dict(OPTIONS, algorithm="multiscale", scales=[0, 4, 8])
+    ref = _in_memory(ms, channels_out=3, **opts)
+    out = _streamed(ms, channels_out=3, join_channels=True, **opts)
+    _assert_same(out, ref)
+    x, y = PIX[3]
+    got = out.model[:, y - 4:y + 5, x - 4:x + 5].sum(axis=(1, 2))
+    assert got[2] > 1.4 * got[0]  # each group keeps its own flux
+
+
+@pytest.mark.slow
 def test_fit_spectral_pol_makes_component_spectra_smooth(sim):
     ms, _ = sim
     out = _streamed(ms, channels_out=6, join_channels=True, spectral_terms=2, **OPTIONS)

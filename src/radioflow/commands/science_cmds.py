@@ -97,7 +97,7 @@ def simulate(
 
 
 def image(ctx: typer.Context) -> None:
-    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-weight-combination wsclean|optimal] [-chunk-mem MB] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter), streamed over chunks; -channels-out N [-join-channels [-fit-spectral-pol T]] for N output channels and the MFS image; -update-model-required (with -niter N) then writes the CLEAN model's visibilities to the MS's MODEL_DATA (streamed, each output channel from its group's model; XX = YY = I as WSClean), which is otherwise never written."""
+    """Image like WSClean: DATASET -size W [H] -scale 1.5asec [-weight natural|uniform|briggs R] [-name PREFIX] [-data-column DATA] [-j N] [-weighting-rank-filter 3] [-weight-combination wsclean|optimal] [-chunk-mem MB] [-no-psf]; with -niter N also CLEAN (-gain, -mgain, -threshold, -auto-threshold, -auto-mask, -multiscale[-scales], -nmiter), streamed over chunks; -channels-out N [-join-channels [-fit-spectral-pol T]] for N output channels and the MFS image (joined: Hogbom or -multiscale); -update-model-required (with -niter N) then writes the CLEAN model's visibilities to the MS's MODEL_DATA (streamed, each output channel from its group's model; XX = YY = I as WSClean), which is otherwise never written."""
     from .wsclean_args import parse_image_args
 
     args = parse_image_args(list(ctx.args))

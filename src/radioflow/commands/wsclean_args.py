@@ -124,9 +124,6 @@ def _check_clean(args: ImageArgs) -> None:
         raise UsageError(f"-fit-spectral-pol must be >= 0 terms, got {args.fit_spectral_pol}.")
     if args.fit_spectral_pol and not args.join_channels:
         raise UsageError("-fit-spectral-pol fits joined components: it needs -join-channels.")
-    if args.multiscale and args.join_channels and args.channels_out > 1:
-        raise UsageError("-multiscale with -join-channels over several -channels-out is not supported yet: "
-                         "drop -multiscale (Hogbom CLEAN) or -join-channels.")
     if args.update_model and args.niter == 0:
         raise UsageError("-update-model-required writes the CLEAN model's visibilities to MODEL_DATA, so it needs "
                          "-niter N > 0 (at -niter 0 there is no model; WSClean then writes no MODEL_DATA either).")

@@ -210,6 +210,90 @@ def _convolve(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return signal.fftconvolve(image, kernel, mode="same")
 
 
+@dataclass
+class ScaleSetup:
+    """Multi-scale CLEAN's scales that the PSF samples, with their kernels, biases and PSF peaks.
+
+    Tracked images: 0 is the residual, then one smoothed residual per non-zero scale;
+    ``track_of[s]`` is the tracked image on which scale ``s`` is searched.
+    """
+
+    scales: list[float]
+    dropped: list[float]
+    kernels: np.ndarray  # (S, k, k) unit-sum kernels, zero-padded to the largest
+    kernel_list: list[np.ndarray]  # the same, unpadded
+    track_kernels: list[np.ndarray]
+    track_of: np.ndarray  # (S,) int64
+    bias: np.ndarray  # (S,)
+    psf_peak: np.ndarray  # (S,) (K_s * PSF)(0)
+    half: int  # PSF half-width before clipping to the image
+    shape: tuple[int, int]
+
+    def cross_psfs(self, psf: np.ndarray) -> np.ndarray:
+        """``(S, T, 2hy+1, 2hx+1)`` patches ``K_s * K_t * PSF``: a unit scale-``s`` component in tracked image ``t``."""
+        ny, nx = self.shape
+        big = _psf_patch(np.asarray(psf, np.float64), self.half, ny, nx)
+        out = np.zeros((len(self.scales), len(self.track_kernels), *big.shape))
+        for s, k in enumerate(self.kernel_list):
+            kp = _convolve(big, k)
+            for t, tk in enumerate(self.track_kernels):
+                out[s, t] = _convolve(kp, tk)
+        return out
+
+    def track(self, image: np.ndarray) -> np.ndarray:
+        """``(T, y, x)`` tracked images of ``image``: itself, then smoothed by each non-zero scale."""
+        return np.stack([_convolve(image, tk) for tk in self.track_kernels])
+
+    def allowed(self, allowed: np.ndarray) -> np.ndarray:
+        """``(T, y, x)`` search masks, a kernel radius inside the image.
+
+        A component whose kernel crosses the edge would be clipped in the model but not in the
+        residual update, so each scale's components stay a kernel radius inside.
+        """
+        ny, nx = self.shape
+        out = np.zeros((len(self.track_kernels), ny, nx), dtype=np.bool_)
+        for t, tk in enumerate(self.track_kernels):
+            r = tk.shape[0] // 2
+            out[t, r:ny - r, r:nx - r] = allowed[r:ny - r, r:nx - r]
+        return out
+
+
+def scale_setup(psf: np.ndarray, scales: Sequence[float], scale_bias: float, psf_cutoff: float,
+                ny: int, nx: int, window: int | None = None) -> ScaleSetup:
+    """Kernels, biases and PSF peaks of ``scales`` for a ``(ny, nx)`` image with ``psf`` (peak 1).
+
+    Scales whose smoothed PSF peak is below ``MIN_SCALE_RESPONSE`` of the PSF's are dropped: the
+    array does not sample them, and their fluxes would be unbounded. ``window`` is the PSF
+    half-width the cross PSFs keep (before the kernels widen it); by default ``psf``'s at ``psf_cutoff``.
+    """
+    scales = sorted({float(s) for s in scales})
+    if not scales or scales[0] < 0:
+        raise UsageError(f"multiscale scales must be non-negative pixel radii, e.g. [0, 4, 8, 16]; got {scales}.")
+    if not 0 < scale_bias <= 1:
+        raise UsageError(f"multiscale scale_bias must be in (0, 1]; got {scale_bias}.")
+    psf = np.asarray(psf, np.float64)
+    half = (_window(psf, psf_cutoff) if window is None else window) + 2 * int(np.ceil(scales[-1]))
+    hy, hx = min(half, ny - 1), min(half, nx - 1)
+    big = _psf_patch(psf, half, ny, nx)
+    kernels = [scale_kernel(s) for s in scales]
+    psf_peak = np.array([_convolve(big, k)[hy, hx] for k in kernels])
+    usable = psf_peak > MIN_SCALE_RESPONSE * big[hy, hx]
+    dropped = [s for s, ok in zip(scales, usable) if not ok]
+    scales = [s for s, ok in zip(scales, usable) if ok]
+    kernels = [k for k, ok in zip(kernels, usable) if ok]
+    nonzero = [s for s in scales if s > 0]
+    bias = np.array([scale_bias ** -(np.log2(s / nonzero[0]) if s > 0 else 0.0) for s in scales])
+    track_kernels = [np.ones((1, 1))] + [k for s, k in zip(scales, kernels) if s > 0]
+    track_of = np.array([0 if s == 0 else 1 + nonzero.index(s) for s in scales], dtype=np.int64)
+    side = max(k.shape[0] for k in kernels)
+    kstack = np.zeros((len(scales), side, side))
+    for s, k in enumerate(kernels):
+        o = (side - k.shape[0]) // 2
+        kstack[s, o:o + k.shape[0], o:o + k.shape[1]] = k
+    return ScaleSetup(scales=scales, dropped=dropped, kernels=kstack, kernel_list=kernels, track_kernels=track_kernels, track_of=track_of,
+                      bias=bias, psf_peak=psf_peak[usable], half=half, shape=(ny, nx))
+
+
 def _stats(n: int, peak: float, start_peak: float, **extra) -> dict:
     return {"niter": int(n), "peak": float(peak), "start_peak": float(start_peak), **extra}
 
@@ -271,52 +355,17 @@ def multiscale(
     """
     _check_params(gain, niter, threshold)
     res, psf, allowed = _check_images(dirty, psf, mask)
-    scales = sorted({float(s) for s in scales})
-    if not scales or scales[0] < 0:
-        raise UsageError(f"multiscale scales must be non-negative pixel radii, e.g. [0, 4, 8, 16]; got {scales}.")
-    if not 0 < scale_bias <= 1:
-        raise UsageError(f"multiscale scale_bias must be in (0, 1]; got {scale_bias}.")
     ny, nx = res.shape
-    half = _window(psf, psf_cutoff) + 2 * int(np.ceil(scales[-1]))
-    hy, hx = min(half, ny - 1), min(half, nx - 1)
-    big = _psf_patch(psf, half, ny, nx)
-    kernels = [scale_kernel(s) for s in scales]
-    kpsf = [_convolve(big, k) for k in kernels]
-    psf_peak = np.array([kp[hy, hx] for kp in kpsf])
-    # A scale the array does not sample (smoothed PSF peak ~ 0) would get unbounded fluxes.
-    usable = psf_peak > MIN_SCALE_RESPONSE * big[hy, hx]
-    dropped = [s for s, ok in zip(scales, usable) if not ok]
-    scales = [s for s, ok in zip(scales, usable) if ok]
-    kernels = [k for k, ok in zip(kernels, usable) if ok]
-    kpsf = [k for k, ok in zip(kpsf, usable) if ok]
-    psf_peak = psf_peak[usable]
-    nonzero = [s for s in scales if s > 0]
-    bias = np.array([scale_bias ** -(np.log2(s / nonzero[0]) if s > 0 else 0.0) for s in scales])
-    # Tracked images: 0 = residual; one smoothed residual per non-zero scale.
-    track_kernels = [np.ones((1, 1))] + [k for s, k in zip(scales, kernels) if s > 0]
-    track_of = np.array([0 if s == 0 else 1 + nonzero.index(s) for s in scales], dtype=np.int64)
-    cross = np.zeros((len(scales), len(track_kernels), 2 * hy + 1, 2 * hx + 1))
-    for s, kp in enumerate(kpsf):
-        for t, tk in enumerate(track_kernels):
-            cross[s, t] = _convolve(kp, tk)
-    side = max(k.shape[0] for k in kernels)
-    kstack = np.zeros((len(scales), side, side))
-    for s, k in enumerate(kernels):
-        o = (side - k.shape[0]) // 2
-        kstack[s, o:o + k.shape[0], o:o + k.shape[1]] = k
-    tracked = np.stack([_convolve(res, tk) for tk in track_kernels])
-    # A component whose kernel crosses the edge would be clipped in the model but not in the
-    # residual update: keep each scale's components a kernel radius inside the image.
-    allowed_t = np.zeros(tracked.shape, dtype=np.bool_)
-    for t, tk in enumerate(track_kernels):
-        r = tk.shape[0] // 2
-        allowed_t[t, r:ny - r, r:nx - r] = allowed[r:ny - r, r:nx - r]
+    setup = scale_setup(psf, scales, scale_bias, psf_cutoff, ny, nx)
+    cross = setup.cross_psfs(psf)
+    tracked = setup.track(res)
+    allowed_t = setup.allowed(allowed)
     model = np.zeros_like(res)
     start = float(np.max(np.abs(res[allowed]))) if allowed.any() else 0.0
-    n, peak, counts = _multiscale_loop(tracked, cross, kstack, track_of, bias, psf_peak, allowed_t, model,
-                                       float(gain), int(niter), float(threshold))
-    stats = _stats(n, peak, start, components_per_scale=dict(zip(scales, (int(c) for c in counts))),
-                   dropped_scales=dropped)
+    n, peak, counts = _multiscale_loop(tracked, cross, setup.kernels, setup.track_of, setup.bias, setup.psf_peak,
+                                       allowed_t, model, float(gain), int(niter), float(threshold))
+    stats = _stats(n, peak, start, components_per_scale=dict(zip(setup.scales, (int(c) for c in counts))),
+                   dropped_scales=setup.dropped)
     return model, np.ascontiguousarray(tracked[0]), stats
 
 

@@ -8,7 +8,8 @@ is the same for both, so a streamed CLEAN equals the in-memory one to gridding a
 With several groups (WSClean's ``-channels-out N -join-channels``) peaks are found on the
 integrated image ``Σ w_g R_g / Σ w_g`` (``w_g`` the group's sum of imaging weights, WSClean's
 ``WSCIMGWG``) and each component gets one flux per group (optionally a fitted polynomial,
-``-fit-spectral-pol``); thresholds and the ``-auto-threshold`` noise refer to that image.
+``-fit-spectral-pol``), for Hogbom and multi-scale CLEAN alike; thresholds and the
+``-auto-threshold`` noise refer to that image.
 """
 from __future__ import annotations
 
@@ -167,9 +168,6 @@ def cotton_schwab(
     _check_options(algorithm, mgain, nmajor, fthreshold, auto_threshold, gain, niter, threshold)
     dirty, psf, weights = imager.first()
     ngroup, ny, nx = dirty.shape
-    if algorithm == "multiscale" and ngroup > 1:
-        raise UsageError("-multiscale with -join-channels over several -channels-out is not supported yet: "
-                         "use Hogbom CLEAN (drop -multiscale) or one output channel.")
     wn = weights / weights.sum()
     beams = [fit_restoring_beam(p, cell_x, cell_y, method=beam_fit) for p in psf]
     mfs_psf = mfs_combine(psf, weights)
@@ -177,7 +175,7 @@ def cotton_schwab(
     if psf_cutoff is None:
         psf_cutoff = 0.5 * (1.0 - mgain)
     if algorithm == "multiscale" and scales is None:
-        scales = auto_scales(beams[0][1] / max(cell_x, cell_y), min(nx, ny))
+        scales = auto_scales(min(b[1] for b in beams) / max(cell_x, cell_y), min(nx, ny))
     proj = spectral_projection(freqs if freqs is not None else np.arange(ngroup, dtype=float), weights,
                                spectral_terms)
     if start_model is None:
@@ -216,10 +214,15 @@ def cotton_schwab(
         minor_threshold = max(stop, (1.0 - mgain) * peak)
         kwargs: dict[str, Any] = dict(gain=gain, niter=niter - total, threshold=minor_threshold, mask=mask,
                                       psf_cutoff=psf_cutoff)
-        if ngroup > 1:
+        if ngroup > 1 and algorithm == "hogbom":
             from .joined_clean import joined_hogbom
 
             delta, minor = joined_hogbom(residual, psf, wn, proj, **kwargs)
+        elif ngroup > 1:
+            from .joined_clean import joined_multiscale
+
+            delta, minor = joined_multiscale(residual, psf, wn, proj, scales=scales or (), scale_bias=scale_bias,
+                                             **kwargs)
         elif algorithm == "hogbom":
             delta1, _, minor = hogbom(residual[0], psf[0], **kwargs)
             delta = delta1[None]
