@@ -87,6 +87,23 @@ def _add_patch(img, patch, py, px, amp):
 
 
 @njit(cache=True)
+def _pick_scale(rowmax, track_of, bias):  # pragma: no cover - compiled
+    """``(scale, row)`` of the largest bias-weighted peak over the scales' tracked images (row maxima ``rowmax``)."""
+    best = -1.0
+    bs = 0
+    by = 0
+    for s in range(track_of.shape[0]):
+        t = track_of[s]
+        y = np.argmax(rowmax[t])
+        v = rowmax[t, y] * bias[s]
+        if v > best:
+            best = v
+            bs = s
+            by = y
+    return bs, by
+
+
+@njit(cache=True)
 def _multiscale_loop(tracked, cross, kernels, track_of, bias, psf_peak, allowed, model,
                      gain, niter, threshold):
     """Multi-scale CLEAN on tracked images (0: residual, then smoothed residuals).
@@ -107,20 +124,9 @@ def _multiscale_loop(tracked, cross, kernels, track_of, bias, psf_peak, allowed,
         y0 = np.argmax(rowmax[0])
         if rowmax[0, y0] < 0 or rowmax[0, y0] <= threshold:
             break
-        best = -1.0
-        bs = 0
-        by = 0
-        for s in range(nscale):
-            t = track_of[s]
-            y = np.argmax(rowmax[t])
-            v = rowmax[t, y] * bias[s]
-            if v > best:
-                best = v
-                bs = s
-                by = y
-        t = track_of[bs]
-        bx = rowarg[t, by]
-        amp = gain * tracked[t, by, bx] / psf_peak[bs]
+        bs, by = _pick_scale(rowmax, track_of, bias)
+        bx = rowarg[track_of[bs], by]
+        amp = gain * tracked[track_of[bs], by, bx] / psf_peak[bs]
         _add_patch(model, kernels[bs], by, bx, amp)
         for u in range(ntrack):
             r0, r1 = _subtract_patch(tracked[u], cross[bs, u], by, bx, amp)

@@ -15,7 +15,17 @@ from typing import Sequence
 import numpy as np
 from numba import njit
 
-from .deconvolve import _check_images, _check_params, _psf_patch, _row_absmax, _subtract_patch, _window, scale_setup
+from .deconvolve import (
+    _add_patch,
+    _check_images,
+    _check_params,
+    _pick_scale,
+    _psf_patch,
+    _row_absmax,
+    _subtract_patch,
+    _window,
+    scale_setup,
+)
 
 
 @njit(cache=True)
@@ -97,17 +107,7 @@ def _joined_multiscale_loop(tracked, integ, cross, kernels, track_of, bias, psf_
         y0 = np.argmax(rowmax[0])
         if rowmax[0, y0] < 0 or rowmax[0, y0] <= threshold:
             break
-        best = -1.0
-        bs = 0
-        by = 0
-        for s in range(nscale):
-            t = track_of[s]
-            y = np.argmax(rowmax[t])
-            v = rowmax[t, y] * bias[s]
-            if v > best:
-                best = v
-                bs = s
-                by = y
+        bs, by = _pick_scale(rowmax, track_of, bias)
         t = track_of[bs]
         bx = rowarg[t, by]
         for g in range(ngroup):
@@ -121,7 +121,7 @@ def _joined_multiscale_loop(tracked, integ, cross, kernels, track_of, bias, psf_
                 r0, r1 = min(r0, a0), max(r1, a1)
             _row_absmax(integ[u], allowed[u], r0, r1, rowmax[u], rowarg[u])
         for g in range(ngroup):
-            _subtract_patch(model[g], kernels[bs], by, bx, -amps[g])
+            _add_patch(model[g], kernels[bs], by, bx, amps[g])
         counts[bs] += 1
         n += 1
     return n, max(rowmax[0].max(), 0.0), counts
