@@ -104,6 +104,9 @@ def test_main_table_columns(ds: xr.Dataset, ms_path: Path) -> None:
         assert list(t.getdminfo("DATA")["SPEC"]["DEFAULTTILESHAPE"][:2]) == [4, NCHAN]
         assert list(t.getcoldesc("DATA")["shape"]) == [NCHAN, 4]
         assert t.getcoldesc("DATA")["valueType"] == "complex"
+        for name in ("UVW", "WEIGHT", "SIGMA"):  # fixed-shape row arrays: tiled, no per-row cost
+            assert t.getdminfo(name)["TYPE"] == "TiledColumnStMan"
+        assert t.getdminfo("TIME")["SPEC"]["BUCKETSIZE"] >= 2**16
         assert list(t.getcoldesc("WEIGHT")["shape"]) == [4]
         assert "MODEL_DATA" not in t.colnames()
         time = t.getcol("TIME")

@@ -40,7 +40,10 @@ TILE_BYTES = 2**20
 #: Main-table columns that rarely change between rows: stored by IncrementalStMan (as CASA does).
 CONSTANT_COLUMNS = ("ARRAY_ID", "DATA_DESC_ID", "FEED1", "FEED2", "FIELD_ID", "OBSERVATION_ID",
                     "PROCESSOR_ID", "SCAN_NUMBER", "STATE_ID", "INTERVAL", "EXPOSURE")
-_ITEMSIZE = {"complex": 8, "float": 4, "boolean": 1}
+#: Per-row scalar columns, in one StandardStMan with buckets of ROW_BUCKET_BYTES.
+ROW_COLUMNS = ("TIME", "TIME_CENTROID", "ANTENNA1", "ANTENNA2", "FLAG_ROW")
+ROW_BUCKET_BYTES = 2**17
+_ITEMSIZE = {"complex": 8, "double": 8, "float": 4, "boolean": 1}
 
 
 def _is_ms(path: Path) -> bool:
@@ -57,29 +60,47 @@ def check_ms(path: str | os.PathLike[str]) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _tiled(name: str, value: Any, valuetype: str, nchan: int, ncorr: int) -> tuple[dict, dict]:
-    """Column description and data-manager group spec for a tiled (nchan, ncorr) column."""
+def _tiled(name: str, value: Any, valuetype: str, cell: Sequence[int]) -> tuple[dict, dict]:
+    """Column description and data-manager group spec for a tiled fixed-shape column of ``cell``.
+
+    A tile holds whole cells (all channels and correlations) of as many rows as fit in
+    :data:`TILE_BYTES` (the first axis is cut only when one cell is bigger).
+    """
     item = _ITEMSIZE[valuetype]
-    chan_tile = int(min(nchan, max(1, TILE_BYTES // (ncorr * item))))
-    row_tile = int(max(1, TILE_BYTES // (ncorr * chan_tile * item)))
+    inner = int(np.prod(cell[1:], dtype=np.int64)) if len(cell) > 1 else 1
+    first = int(min(cell[0], max(1, TILE_BYTES // (inner * item))))
+    row_tile = int(max(1, TILE_BYTES // (inner * first * item)))
     group = f"Tiled{name}"
-    desc = ct.makearrcoldesc(name, value, shape=[nchan, ncorr], valuetype=valuetype,
+    desc = ct.makearrcoldesc(name, value, shape=list(cell), valuetype=valuetype,
                              datamanagertype="TiledColumnStMan", datamanagergroup=group)
-    return desc, {group: {"DEFAULTTILESHAPE": np.array([ncorr, chan_tile, row_tile], np.int32)}}
+    tile = [*reversed(cell[1:]), first, row_tile]
+    return desc, {group: {"DEFAULTTILESHAPE": np.array(tile, np.int32)}}
 
 
 def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str]) -> ct.table:
-    """Create an empty MS with fixed-shape tiled data columns; UVW's frame set to J2000."""
+    """Create an empty MS with fixed-shape tiled array columns; UVW's frame set to J2000.
+
+    Fixed-shape arrays (data, FLAG, WEIGHT_SPECTRUM, UVW, WEIGHT, SIGMA) are tiled and the
+    per-row scalars share one StandardStMan with :data:`ROW_BUCKET_BYTES` buckets: whole-column
+    reads and writes then cost no per-row overhead (casacore's default 2 kB buckets do).
+    """
     descs, spec = [], {}
-    for name, value, vtype in [*((c, 0j, "complex") for c in data_columns),
-                               ("FLAG", False, "boolean"), ("WEIGHT_SPECTRUM", 0.0, "float")]:
-        d, s = _tiled(name, value, vtype, nchan, ncorr)
+    arrays = [*((c, 0j, "complex", (nchan, ncorr)) for c in data_columns),
+              ("FLAG", False, "boolean", (nchan, ncorr)), ("WEIGHT_SPECTRUM", 0.0, "float", (nchan, ncorr)),
+              ("WEIGHT", 0.0, "float", (ncorr,)), ("SIGMA", 0.0, "float", (ncorr,))]
+    for name, value, vtype, cell in arrays:
+        d, s = _tiled(name, value, vtype, cell)
         descs.append(d)
         spec.update(s)
-    for name in ("WEIGHT", "SIGMA"):
-        descs.append(ct.makearrcoldesc(name, 0.0, shape=[ncorr], valuetype="float",
-                                       datamanagertype="StandardStMan", datamanagergroup="WeightSigma"))
     required = ct.required_ms_desc()
+    _, s = _tiled("UVW", 0.0, "double", (3,))
+    descs.append(ct.makecoldesc("UVW", dict(required["UVW"], dataManagerType="TiledColumnStMan",
+                                            dataManagerGroup="TiledUVW")))
+    spec.update(s)
+    for name in ROW_COLUMNS:
+        descs.append(ct.makecoldesc(name, dict(required[name], dataManagerType="StandardStMan",
+                                               dataManagerGroup="RowData")))
+    spec["RowData"] = {"BUCKETSIZE": ROW_BUCKET_BYTES}
     for name in CONSTANT_COLUMNS:
         desc = dict(required[name], dataManagerType="IncrementalStMan", dataManagerGroup="ISMData")
         descs.append(ct.makecoldesc(name, desc))
@@ -216,21 +237,26 @@ class MSWriter:
             "UVW": np.asarray(block["UVW"].values, np.float64).reshape(n, 3),
             "TIME": time,
             "TIME_CENTROID": time,
-            "INTERVAL": np.full(n, self.interval),
-            "EXPOSURE": np.full(n, self.interval),
             "ANTENNA1": np.tile(self.a1, nt),
             "ANTENNA2": np.tile(self.a2, nt),
-            "FEED1": np.zeros(n, np.int32),
-            "FEED2": np.zeros(n, np.int32),
-            "DATA_DESC_ID": np.zeros(n, np.int32),
-            "FIELD_ID": np.zeros(n, np.int32),
-            "ARRAY_ID": np.zeros(n, np.int32),
-            "OBSERVATION_ID": np.zeros(n, np.int32),
-            "SCAN_NUMBER": np.ones(n, np.int32),
-            "STATE_ID": np.full(n, -1, np.int32),
-            "PROCESSOR_ID": np.full(n, -1, np.int32),
         })
         self.write_rows(time_start * self.nbl, cols)
+        self._write_constants(time_start * self.nbl)
+
+    def _write_constants(self, startrow: int) -> None:
+        """The constant columns (IncrementalStMan) from ``startrow`` on: one cell each.
+
+        IncrementalStMan keeps a value until the next row where one was put, and every block
+        puts the same values, so one cell per block stands for all its rows.
+        """
+        values = {"INTERVAL": self.interval, "EXPOSURE": self.interval, "FEED1": 0, "FEED2": 0,
+                  "DATA_DESC_ID": 0, "FIELD_ID": 0, "ARRAY_ID": 0, "OBSERVATION_ID": 0, "SCAN_NUMBER": 1,
+                  "STATE_ID": -1, "PROCESSOR_ID": -1}
+        if self._table is None:
+            raise RuntimeError("MSWriter is closed")
+        with CASACORE_LOCK:
+            for name in CONSTANT_COLUMNS:
+                self._table.putcell(name, startrow, values[name])
 
     def commit(self) -> Path:
         """Close the table and rename it into place; return the final path."""
