@@ -76,6 +76,8 @@ def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = N
 
     with xr.open_zarr(solutions, consolidated=False, chunks=None) as sds:
         sol = solutions_from_dataset(sds.load())
+    if not sol.flags.any():  # nothing to expand: all-False flags, never gathered per visibility
+        return sol.gains, sol.time_interval, sol.freq_interval, np.zeros((ntime, a1.size, nchan, ncorr), bool)
     return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
 
 
@@ -120,7 +122,7 @@ def apply(ms: str, solutions: str, column: str = "DATA", outcolumn: str = "CORRE
     vis = _column(ds, column, ms)
     gains, ti, fi, bad = _gains(ds, solutions, solset, direction)
     out = correct(vis, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
-    columns = {outcolumn.upper(): out.astype(vis.dtype)}
+    columns = {outcolumn.upper(): out.astype(vis.dtype, copy=False)}
     if bad.any():
         flags = ds["FLAG"] if "FLAG" in ds else load_dataset(ms, columns=[], extras=("FLAG",))["FLAG"]
         columns["FLAG"] = np.asarray(flags.values, bool) | bad
