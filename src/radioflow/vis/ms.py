@@ -22,7 +22,14 @@ from casacore import tables as ct
 from ..errors import UsageError
 from ..processes import remove_stale_siblings
 from .ms_rows import read_rows, row_grid
-from .ms_subtables import check_polarizations, data_description_id, read_metadata, write_subtables
+from .ms_subtables import (
+    check_polarizations,
+    copy_subtables,
+    copyable_subtables,
+    data_description_id,
+    read_metadata,
+    write_subtables,
+)
 from .schema import DATA_COLUMNS, UVW_DIMS, VIS_DIMS, check_dataset, column_variable
 
 if TYPE_CHECKING:
@@ -77,8 +84,11 @@ def _tiled(name: str, value: Any, valuetype: str, cell: Sequence[int]) -> tuple[
     return desc, {group: {"DEFAULTTILESHAPE": np.array(tile, np.int32)}}
 
 
-def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str]) -> ct.table:
+def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str],
+                 subtables: bool = True) -> ct.table:
     """Create an empty MS with fixed-shape tiled array columns; UVW's frame set to J2000.
+
+    ``subtables=False`` creates the main table alone (its subtables are copied in afterwards).
 
     Fixed-shape arrays (data, FLAG, WEIGHT_SPECTRUM, UVW, WEIGHT, SIGMA) are tiled and the
     per-row scalars share one StandardStMan with :data:`ROW_BUCKET_BYTES` buckets: whole-column
@@ -105,7 +115,13 @@ def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str])
         desc = dict(required[name], dataManagerType="IncrementalStMan", dataManagerGroup="ISMData")
         descs.append(ct.makecoldesc(name, desc))
     tabdesc = ct.maketabdesc(descs)
-    t = ct.default_ms(path, tabdesc, ct.makedminfo(tabdesc, spec))
+    dminfo = ct.makedminfo(tabdesc, spec)
+    if subtables:
+        t = ct.default_ms(path, tabdesc, dminfo)
+    else:
+        t = ct.table(path, {**required, **tabdesc}, dminfo=dminfo, ack=False)
+        t.putinfo({"type": "Measurement Set", "subType": "", "readme": ""})
+        t.putkeyword("MS_VERSION", 2.0)
     t.putcolkeyword("UVW", "MEASINFO", {"type": "uvw", "Ref": "J2000"})
     return t
 
@@ -146,7 +162,7 @@ class MSWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], template: xr.Dataset, *, overwrite: bool = False,
-                 columns: Sequence[str] | None = None) -> None:
+                 columns: Sequence[str] | None = None, subtables_from: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         source = f"dataset for {self.path}"
         check_dataset(template, source=source)
@@ -174,10 +190,14 @@ class MSWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.path)
             with CASACORE_LOCK:
+                copied = copyable_subtables(str(subtables_from)) if subtables_from is not None else None
                 self._table: ct.table | None = _create_main(str(self.tmp), self.nchan, self.ncorr,
-                                                            [c for c, _ in self.data_vars])
+                                                            [c for c, _ in self.data_vars], copied is None)
                 self._table.addrows(self.nrow)
-                write_subtables(str(self.tmp), template)
+                if copied is None:
+                    write_subtables(str(self.tmp), template)
+                else:
+                    copy_subtables(str(subtables_from), self._table, copied, template)
         except (OSError, RuntimeError) as exc:
             self.abort()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -291,15 +311,17 @@ class MSWriter:
 
 
 def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False,
-             columns: Sequence[str] | None = None) -> Path:
+             columns: Sequence[str] | None = None, subtables_from: str | os.PathLike[str] | None = None) -> Path:
     """Write ``ds`` as an MSv2 at ``path`` atomically; return the path.
 
     ``columns`` limits the data columns written (default: DATA plus MODEL_DATA /
     CORRECTED_DATA when the dataset has them). Dask-backed datasets are computed one block of
     time steps at a time (a whole number of their time chunks, so no chunk is read twice), so
-    memory stays bounded.
+    memory stays bounded. ``subtables_from`` names the MS ``ds`` was read from: its subtables
+    are copied (as DP3 does; SPECTRAL_WINDOW rewritten) when it has one field and spectral
+    window, which is faster than building them; otherwise they are built from ``ds``.
     """
-    with MSWriter(path, ds, overwrite=overwrite, columns=columns) as writer:
+    with MSWriter(path, ds, overwrite=overwrite, columns=columns, subtables_from=subtables_from) as writer:
         step = writer.times_per_block()
         chunk = _time_chunk(ds)
         if chunk:
