@@ -104,6 +104,9 @@ def test_main_table_columns(ds: xr.Dataset, ms_path: Path) -> None:
         assert list(t.getdminfo("DATA")["SPEC"]["DEFAULTTILESHAPE"][:2]) == [4, NCHAN]
         assert list(t.getcoldesc("DATA")["shape"]) == [NCHAN, 4]
         assert t.getcoldesc("DATA")["valueType"] == "complex"
+        for name in ("UVW", "WEIGHT", "SIGMA"):  # fixed-shape row arrays: tiled, no per-row cost
+            assert t.getdminfo(name)["TYPE"] == "TiledColumnStMan"
+        assert t.getdminfo("TIME")["SPEC"]["BUCKETSIZE"] >= 2**16
         assert list(t.getcoldesc("WEIGHT")["shape"]) == [4]
         assert "MODEL_DATA" not in t.colnames()
         time = t.getcol("TIME")
@@ -500,3 +503,29 @@ def test_cached_row_grid_follows_a_changed_ms(ds: xr.Dataset, ms_path: Path) -> 
     ms_rows._GRID_CACHE.clear()
     back = read_ms(ms_path, columns=["MODEL_DATA"])
     assert np.array_equal(back.MODEL_DATA.values, ds.VISIBILITY.values)
+
+
+def test_subtables_copied_from_the_source_ms(ds: xr.Dataset, ms_path: Path, tmp_path: Path) -> None:
+    from radioflow.science.averaging import average_dataset
+
+    avg = average_dataset(read_ms(ms_path), timestep=2, freqstep=4)
+    out = write_ms(avg, tmp_path / "avg.ms", subtables_from=ms_path)
+    built = write_ms(avg, tmp_path / "built.ms")
+    back, ref = read_ms(out), read_ms(built)
+    xr.testing.assert_identical(back, ref)
+    with ct.table(str(out), ack=False) as t:
+        assert t.info()["type"] == "Measurement Set" and t.getkeyword("MS_VERSION") == 2.0
+        with ct.table(str(ms_path), ack=False) as src:
+            assert set(t.getkeywords()) == set(src.getkeywords())
+    with ct.table(f"{out}::SPECTRAL_WINDOW", ack=False) as t:
+        assert t.nrows() == 1 and list(t.getcol("NUM_CHAN")) == [2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["avg.ms", "built.ms", "obs.ms"]
+
+
+def test_subtables_built_when_the_source_has_two_fields(ds: xr.Dataset, ms_path: Path) -> None:
+    from radioflow.vis.ms_subtables import copyable_subtables
+
+    assert copyable_subtables(str(ms_path)) is not None
+    with ct.table(f"{ms_path}::FIELD", readonly=False, ack=False) as t:
+        t.addrows(1)
+    assert copyable_subtables(str(ms_path)) is None

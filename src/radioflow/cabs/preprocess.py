@@ -7,6 +7,8 @@ Averaging writes a new dataset (``msout``) in the format of its suffix, local or
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..errors import UsageError
@@ -16,6 +18,7 @@ from ..science.imaging import PARALLEL_HANDS, parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
 from ..vis.io import write_columns, write_dataset
+from ..vis.location import as_location
 from ..vis.schema import VIS_DIMS, column_variable
 from ._util import load_dataset, say
 
@@ -41,13 +44,19 @@ def flag(ms: str, column: str = "DATA", threshold: float = 6.0, iterations: int 
     return {"dataset": dataset, "flagged_fraction": frac, "new_fraction": new}
 
 
+def _local_ms(url: str) -> str | None:
+    """The path of ``url`` if it is a local Measurement Set (a casacore table), else None."""
+    loc = as_location(url)
+    return loc.path if loc.is_local and os.path.isfile(os.path.join(loc.path, "table.dat")) else None
+
+
 def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
     """Average ``ms`` by ``timestep`` integrations and ``freqstep`` channels into ``msout`` (DP3's rules)."""
     if timestep < 1 or freqstep < 1:
         raise UsageError(f"rf-average: timestep and freqstep must be >= 1 (got {timestep}, {freqstep}).")
     ds = load_dataset(ms, None).load()
     out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
-    url = write_dataset(out, msout, overwrite=True)
+    url = write_dataset(out, msout, overwrite=True, subtables_from=_local_ms(ms))
     say(f"Averaged {ms} by {timestep} × {freqstep} (time × channel): {ds.sizes['time']}×{ds.sizes['frequency']} "
         f"-> {out.sizes['time']}×{out.sizes['frequency']} -> {url}")
     return {"msout": url, "ntime": int(out.sizes["time"]), "nchan": int(out.sizes["frequency"])}
@@ -76,6 +85,8 @@ def _gains(ds, solutions: str, solset: str = "sol000", direction: str | None = N
 
     with xr.open_zarr(solutions, consolidated=False, chunks=None) as sds:
         sol = solutions_from_dataset(sds.load())
+    if not sol.flags.any():  # nothing to expand: all-False flags, never gathered per visibility
+        return sol.gains, sol.time_interval, sol.freq_interval, np.zeros((ntime, a1.size, nchan, ncorr), bool)
     return sol.gains, sol.time_interval, sol.freq_interval, gain_flags_to_vis(sol, a1, a2, ntime, nchan, ncorr)
 
 
@@ -120,7 +131,7 @@ def apply(ms: str, solutions: str, column: str = "DATA", outcolumn: str = "CORRE
     vis = _column(ds, column, ms)
     gains, ti, fi, bad = _gains(ds, solutions, solset, direction)
     out = correct(vis, gains, ds["baseline_antenna1"].values, ds["baseline_antenna2"].values, ti, fi)
-    columns = {outcolumn.upper(): out.astype(vis.dtype)}
+    columns = {outcolumn.upper(): out.astype(vis.dtype, copy=False)}
     if bad.any():
         flags = ds["FLAG"] if "FLAG" in ds else load_dataset(ms, columns=[], extras=("FLAG",))["FLAG"]
         columns["FLAG"] = np.asarray(flags.values, bool) | bad

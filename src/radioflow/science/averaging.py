@@ -92,7 +92,7 @@ def average_dataset(ds: xr.Dataset, timestep: int = 1, freqstep: int = 1) -> xr.
     columns = [str(v) for v in ds.data_vars if ds[v].dims == VIS_DIMS and v not in ("WEIGHT", "FLAG")]
     ts, fs = _starts(ds.sizes["time"], timestep), _starts(ds.sizes["frequency"], freqstep)
     data, weight, flag = average_arrays({c: ds[c].values for c in columns}, ds["WEIGHT"].values,
-                                        ds["FLAG"].values.astype(bool), timestep, freqstep)
+                                        ds["FLAG"].values.astype(bool, copy=False), timestep, freqstep)
     tcount = np.diff(np.append(ts, ds.sizes["time"]))
     fcount = np.diff(np.append(fs, ds.sizes["frequency"]))
     time = np.add.reduceat(ds["time"].values, ts) / tcount

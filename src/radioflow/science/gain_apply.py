@@ -2,8 +2,8 @@
 
 ``vis · g_p conj(g_q)`` (corrupt) or ``vis / (g_p conj(g_q))`` (correct; samples whose gain
 product is 0 pass unchanged) with the gain of each sample looked up from its solution interval,
-so the per-visibility gain products are never materialised. Serial and GIL-free, like the
-solver kernels: parallelism comes from the workflow.
+so the per-visibility gain products are never materialised. Parallel over time steps (each
+writes its own output rows, so results do not depend on the thread count) and GIL-free.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 from .corrupt import receptor_index
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, parallel=True)
 def _kernel(vis, gains, ant1, ant2, ip, iq, ti, fi, divide, out):  # pragma: no cover - compiled
     nt, nb, nf, nc = vis.shape
-    for t in range(nt):
+    for t in numba.prange(nt):
         st = t // ti
         for b in range(nb):
             a1 = ant1[b]

@@ -110,8 +110,11 @@ def open_dataset(url: Target, *, field: int | None = None, spw: int | None = Non
 
 
 def write_dataset(ds: xr.Dataset, url: Target, *, overwrite: bool = False, chunks: Any = None,
-                  **storage_options: Any) -> str:
-    """Write ``ds`` to ``url`` atomically in the format of its suffix; returns the URL."""
+                  subtables_from: str | None = None, **storage_options: Any) -> str:
+    """Write ``ds`` to ``url`` atomically in the format of its suffix; returns the URL.
+
+    ``subtables_from``: a local MS ``ds`` was read from, whose subtables a local MS output copies.
+    """
     loc = as_location(url, **storage_options)
     fmt = format_of(loc)
     if fmt == "zarr":
@@ -120,7 +123,7 @@ def write_dataset(ds: xr.Dataset, url: Target, *, overwrite: bool = False, chunk
         return write_zarr(ds, loc, chunks=chunks, overwrite=overwrite)
     ms = _ms_module()
     if loc.is_local:
-        return str(ms.write_ms(ds, loc.path, overwrite=overwrite))
+        return str(ms.write_ms(ds, loc.path, overwrite=overwrite, subtables_from=subtables_from))
     return upload_ms(lambda path: ms.write_ms(ds, path, overwrite=True), loc, overwrite=overwrite)
 
 

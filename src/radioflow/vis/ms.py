@@ -22,7 +22,14 @@ from casacore import tables as ct
 from ..errors import UsageError
 from ..processes import remove_stale_siblings
 from .ms_rows import read_rows, row_grid
-from .ms_subtables import check_polarizations, data_description_id, read_metadata, write_subtables
+from .ms_subtables import (
+    check_polarizations,
+    copy_subtables,
+    copyable_subtables,
+    data_description_id,
+    read_metadata,
+    write_subtables,
+)
 from .schema import DATA_COLUMNS, UVW_DIMS, VIS_DIMS, check_dataset, column_variable
 
 if TYPE_CHECKING:
@@ -40,7 +47,10 @@ TILE_BYTES = 2**20
 #: Main-table columns that rarely change between rows: stored by IncrementalStMan (as CASA does).
 CONSTANT_COLUMNS = ("ARRAY_ID", "DATA_DESC_ID", "FEED1", "FEED2", "FIELD_ID", "OBSERVATION_ID",
                     "PROCESSOR_ID", "SCAN_NUMBER", "STATE_ID", "INTERVAL", "EXPOSURE")
-_ITEMSIZE = {"complex": 8, "float": 4, "boolean": 1}
+#: Per-row scalar columns, in one StandardStMan with buckets of ROW_BUCKET_BYTES.
+ROW_COLUMNS = ("TIME", "TIME_CENTROID", "ANTENNA1", "ANTENNA2", "FLAG_ROW")
+ROW_BUCKET_BYTES = 2**17
+_ITEMSIZE = {"complex": 8, "double": 8, "float": 4, "boolean": 1}
 
 
 def _is_ms(path: Path) -> bool:
@@ -57,34 +67,61 @@ def check_ms(path: str | os.PathLike[str]) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _tiled(name: str, value: Any, valuetype: str, nchan: int, ncorr: int) -> tuple[dict, dict]:
-    """Column description and data-manager group spec for a tiled (nchan, ncorr) column."""
+def _tiled(name: str, value: Any, valuetype: str, cell: Sequence[int]) -> tuple[dict, dict]:
+    """Column description and data-manager group spec for a tiled fixed-shape column of ``cell``.
+
+    A tile holds whole cells (all channels and correlations) of as many rows as fit in
+    :data:`TILE_BYTES` (the first axis is cut only when one cell is bigger).
+    """
     item = _ITEMSIZE[valuetype]
-    chan_tile = int(min(nchan, max(1, TILE_BYTES // (ncorr * item))))
-    row_tile = int(max(1, TILE_BYTES // (ncorr * chan_tile * item)))
+    inner = int(np.prod(cell[1:], dtype=np.int64)) if len(cell) > 1 else 1
+    first = int(min(cell[0], max(1, TILE_BYTES // (inner * item))))
+    row_tile = int(max(1, TILE_BYTES // (inner * first * item)))
     group = f"Tiled{name}"
-    desc = ct.makearrcoldesc(name, value, shape=[nchan, ncorr], valuetype=valuetype,
+    desc = ct.makearrcoldesc(name, value, shape=list(cell), valuetype=valuetype,
                              datamanagertype="TiledColumnStMan", datamanagergroup=group)
-    return desc, {group: {"DEFAULTTILESHAPE": np.array([ncorr, chan_tile, row_tile], np.int32)}}
+    tile = [*reversed(cell[1:]), first, row_tile]
+    return desc, {group: {"DEFAULTTILESHAPE": np.array(tile, np.int32)}}
 
 
-def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str]) -> ct.table:
-    """Create an empty MS with fixed-shape tiled data columns; UVW's frame set to J2000."""
+def _create_main(path: str, nchan: int, ncorr: int, data_columns: Sequence[str],
+                 subtables: bool = True) -> ct.table:
+    """Create an empty MS with fixed-shape tiled array columns; UVW's frame set to J2000.
+
+    ``subtables=False`` creates the main table alone (its subtables are copied in afterwards).
+
+    Fixed-shape arrays (data, FLAG, WEIGHT_SPECTRUM, UVW, WEIGHT, SIGMA) are tiled and the
+    per-row scalars share one StandardStMan with :data:`ROW_BUCKET_BYTES` buckets: whole-column
+    reads and writes then cost no per-row overhead (casacore's default 2 kB buckets do).
+    """
     descs, spec = [], {}
-    for name, value, vtype in [*((c, 0j, "complex") for c in data_columns),
-                               ("FLAG", False, "boolean"), ("WEIGHT_SPECTRUM", 0.0, "float")]:
-        d, s = _tiled(name, value, vtype, nchan, ncorr)
+    arrays = [*((c, 0j, "complex", (nchan, ncorr)) for c in data_columns),
+              ("FLAG", False, "boolean", (nchan, ncorr)), ("WEIGHT_SPECTRUM", 0.0, "float", (nchan, ncorr)),
+              ("WEIGHT", 0.0, "float", (ncorr,)), ("SIGMA", 0.0, "float", (ncorr,))]
+    for name, value, vtype, cell in arrays:
+        d, s = _tiled(name, value, vtype, cell)
         descs.append(d)
         spec.update(s)
-    for name in ("WEIGHT", "SIGMA"):
-        descs.append(ct.makearrcoldesc(name, 0.0, shape=[ncorr], valuetype="float",
-                                       datamanagertype="StandardStMan", datamanagergroup="WeightSigma"))
     required = ct.required_ms_desc()
+    _, s = _tiled("UVW", 0.0, "double", (3,))
+    descs.append(ct.makecoldesc("UVW", dict(required["UVW"], dataManagerType="TiledColumnStMan",
+                                            dataManagerGroup="TiledUVW")))
+    spec.update(s)
+    for name in ROW_COLUMNS:
+        descs.append(ct.makecoldesc(name, dict(required[name], dataManagerType="StandardStMan",
+                                               dataManagerGroup="RowData")))
+    spec["RowData"] = {"BUCKETSIZE": ROW_BUCKET_BYTES}
     for name in CONSTANT_COLUMNS:
         desc = dict(required[name], dataManagerType="IncrementalStMan", dataManagerGroup="ISMData")
         descs.append(ct.makecoldesc(name, desc))
     tabdesc = ct.maketabdesc(descs)
-    t = ct.default_ms(path, tabdesc, ct.makedminfo(tabdesc, spec))
+    dminfo = ct.makedminfo(tabdesc, spec)
+    if subtables:
+        t = ct.default_ms(path, tabdesc, dminfo)
+    else:
+        t = ct.table(path, {**required, **tabdesc}, dminfo=dminfo, ack=False)
+        t.putinfo({"type": "Measurement Set", "subType": "", "readme": ""})
+        t.putkeyword("MS_VERSION", 2.0)
     t.putcolkeyword("UVW", "MEASINFO", {"type": "uvw", "Ref": "J2000"})
     return t
 
@@ -125,7 +162,7 @@ class MSWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str], template: xr.Dataset, *, overwrite: bool = False,
-                 columns: Sequence[str] | None = None) -> None:
+                 columns: Sequence[str] | None = None, subtables_from: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path)
         source = f"dataset for {self.path}"
         check_dataset(template, source=source)
@@ -153,10 +190,14 @@ class MSWriter:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.path)
             with CASACORE_LOCK:
+                copied = copyable_subtables(str(subtables_from)) if subtables_from is not None else None
                 self._table: ct.table | None = _create_main(str(self.tmp), self.nchan, self.ncorr,
-                                                            [c for c, _ in self.data_vars])
+                                                            [c for c, _ in self.data_vars], copied is None)
                 self._table.addrows(self.nrow)
-                write_subtables(str(self.tmp), template)
+                if copied is None:
+                    write_subtables(str(self.tmp), template)
+                else:
+                    copy_subtables(str(subtables_from), self._table, copied, template)
         except (OSError, RuntimeError) as exc:
             self.abort()
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -216,21 +257,26 @@ class MSWriter:
             "UVW": np.asarray(block["UVW"].values, np.float64).reshape(n, 3),
             "TIME": time,
             "TIME_CENTROID": time,
-            "INTERVAL": np.full(n, self.interval),
-            "EXPOSURE": np.full(n, self.interval),
             "ANTENNA1": np.tile(self.a1, nt),
             "ANTENNA2": np.tile(self.a2, nt),
-            "FEED1": np.zeros(n, np.int32),
-            "FEED2": np.zeros(n, np.int32),
-            "DATA_DESC_ID": np.zeros(n, np.int32),
-            "FIELD_ID": np.zeros(n, np.int32),
-            "ARRAY_ID": np.zeros(n, np.int32),
-            "OBSERVATION_ID": np.zeros(n, np.int32),
-            "SCAN_NUMBER": np.ones(n, np.int32),
-            "STATE_ID": np.full(n, -1, np.int32),
-            "PROCESSOR_ID": np.full(n, -1, np.int32),
         })
         self.write_rows(time_start * self.nbl, cols)
+        self._write_constants(time_start * self.nbl)
+
+    def _write_constants(self, startrow: int) -> None:
+        """The constant columns (IncrementalStMan) from ``startrow`` on: one cell each.
+
+        IncrementalStMan keeps a value until the next row where one was put, and every block
+        puts the same values, so one cell per block stands for all its rows.
+        """
+        values = {"INTERVAL": self.interval, "EXPOSURE": self.interval, "FEED1": 0, "FEED2": 0,
+                  "DATA_DESC_ID": 0, "FIELD_ID": 0, "ARRAY_ID": 0, "OBSERVATION_ID": 0, "SCAN_NUMBER": 1,
+                  "STATE_ID": -1, "PROCESSOR_ID": -1}
+        if self._table is None:
+            raise RuntimeError("MSWriter is closed")
+        with CASACORE_LOCK:
+            for name in CONSTANT_COLUMNS:
+                self._table.putcell(name, startrow, values[name])
 
     def commit(self) -> Path:
         """Close the table and rename it into place; return the final path."""
@@ -265,15 +311,17 @@ class MSWriter:
 
 
 def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = False,
-             columns: Sequence[str] | None = None) -> Path:
+             columns: Sequence[str] | None = None, subtables_from: str | os.PathLike[str] | None = None) -> Path:
     """Write ``ds`` as an MSv2 at ``path`` atomically; return the path.
 
     ``columns`` limits the data columns written (default: DATA plus MODEL_DATA /
     CORRECTED_DATA when the dataset has them). Dask-backed datasets are computed one block of
     time steps at a time (a whole number of their time chunks, so no chunk is read twice), so
-    memory stays bounded.
+    memory stays bounded. ``subtables_from`` names the MS ``ds`` was read from: its subtables
+    are copied (as DP3 does; SPECTRAL_WINDOW rewritten) when it has one field and spectral
+    window, which is faster than building them; otherwise they are built from ``ds``.
     """
-    with MSWriter(path, ds, overwrite=overwrite, columns=columns) as writer:
+    with MSWriter(path, ds, overwrite=overwrite, columns=columns, subtables_from=subtables_from) as writer:
         step = writer.times_per_block()
         chunk = _time_chunk(ds)
         if chunk:

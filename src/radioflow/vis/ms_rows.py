@@ -16,6 +16,9 @@ from casacore import tables as ct
 CASACORE_NUMPY_TYPES = {"boolean": np.bool_, "int": np.int32, "float": np.float32, "double": np.float64,
                         "complex": np.complex64, "dcomplex": np.complex128}
 
+#: ColumnDesc option bit of a fixed-shape array column.
+FIXED_SHAPE = 4
+
 
 def read_rows(t: ct.table, column: str, rownrs: np.ndarray,
                corr: tuple[int, int, int] | None = None) -> np.ndarray:
@@ -29,11 +32,11 @@ def read_rows(t: ct.table, column: str, rownrs: np.ndarray,
     """
     def get(tab: ct.table, **rows: int) -> np.ndarray:
         first = int(rownrs[0]) if not rows else rows["startrow"]
-        cell = np.shape(tab.getcell(column, first))
+        cell = _cell_shape(tab, column, first)
         dtype = CASACORE_NUMPY_TYPES.get(tab.coldatatype(column))
         if corr is None:
             if rows and dtype is not None:
-                out = np.empty((rows["nrow"], *cell), dtype)
+                out: np.ndarray = np.empty((rows["nrow"], *cell), dtype)
                 tab.getcolnp(column, out, **rows)
                 return out
             return tab.getcol(column, **rows)
@@ -56,6 +59,15 @@ def read_rows(t: ct.table, column: str, rownrs: np.ndarray,
         return get(sel) if corr is None else _strided_rows(sel, column, corr)
     finally:
         sel.close()
+
+
+def _cell_shape(t: ct.table, column: str, row: int) -> tuple[int, ...]:
+    """Shape of the cells of ``column`` from its description when fixed (reading a cell of a
+    tiled column would read its whole tile), else of the cell at ``row``."""
+    desc = t.getcoldesc(column)
+    if desc.get("ndim", 0) > 0 and desc.get("option", 0) & FIXED_SHAPE and "shape" in desc:
+        return tuple(int(n) for n in desc["shape"])
+    return np.shape(t.getcell(column, row))
 
 
 def _strided_rows(sel: ct.table, column: str, corr: tuple[int, int, int]) -> np.ndarray:

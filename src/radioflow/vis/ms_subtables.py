@@ -2,10 +2,13 @@
 
 The main table holds the rows; everything else WSClean and CASA need (antennas, feeds,
 field, spectral window, polarization, data description, observation) lives here. All writes
-are whole-column ``putcol`` calls on tables that ``casacore.tables.default_ms`` created.
+are whole-column ``putcol`` calls on tables that ``casacore.tables.default_ms`` created; an
+MS made from another one's data (averaging) may instead copy that one's subtables, as DP3 does.
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -111,21 +114,7 @@ def write_subtables(ms_path: str, ds: xr.Dataset) -> None:
         t.putcol("FLAG_ROW", np.zeros(1, bool))
 
     with _subtable(ms_path, "SPECTRAL_WINDOW") as t:
-        t.addrows(1)
-        t.putcol("CHAN_FREQ", freq[None, :])
-        t.putcol("CHAN_WIDTH", width[None, :])
-        t.putcol("EFFECTIVE_BW", np.abs(width)[None, :])
-        t.putcol("RESOLUTION", np.abs(width)[None, :])
-        t.putcol("NUM_CHAN", np.array([freq.size], np.int32))
-        t.putcol("REF_FREQUENCY", np.array([freq[freq.size // 2]]))
-        t.putcol("TOTAL_BANDWIDTH", np.array([float(np.abs(width).sum())]))
-        t.putcol("MEAS_FREQ_REF", np.array([MEAS_FREQ_TOPO], np.int32))
-        t.putcol("NAME", ["spw0"])
-        t.putcol("NET_SIDEBAND", np.ones(1, np.int32))
-        t.putcol("FREQ_GROUP", np.zeros(1, np.int32))
-        t.putcol("FREQ_GROUP_NAME", ["group0"])
-        t.putcol("IF_CONV_CHAIN", np.zeros(1, np.int32))
-        t.putcol("FLAG_ROW", np.zeros(1, bool))
+        _fill_spectral_window(t, freq, width)
 
     with _subtable(ms_path, "POLARIZATION") as t:
         t.addrows(1)
@@ -149,6 +138,65 @@ def write_subtables(ms_path: str, ds: xr.Dataset) -> None:
         t.putcol("SCHEDULE_TYPE", [""])
         t.putcol("RELEASE_DATE", np.zeros(1))
         t.putcol("FLAG_ROW", np.zeros(1, bool))
+
+
+def _fill_spectral_window(t: ct.table, freq: np.ndarray, width: np.ndarray) -> None:
+    """Write the one row of an empty SPECTRAL_WINDOW table."""
+    t.addrows(1)
+    t.putcol("CHAN_FREQ", freq[None, :])
+    t.putcol("CHAN_WIDTH", width[None, :])
+    t.putcol("EFFECTIVE_BW", np.abs(width)[None, :])
+    t.putcol("RESOLUTION", np.abs(width)[None, :])
+    t.putcol("NUM_CHAN", np.array([freq.size], np.int32))
+    t.putcol("REF_FREQUENCY", np.array([freq[freq.size // 2]]))
+    t.putcol("TOTAL_BANDWIDTH", np.array([float(np.abs(width).sum())]))
+    t.putcol("MEAS_FREQ_REF", np.array([MEAS_FREQ_TOPO], np.int32))
+    t.putcol("NAME", ["spw0"])
+    t.putcol("NET_SIDEBAND", np.ones(1, np.int32))
+    t.putcol("FREQ_GROUP", np.zeros(1, np.int32))
+    t.putcol("FREQ_GROUP_NAME", ["group0"])
+    t.putcol("IF_CONV_CHAIN", np.zeros(1, np.int32))
+    t.putcol("FLAG_ROW", np.zeros(1, bool))
+
+
+def copyable_subtables(src: str) -> list[str] | None:
+    """Subtables of the MS ``src`` an MS of its data (one field, window, polarization) can copy.
+
+    ``None`` unless FIELD, SPECTRAL_WINDOW, POLARIZATION and DATA_DESCRIPTION have one row each
+    and every subtable lives inside ``src`` under its own name.
+    """
+    with ct.table(src, ack=False) as t:
+        keywords = t.getkeywords()
+    names = []
+    for key, value in keywords.items():
+        if isinstance(value, str) and value.startswith("Table: "):
+            path = Path(value[len("Table: "):])
+            if path.name != key or path.parent.resolve() != Path(src).resolve():
+                return None
+            names.append(key)
+    for name in ("FIELD", "SPECTRAL_WINDOW", "POLARIZATION", "DATA_DESCRIPTION"):
+        if name not in names:
+            return None
+        with ct.table(f"{src}::{name}", ack=False) as t:
+            if t.nrows() != 1 or (name == "SPECTRAL_WINDOW" and "shape" in t.getcoldesc("CHAN_FREQ")):
+                return None
+    return names
+
+
+def copy_subtables(src: str, main: ct.table, names: list[str], ds: xr.Dataset) -> None:
+    """Copy the subtables ``names`` of ``src`` (file copies) under the new main table ``main``;
+    SPECTRAL_WINDOW is written anew from ``ds`` (its channels may differ)."""
+    dst = main.name()
+    for name in names:
+        shutil.copytree(Path(src) / name, Path(dst) / name)  # table.lock too: it holds the row count
+    freq = np.asarray(ds["frequency"].values, np.float64)
+    width = np.asarray(ds["CHANNEL_WIDTH"].values, np.float64) if "CHANNEL_WIDTH" in ds else (
+        np.full(freq.size, np.diff(freq).mean() if freq.size > 1 else 1e6))
+    with ct.table(f"{dst}/SPECTRAL_WINDOW", readonly=False, ack=False) as t:  # before the keywords open it
+        t.removerows([0])
+        _fill_spectral_window(t, freq, width)
+    for name in names:
+        main.putkeyword(name, f"Table: {dst}/{name}")
 
 
 def _cell(t: ct.table, col: str, row: int, source: str) -> Any:
