@@ -11,8 +11,9 @@ channels (≈ 23 M visibilities), writes it as an MS, then times in one run:
 * the bare ``ducc0 vis2dirty`` call (dirty only) on arrays already in memory, and reading the MS.
 
 Each timed command runs ``--repeat`` times (default 5) and the median is reported: this VM's
-wall times vary by ±10 %. Targets (issue 2): radioflow ≤ 0.5 × WSClean and ≤ 1.3 × (MS read
-+ bare ducc0).
+wall times vary by ±10 %. Peak memory is each process's ru_maxrss (the largest over its runs).
+Targets (issues 2, 14): radioflow ≤ 0.45 × WSClean's time with ≤ its peak memory, and
+≤ 1.3 × (MS read + bare ducc0).
 Also reports ``radioflow simulate`` throughput in visibilities × sources per second.
 Prints a markdown table and writes it to ``bench/results/imaging.md``.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -53,13 +55,26 @@ def simulate_ms(path: Path, nsources: int, duration: float = 3600) -> tuple[floa
 
 
 def timed(cmd: list[str], cwd: Path, repeat: int = 1) -> float:
-    """Median wall time of ``repeat`` runs of ``cmd``."""
+    """Median wall time of ``repeat`` runs of ``cmd`` (peak memory in :data:`PEAK_MIB`)."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         times.append(time.perf_counter() - t0)
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cmd)
+        PEAK_MIB[" ".join(cmd)] = max(PEAK_MIB.get(" ".join(cmd), 0.0), usage.ru_maxrss / 1024)
     return float(np.median(times))
+
+
+#: Peak resident memory (MiB, the process's ru_maxrss) of every timed command, by command line.
+PEAK_MIB: dict[str, float] = {}
+
+
+def peak(cmd: list[str]) -> float:
+    return PEAK_MIB[" ".join(cmd)]
 
 
 def main() -> None:
@@ -119,20 +134,26 @@ def main() -> None:
               npix_y=args.npix, pixsize_x=cell, pixsize_y=cell, epsilon=1e-5, do_wgridding=True, nthreads=2,
               flip_v=True, divide_by_n=False, double_precision_accumulation=True)
     ducc_s = time.perf_counter() - t0
-    rows.append((f"radioflow image {args.npix}² --no-psf (read + dirty + FITS)", f"{rf:.2f} s",
-                 f"{rf / ws:.2f} × WSClean (target ≤ 0.5)" if ws else "wsclean not installed"))
+    rf_mem, rf_psf_mem = peak(rf_cmd + ["--no-psf"]), peak(rf_cmd)
+    rows.append((f"radioflow image {args.npix}² --no-psf (read + dirty + FITS)", f"{rf:.2f} s, {rf_mem:.0f} MiB",
+                 f"{rf / ws:.2f} × WSClean's time, {rf_mem / peak(ws_cmd):.2f} × its memory (target ≤ 0.45, ≤ 1)"
+                 if ws else "wsclean not installed"))
     if ws:
-        rows.append((f"wsclean -j 2 -niter 0 -use-wgridder {args.npix}² (dirty only)", f"{ws:.2f} s", "reference"))
-    rows.append((f"radioflow image {args.npix}² (dirty + PSF, the default)", f"{rf_psf:.2f} s",
-                 f"{rf_psf / ws_psf:.2f} × WSClean -make-psf" if ws_psf else "wsclean not installed"))
+        rows.append((f"wsclean -j 2 -niter 0 -use-wgridder {args.npix}² (dirty only)",
+                     f"{ws:.2f} s, {peak(ws_cmd):.0f} MiB", "reference"))
+    ws_psf_cmd = ws_cmd[:-1] + ["-make-psf", str(ms)]
+    rows.append((f"radioflow image {args.npix}² (dirty + PSF, the default)", f"{rf_psf:.2f} s, {rf_psf_mem:.0f} MiB",
+                 f"{rf_psf / ws_psf:.2f} × WSClean -make-psf's time, {rf_psf_mem / peak(ws_psf_cmd):.2f} × its memory"
+                 if ws_psf else "wsclean not installed"))
     if ws_psf:
-        rows.append((f"wsclean ... -make-psf {args.npix}² (dirty + PSF)", f"{ws_psf:.2f} s", "reference"))
+        rows.append((f"wsclean ... -make-psf {args.npix}² (dirty + PSF)", f"{ws_psf:.2f} s, {peak(ws_psf_cmd):.0f} MiB",
+                     "reference"))
     rows.append(("MS read (python-casacore) + bare ducc0 vis2dirty", f"{read_s:.2f} + {ducc_s:.2f} s",
                  f"radioflow = {rf / (read_s + ducc_s):.2f} × (target ≤ 1.3)"))
     rows.append(("radioflow image 512², 0.5 M visibilities (dirty + PSF)", f"{small_rf_s:.2f} s",
                  f"{small_rf_s / small_ws_s:.2f} × WSClean -make-psf {small_ws_s:.2f} s (target ≤ 1.2)"
                  if small_ws_s else "wsclean not installed"))
-    table = ["| imaging (issues 2, 14) | time | ratio / throughput |", "| --- | --- | --- |"]
+    table = ["| imaging (issues 2, 14) | time, peak memory | ratio / throughput |", "| --- | --- | --- |"]
     table += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     text = "\n".join(table) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,7 @@ import numpy as np
 from .imaging import (
     apply_weight_factors,
     density_grid,
+    grid_xy,
     stokes_i,
     uvw_rows,
     vis_to_image,
@@ -60,6 +61,7 @@ class GridSpec:
     combination: WeightCombination = "wsclean"
     psf_beside: bool = True  # grid the PSF in a thread beside the dirty image (faster, one more grid)
     batch_visibilities: int = 0  # local runs: gather chunks' Stokes I up to this many samples per gridding call
+    accumulate_double: bool = True  # False: single-precision uv grid, half its memory, ~1e-6 of the peak
 
 
 @dataclass
@@ -107,7 +109,7 @@ def _image_arrays(uvw: np.ndarray, freq: np.ndarray, vis: np.ndarray, w: np.ndar
     nx, ny, cell = spec.npix_x, spec.npix_y, spec.cell
     if not uvw.shape[0] or not sum_w > 0:
         return np.zeros((ny, nx)), (np.zeros((ny, nx)) if make_psf else None), 0.0
-    grid: dict[str, Any] = dict(nthreads=spec.nthreads, normalise=False)
+    grid: dict[str, Any] = dict(nthreads=spec.nthreads, normalise=False, accumulate_double=spec.accumulate_double)
     shape = vis.shape
 
     def psf() -> np.ndarray:
@@ -253,45 +255,71 @@ def _worker_threads() -> int:
 
 def _batched_images(source: ChunkSource, spec: GridSpec, factor: np.ndarray | None, make_psf: bool,
                     progress: Callable[[str, int, int], None] | None) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Local pass 2: consecutive chunks' Stokes I samples and imaging weights (12 bytes a sample,
-    plus UVW) gathered into one buffer of ``spec.batch_visibilities`` samples, gridded when full.
+    """Local pass 2: consecutive chunks' Stokes I samples gathered into one buffer of
+    ``spec.batch_visibilities`` samples, gridded when full.
 
     Each gridding call costs FFTs over every w-plane of the padded grid, so few large calls are
     much faster than one per small chunk; memory stays bounded by the buffer and one read chunk.
+    A dirty image alone needs only the weighted samples ``w·V`` (8 bytes each, plus UVW per row);
+    with the PSF the weights are kept beside them (12 bytes).
     """
     n = len(source)
     total: Any = None
     buf: list[np.ndarray] = []
     rows = 0
+    sum_w = 0.0
     freq = np.zeros(0)
+    xy: np.ndarray | None = None  # dirty-only runs sum ducc0's [x, y] images, transposed once at the end
 
-    def grid(uvw: np.ndarray, vis: np.ndarray, wgt: np.ndarray) -> None:
-        nonlocal total
-        part = _image_arrays(uvw, freq, vis, wgt, spec=spec, factor=None, make_psf=make_psf)
-        total = part if total is None else _add_into(total, part)
+    def grid(uvw: np.ndarray, vis: np.ndarray, wgt: np.ndarray | None, weight_sum: float) -> None:
+        nonlocal total, xy
+        if wgt is not None:
+            part = _image_arrays(uvw, freq, vis, wgt, spec=spec, factor=None, make_psf=make_psf)
+            total = part if total is None else _add_into(total, part)
+        elif weight_sum > 0:
+            image = grid_xy(uvw, freq, vis, None, spec.npix_x, spec.npix_y, spec.cell, spec.cell,
+                            epsilon=spec.epsilon, nthreads=spec.nthreads, accumulate_double=spec.accumulate_double)
+            if xy is None:
+                xy = np.zeros(image.shape)
+            xy += image
+            total = (None, None, weight_sum + (0.0 if total is None else total[2]))  # psf-less: no [y, x] part
 
     for i in range(n):
         uvw, freq, vis, w = _chunk_arrays(source, i, spec)
         wgt = w if factor is None else apply_weight_factors(factor, uvw, freq, w, spec.cell, spec.cell)
+        del w
         k, nchan = vis.shape
         cap = max(1, spec.batch_visibilities // max(nchan, 1))
         if not buf:
-            buf = [np.empty((cap, 3)), np.empty((cap, nchan), np.complex64), np.empty((cap, nchan), np.float32)]
-        if rows + k > buf[0].shape[0] and rows:
-            grid(buf[0][:rows], buf[1][:rows], buf[2][:rows])
-            rows = 0
-        if k > buf[0].shape[0]:
-            grid(uvw, vis, wgt)
+            buf = [np.empty((cap, 3)), np.empty((cap, nchan), np.complex64)]
+            if make_psf:
+                buf.append(np.empty((cap, nchan), np.float32))
+        if rows + k > cap and rows:
+            grid(buf[0][:rows], buf[1][:rows], buf[2][:rows] if make_psf else None, sum_w)
+            rows, sum_w = 0, 0.0
+        chunk_sum = float(wgt.sum(dtype=np.float64))
+        if k > cap:
+            if make_psf:
+                grid(uvw, vis, wgt, chunk_sum)
+            else:
+                grid(uvw, vis * wgt, None, chunk_sum)
         else:
-            buf[0][rows:rows + k], buf[1][rows:rows + k], buf[2][rows:rows + k] = uvw, vis, wgt
+            buf[0][rows:rows + k] = uvw
+            if make_psf:
+                buf[1][rows:rows + k], buf[2][rows:rows + k] = vis, wgt
+            else:
+                np.multiply(vis, wgt, out=buf[1][rows:rows + k])
             rows += k
-        del uvw, vis, w, wgt
+            sum_w += chunk_sum
+        del uvw, vis, wgt
         if progress is not None:
             progress("grid", i + 1, n)
     if rows:
-        grid(buf[0][:rows], buf[1][:rows], buf[2][:rows])
+        grid(buf[0][:rows], buf[1][:rows], buf[2][:rows] if make_psf else None, sum_w)
     if total is None:
         raise ValueError("the dataset has no visibilities to image")
+    if xy is not None:
+        total = (np.ascontiguousarray(xy.T), None, total[2])
     return total
 
 
