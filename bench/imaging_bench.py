@@ -11,7 +11,7 @@ channels (≈ 23 M visibilities), writes it as an MS, then times in one run:
 * the bare ``ducc0 vis2dirty`` call (dirty only) on arrays already in memory, and reading the MS.
 
 Each timed command runs ``--repeat`` times (default 5) and the median is reported: this VM's
-wall times vary by ±10 %. Peak memory is each process's ru_maxrss (the largest over its runs).
+wall times vary by ±10 %. Peak memory is each process's maximum resident set (GNU time's %M, the largest over its runs).
 Targets (issues 2, 14): radioflow ≤ 0.45 × WSClean's time with ≤ its peak memory, and
 ≤ 1.3 × (MS read + bare ducc0).
 Also reports ``radioflow simulate`` throughput in visibilities × sources per second.
@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,17 +55,20 @@ def simulate_ms(path: Path, nsources: int, duration: float = 3600) -> tuple[floa
 
 
 def timed(cmd: list[str], cwd: Path, repeat: int = 1) -> float:
-    """Median wall time of ``repeat`` runs of ``cmd`` (peak memory in :data:`PEAK_MIB`)."""
+    """Median wall time of ``repeat`` runs of ``cmd`` (peak memory in :data:`PEAK_MIB`).
+
+    Peak memory comes from GNU ``/usr/bin/time``: a child forked from this (large) process would
+    inherit its high-water mark through exec.
+    """
     times = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        times.append(time.perf_counter() - t0)
-        if proc.returncode:
-            raise subprocess.CalledProcessError(proc.returncode, cmd)
-        PEAK_MIB[" ".join(cmd)] = max(PEAK_MIB.get(" ".join(cmd), 0.0), usage.ru_maxrss / 1024)
+        with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+            t0 = time.perf_counter()
+            subprocess.run(["/usr/bin/time", "-q", "-f", "%M", "-o", rss.name, *cmd], cwd=cwd, check=True,
+                           capture_output=True)
+            times.append(time.perf_counter() - t0)
+            kib = float(rss.read().split()[-1])
+        PEAK_MIB[" ".join(cmd)] = max(PEAK_MIB.get(" ".join(cmd), 0.0), kib / 1024)
     return float(np.median(times))
 
 

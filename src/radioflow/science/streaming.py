@@ -276,7 +276,7 @@ def _batched_images(source: ChunkSource, spec: GridSpec, factor: np.ndarray | No
         if wgt is not None:
             part = _image_arrays(uvw, freq, vis, wgt, spec=spec, factor=None, make_psf=make_psf)
             total = part if total is None else _add_into(total, part)
-        elif weight_sum > 0:
+        else:  # weights folded into vis (all-flagged data grid to zeros and fail later with the reason)
             image = grid_xy(uvw, freq, vis, None, spec.npix_x, spec.npix_y, spec.cell, spec.cell,
                             epsilon=spec.epsilon, nthreads=spec.nthreads, accumulate_double=spec.accumulate_double)
             if xy is None:
