@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cli_fuzz_cases import base_tree, cmdline_cases, dump, recipe_cases
@@ -115,6 +116,16 @@ def _report(failures: list[str], total: int) -> str:
 
 
 # -- fixtures: datasets to damage --------------------------------------------------------------
+def _data_column_file(ms: Path) -> tuple[Path, int]:
+    """The file holding ms's DATA column and how many of its bytes are data (tiles are padded)."""
+    import casacore.tables as ct
+
+    with ct.table(str(ms), ack=False) as t:
+        manager = next(dm for dm in t.getdminfo().values() if "DATA" in dm["COLUMNS"])
+        nbytes = t.nrows() * int(np.prod(t.getcell("DATA", 0).shape)) * 8
+    return ms / f"table.f{manager['SEQNR']}_TSM0", nbytes
+
+
 @pytest.fixture(scope="module")
 def fuzz_paths(tmp_path_factory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("fuzzdata")
@@ -131,8 +142,8 @@ def fuzz_paths(tmp_path_factory) -> dict[str, str]:
     (root / "bad.ms" / "table.dat").write_bytes(b"\x00garbage" * 64)
     trunc = root / "trunc.ms"
     shutil.copytree(good_ms, trunc)
-    data_file = max((p for p in trunc.glob("table.f*") if p.is_file()), key=lambda p: p.stat().st_size)
-    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 3])
+    data_file, data_bytes = _data_column_file(trunc)
+    data_file.write_bytes(data_file.read_bytes()[: data_bytes // 3])
     noant = root / "noant.ms"
     shutil.copytree(good_ms, noant)
     shutil.rmtree(noant / "ANTENNA")

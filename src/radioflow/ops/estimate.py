@@ -7,8 +7,10 @@ Measurement Set size (radioflow's own MSv2 writer, :mod:`radioflow.vis.ms`), cou
 * tiled columns DATA (complex64, 8 B), WEIGHT_SPECTRUM (float32, 4 B) and FLAG (1 bit) per
   visibility = channels × polarisations × rows, each rounded up to whole casacore tiles of
   ~1 MiB (the tile shapes the writer chooses);
-* 121 B per row (rows = times × baselines, no autocorrelations): UVW, TIME, TIME_CENTROID,
-  ANTENNA1/2, WEIGHT and SIGMA per polarisation, FLAG_ROW and the incrementally stored ids;
+* tiled per-row arrays UVW (3 × 8 B), WEIGHT and SIGMA (4 B per polarisation), each rounded up
+  to whole ~1 MiB tiles of whole rows (rows = times × baselines, no autocorrelations);
+* 25 B per row of scalars (TIME, TIME_CENTROID, ANTENNA1/2, FLAG_ROW) in whole 128 kB buckets,
+  and the incrementally stored ids (a few bytes per block);
 * subtables: 208 kB + 375 B per antenna (measured).
 FITS images: float32 pixels plus a 2-block header, in 2880-byte blocks.
 Peak memory is a model (the arrays each step holds at once), not a measurement.
@@ -25,7 +27,8 @@ from ..errors import UsageError
 from ..resources import human
 
 TILE_BYTES = 2**20            # as radioflow.vis.ms.TILE_BYTES
-ROW_BYTES = 121
+ROW_SCALAR_BYTES = 25          # TIME, TIME_CENTROID (8 B), ANTENNA1/2 (4 B), FLAG_ROW (1 B)
+ROW_BUCKET_BYTES = 2**17      # as radioflow.vis.ms.ROW_BUCKET_BYTES
 SUBTABLE_BYTES, SUBTABLE_BYTES_PER_ANTENNA = 208_000, 375
 FITS_BLOCK, FITS_HEADER_BLOCKS = 2880, 2
 BASE_MEMORY = 400 * 2**20     # the Python process with numpy, casacore, ducc0 loaded
@@ -68,12 +71,20 @@ def _tiled_bytes(nrow: int, nchan: int, ncorr: int, item: int, bits: bool = Fals
     return tiles * (tile // 8 if bits else tile)
 
 
+def _row_tiled_bytes(nrow: int, cell: int, item: int) -> int:
+    """A tiled column of ``cell`` values per row: whole rows per ~1 MiB tile, whole tiles on disk."""
+    row_tile = max(1, TILE_BYTES // (cell * item))
+    return math.ceil(nrow / row_tile) * row_tile * cell * item
+
+
 def ms_bytes(ntime: int, nant: int, nchan: int, ncorr: int = 4) -> int:
     """Bytes on disk of an MS written by radioflow (see the module docstring for what is counted)."""
     nrow = ntime * nant * (nant - 1) // 2
     tiled = (_tiled_bytes(nrow, nchan, ncorr, 8) + _tiled_bytes(nrow, nchan, ncorr, 4)
              + _tiled_bytes(nrow, nchan, ncorr, 1, bits=True))
-    return tiled + nrow * ROW_BYTES + SUBTABLE_BYTES + SUBTABLE_BYTES_PER_ANTENNA * nant
+    per_row = _row_tiled_bytes(nrow, 3, 8) + 2 * _row_tiled_bytes(nrow, ncorr, 4)
+    scalars = math.ceil(nrow * ROW_SCALAR_BYTES / ROW_BUCKET_BYTES) * ROW_BUCKET_BYTES
+    return tiled + per_row + scalars + SUBTABLE_BYTES + SUBTABLE_BYTES_PER_ANTENNA * nant
 
 
 def fits_bytes(nx: int, ny: int, nplanes: int = 1) -> int:
