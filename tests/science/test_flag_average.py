@@ -160,3 +160,40 @@ def test_averaging_kernel_equals_the_numpy_formulation(timestep, freqstep):
         assert np.array_equal(got_f, want_f)
         if timestep * freqstep <= 16:       # small bins: some are wholly flagged
             assert got_f.any() and not got_f.all()
+
+
+def _dataset(nt: int = 10, nf: int = 7):
+    import xarray as xr
+
+    rng = np.random.default_rng(2)
+    shape = (nt, 3, nf, 2)
+    dims = ("time", "baseline", "frequency", "polarization")
+    return xr.Dataset(
+        {"VISIBILITY": (dims, (rng.normal(size=shape) + 1j * rng.normal(size=shape)).astype(np.complex64)),
+         "WEIGHT": (dims, rng.random(shape).astype(np.float32)), "FLAG": (dims, rng.random(shape) < 0.2),
+         "UVW": (("time", "baseline", "uvw_label"), rng.normal(size=(nt, 3, 3))),
+         "CHANNEL_WIDTH": (("frequency",), np.full(nf, 1e5)),
+         "ANTENNA_POSITION": (("antenna", "xyz_label"), rng.normal(size=(3, 3)))},
+        coords={"time": 100.0 + 2.0 * np.arange(nt), "frequency": 1e8 + 1e5 * np.arange(nf),
+                "polarization": ["XX", "YY"], "baseline_antenna1": ("baseline", [0, 0, 1]),
+                "baseline_antenna2": ("baseline", [1, 2, 2]), "antenna_name": ("antenna", ["a", "b", "c"])},
+        attrs={"phase_center": [0.0, -0.5], "integration_time": 2.0})
+
+
+def test_averaged_template_is_the_averaged_dataset_without_its_samples():
+    """The writer's template (made before the kernel runs) has every coordinate, UVW, width and
+    attribute of the averaged dataset, and placeholders of its samples' shapes and dtypes."""
+    from radioflow.science.averaging import average_dataset, averaged_template
+
+    ds = _dataset()
+    out, template = average_dataset(ds, 3, 2), averaged_template(ds, 3, 2)
+    assert dict(template.sizes) == dict(out.sizes) == {**ds.sizes, "time": 4, "frequency": 4}
+    assert template.attrs == out.attrs and out.attrs["integration_time"] == 6.0
+    for name in out.variables:
+        assert template[name].dims == out[name].dims and template[name].dtype == out[name].dtype, name
+        if name not in ("VISIBILITY", "WEIGHT", "FLAG"):
+            np.testing.assert_array_equal(template[name].values, out[name].values)
+    np.testing.assert_allclose(out["time"].values, [102.0, 108.0, 114.0, 118.0])  # a short last bin
+    np.testing.assert_allclose(out["UVW"].values[3], ds["UVW"].values[9])
+    np.testing.assert_allclose(out["CHANNEL_WIDTH"].values, [2e5, 2e5, 2e5, 1e5])
+    assert template["VISIBILITY"].values.strides == (0, 0, 0, 0)  # no memory

@@ -12,12 +12,12 @@ import os
 import numpy as np
 
 from ..errors import UsageError
-from ..science.averaging import average_dataset
+from ..science.averaging import average_dataset, average_samples, averaged_template
 from ..science.flagging import flag_rfi
 from ..science.imaging import PARALLEL_HANDS, parallel_hands, uvw_rows
 from ..science.predict import predict_rows
 from ..science.skymodel import read_catalogue
-from ..vis.io import write_columns, write_dataset
+from ..vis.io import format_of, write_columns, write_dataset
 from ..vis.location import as_location
 from ..vis.schema import VIS_DIMS, column_variable
 from ._util import load_dataset, say
@@ -50,13 +50,34 @@ def _local_ms(url: str) -> str | None:
     return loc.path if loc.is_local and os.path.isfile(os.path.join(loc.path, "table.dat")) else None
 
 
+def _average_into_ms(ds, path: str, timestep: int, freqstep: int, subtables_from: str | None):
+    """Average ``ds`` into the local MS ``path``: the numba kernel runs in a thread (it releases
+    the GIL) while this one creates the output table and copies the subtables."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..vis.ms import MSWriter
+
+    template = averaged_template(ds, timestep, freqstep)
+    with ThreadPoolExecutor(1) as pool:
+        samples = pool.submit(average_samples, ds, timestep, freqstep)
+        with MSWriter(path, template, overwrite=True, subtables_from=subtables_from) as writer:
+            out = template.assign({name: (VIS_DIMS, arr) for name, arr in samples.result().items()})
+            writer.write_dataset(out)
+    return out
+
+
 def average(ms: str, msout: str, timestep: int = 1, freqstep: int = 1) -> dict:
     """Average ``ms`` by ``timestep`` integrations and ``freqstep`` channels into ``msout`` (DP3's rules)."""
     if timestep < 1 or freqstep < 1:
         raise UsageError(f"rf-average: timestep and freqstep must be >= 1 (got {timestep}, {freqstep}).")
     ds = load_dataset(ms, None).load()
-    out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
-    url = write_dataset(out, msout, overwrite=True, subtables_from=_local_ms(ms))
+    target = as_location(msout)
+    if target.is_local and format_of(target) == "ms":
+        out = _average_into_ms(ds, target.path, timestep, freqstep, _local_ms(ms))
+        url = target.path
+    else:
+        out = average_dataset(ds, timestep=timestep, freqstep=freqstep)
+        url = write_dataset(out, msout, overwrite=True)
     say(f"Averaged {ms} by {timestep} × {freqstep} (time × channel): {ds.sizes['time']}×{ds.sizes['frequency']} "
         f"-> {out.sizes['time']}×{out.sizes['frequency']} -> {url}")
     return {"msout": url, "ntime": int(out.sizes["time"]), "nchan": int(out.sizes["frequency"])}

@@ -6,8 +6,9 @@ subtracts them and grids the residual (``vis2dirty``), summing the chunks' image
 nothing is written to the dataset (MODEL_DATA, when asked, is written after CLEAN by
 :mod:`radioflow.science.model_column`). Locally, the first pass keeps each chunk's
 Stokes-I visibilities and imaging weights (12 bytes a sample) in a scratch directory, as
-WSClean's reordering does, so later cycles read those instead of the dataset; on Dask every
-task loads its chunk from the dataset (where the workers are) and the images sum in a tree.
+WSClean's reordering does, so later cycles read those instead of the dataset; on Dask each
+worker takes one run of consecutive chunks (loaded from the dataset, where the workers are),
+sums their images there and returns one cube; those sum in a tree.
 
 Output channel groups (``-channels-out N``) split the band evenly, WSClean's way; joined
 (``-join-channels``) they are weighted together (MF weighting: one density over the band) and
@@ -18,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence, cast
 
 import numpy as np
@@ -26,7 +27,17 @@ import numpy as np
 from ..errors import UsageError
 from .imaging import apply_weight_factors, density_grid, image_to_vis, vis_to_image, weight_factors
 from .major_cycle import CubeClean, cotton_schwab, mfs_combine
-from .streaming import ChunkSource, GridSpec, Weighting, _chunk_arrays, map_chunks
+from .streaming import (
+    ChunkSource,
+    GridSpec,
+    Weighting,
+    _chunk_arrays,
+    _ChunkRange,
+    _map_sum,
+    _worker_threads,
+    chunk_ranges,
+    map_chunks,
+)
 
 Groups = tuple[tuple[int, int], ...]
 
@@ -114,6 +125,16 @@ def chunk_residual(index: int, *, source: ChunkSource, spec: GridSpec, band: Ban
     return _grid_groups(spec, band, uvw, freq, wgt, residual_vis)
 
 
+def group_task(bounds: tuple[int, int], *, chunk_task: Callable[..., Any], source: ChunkSource, spec: GridSpec,
+               **kwargs: Any) -> Any:
+    """On a Dask worker: ``chunk_task`` over the chunks ``[start, stop)``, summed there, so a worker sends one
+    cube per pass rather than one per chunk; ducc0 uses the worker's threads, not every core."""
+    if spec.nthreads <= 0:
+        spec = replace(spec, nthreads=_worker_threads())
+    return map_chunks(chunk_task, bounds[1] - bounds[0], None, "", None, source=_ChunkRange(source, *bounds), spec=spec,
+                      **kwargs)
+
+
 @dataclass
 class StreamImager:
     """:class:`radioflow.science.major_cycle.Imager` over the chunks of ``source`` (locally or on a Dask ``client``)."""
@@ -134,8 +155,12 @@ class StreamImager:
 
     def _map(self, task: Callable[..., Any], name: str, **kwargs: Any) -> Any:
         self.passes += 1
-        return map_chunks(task, len(self.source), self.client, name, self.progress, source=self.source,
-                          spec=self.spec, band=self.band, **kwargs)
+        if self.client is None:
+            return map_chunks(task, len(self.source), None, name, self.progress, source=self.source,
+                              spec=self.spec, band=self.band, **kwargs)
+        ranges = chunk_ranges(len(self.source), len(self.client.scheduler_info()["workers"]))
+        return _map_sum(group_task, ranges, self.client, name, self.progress, chunk_task=task, source=self.source,
+                        spec=self.spec, band=self.band, **kwargs)
 
     def _share(self, value: Any) -> Any:
         """One copy per worker, not one per task."""

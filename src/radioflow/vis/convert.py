@@ -115,13 +115,14 @@ def _subtables_to_zarr(ms_path: str, store: Any) -> None:
     from casacore import tables as ct
 
     from .ms import CASACORE_LOCK
+    from .ms_subtables import subtable_name
 
     root = zarr.open_group(store, mode="a", zarr_format=3)
     group = root.require_group(SUBTABLE_GROUP)
     with CASACORE_LOCK, ct.table(ms_path, ack=False) as main:
         names = [k for k in main.keywordnames() if k in SUBTABLES]
     for name in names:
-        with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False) as t:
+        with CASACORE_LOCK, ct.table(subtable_name(ms_path, name), ack=False) as t:
             nrow = t.nrows()
             sub = group.require_group(name)
             sub.attrs["nrows"] = int(nrow)
@@ -149,6 +150,7 @@ def _subtables_from_zarr(src: Location, ms_path: str) -> None:
     from casacore import tables as ct
 
     from .ms import CASACORE_LOCK
+    from .ms_subtables import subtable_name
 
     store = src.zarr_store(read_only=True)
     with warnings.catch_warnings():
@@ -158,7 +160,7 @@ def _subtables_from_zarr(src: Location, ms_path: str) -> None:
     if not isinstance(subtables, zarr.Group):
         return
     for name, sub in subtables.groups():
-        with CASACORE_LOCK, ct.table(f"{ms_path}::{name}", ack=False, readonly=False) as t:
+        with CASACORE_LOCK, ct.table(subtable_name(ms_path, name), ack=False, readonly=False) as t:
             if t.nrows() != int(cast(int, sub.attrs.get("nrows", -1))):
                 continue
             for col, arr in sub.arrays():

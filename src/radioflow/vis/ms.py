@@ -150,6 +150,21 @@ def remove_stale_temporaries(path: Path) -> list[Path]:
     return remove_stale_siblings(path, ("tmp", "old"))
 
 
+def _channel_mean(weight: np.ndarray) -> np.ndarray:
+    """Mean over the channels (axis 1) of ``(row, chan, corr)`` weights, summed in float64.
+
+    Adding channel planes is 3-5x faster than ``ndarray.mean``'s strided reduction for a few
+    channels; einsum is fastest for many.
+    """
+    nchan = weight.shape[1]
+    if nchan > 32:
+        return np.einsum("ijk->ik", weight, dtype=np.float64) / nchan
+    acc = weight[:, 0, :].astype(np.float64)
+    for c in range(1, nchan):
+        acc += weight[:, c, :]
+    return acc / nchan
+
+
 class MSWriter:
     """Write a Measurement Set block by block, atomically.
 
@@ -238,7 +253,7 @@ class MSWriter:
         cell = (n, self.nchan, self.ncorr)
         flag = np.asarray(block["FLAG"].values, bool).reshape(cell)
         weight = np.asarray(block["WEIGHT"].values, np.float32).reshape(cell)
-        row_weight = weight.mean(axis=1, dtype=np.float64).astype(np.float32)
+        row_weight = _channel_mean(weight).astype(np.float32)
         sigma = np.zeros_like(row_weight)
         np.divide(1.0, np.sqrt(row_weight), out=sigma, where=row_weight > 0)
         time = np.repeat(np.asarray(block["time"].values, np.float64), self.nbl)
@@ -262,6 +277,16 @@ class MSWriter:
         })
         self.write_rows(time_start * self.nbl, cols)
         self._write_constants(time_start * self.nbl)
+
+    def write_dataset(self, ds: xr.Dataset) -> None:
+        """Write all of ``ds`` (shaped as the template), block by block: bounded memory for
+        dask-backed data (a whole number of their time chunks per block, none read twice)."""
+        step = self.times_per_block()
+        chunk = _time_chunk(ds)
+        if chunk:
+            step = chunk * max(1, step // chunk)
+        for t0 in range(0, self.ntime, step):
+            self.write_block(ds.isel(time=slice(t0, t0 + step)).compute(), t0)
 
     def _write_constants(self, startrow: int) -> None:
         """The constant columns (IncrementalStMan) from ``startrow`` on: one cell each.
@@ -322,12 +347,7 @@ def write_ms(ds: xr.Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
     window, which is faster than building them; otherwise they are built from ``ds``.
     """
     with MSWriter(path, ds, overwrite=overwrite, columns=columns, subtables_from=subtables_from) as writer:
-        step = writer.times_per_block()
-        chunk = _time_chunk(ds)
-        if chunk:
-            step = chunk * max(1, step // chunk)
-        for t0 in range(0, writer.ntime, step):
-            writer.write_block(ds.isel(time=slice(t0, t0 + step)).compute(), t0)
+        writer.write_dataset(ds)
     return writer.path
 
 

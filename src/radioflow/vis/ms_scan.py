@@ -12,6 +12,7 @@ from casacore import tables as ct
 
 from ..errors import UsageError
 from .ms import CASACORE_LOCK, ROWS_PER_BLOCK, check_ms
+from .ms_subtables import subtable_name
 
 
 def iter_ms_chunks(path: str | os.PathLike[str], *, rows_per_chunk: int = ROWS_PER_BLOCK,
@@ -52,21 +53,21 @@ def ms_summary(path: str | os.PathLike[str]) -> dict[str, Any]:
             a2 = t.getcol("ANTENNA2") if nrows else np.zeros(0, int)
             interval = float(t.getcell("INTERVAL", 0)) if nrows else 0.0
             keywords = t.keywordnames()
-        with ct.table(f"{src}::SPECTRAL_WINDOW", ack=False) as s:
+        with ct.table(subtable_name(src, "SPECTRAL_WINDOW"), ack=False) as s:
             freqs = [np.asarray(s.getcell("CHAN_FREQ", i), np.float64) for i in range(s.nrows())]
-        with ct.table(f"{src}::ANTENNA", ack=False) as s:
+        with ct.table(subtable_name(src, "ANTENNA"), ack=False) as s:
             antennas = [str(n) for n in s.getcol("NAME")] if s.nrows() else []
-        with ct.table(f"{src}::FIELD", ack=False) as s:
+        with ct.table(subtable_name(src, "FIELD"), ack=False) as s:
             fields = [{"name": str(s.getcell("NAME", i)),
                        "phase_center": [float(v) for v in np.asarray(s.getcell("PHASE_DIR", i)).reshape(-1, 2)[0]]}
                       for i in range(s.nrows())]
         ncorr = []
         if "POLARIZATION" in keywords:
-            with ct.table(f"{src}::POLARIZATION", ack=False) as s:
+            with ct.table(subtable_name(src, "POLARIZATION"), ack=False) as s:
                 ncorr = [int(s.getcell("NUM_CORR", i)) for i in range(s.nrows())]
         telescope = "unknown"
         if "OBSERVATION" in keywords:
-            with ct.table(f"{src}::OBSERVATION", ack=False) as s:
+            with ct.table(subtable_name(src, "OBSERVATION"), ack=False) as s:
                 telescope = str(s.getcell("TELESCOPE_NAME", 0)) if s.nrows() else telescope
     allf = np.concatenate(freqs) if freqs else np.zeros(0)
     pairs = np.unique(np.stack([a1, a2]), axis=1).shape[1] if nrows else 0

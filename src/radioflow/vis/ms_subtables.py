@@ -7,6 +7,7 @@ MS made from another one's data (averaging) may instead copy that one's subtable
 """
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,8 +27,18 @@ MEAS_FREQ_TOPO = 5
 SITE_KEYWORD = "RADIOFLOW_SITE"
 
 
+def subtable_name(ms_path: str | os.PathLike[str], name: str) -> str:
+    """casacore name of the subtable ``name`` of ``ms_path``: its own directory when it lives inside
+    the MS (the usual layout), else ``ms::NAME`` (resolved through the main table's keyword).
+
+    Opening ``ms::NAME`` opens the main table first: 0.6 ms a subtable instead of 0.24 ms.
+    """
+    direct = os.path.join(ms_path, name)
+    return direct if os.path.isfile(os.path.join(direct, "table.dat")) else f"{ms_path}::{name}"
+
+
 def _subtable(ms_path: str, name: str) -> ct.table:
-    return ct.table(f"{ms_path}::{name}", readonly=False, ack=False)
+    return ct.table(subtable_name(ms_path, name), readonly=False, ack=False)
 
 
 def receptor_types(polarization: list[str]) -> list[str]:
@@ -177,7 +188,7 @@ def copyable_subtables(src: str) -> list[str] | None:
     for name in ("FIELD", "SPECTRAL_WINDOW", "POLARIZATION", "DATA_DESCRIPTION"):
         if name not in names:
             return None
-        with ct.table(f"{src}::{name}", ack=False) as t:
+        with ct.table(subtable_name(src, name), ack=False) as t:
             if t.nrows() != 1 or (name == "SPECTRAL_WINDOW" and "shape" in t.getcoldesc("CHAN_FREQ")):
                 return None
     return names
@@ -208,7 +219,7 @@ def _cell(t: ct.table, col: str, row: int, source: str) -> Any:
 
 def data_description_id(ms_path: str, spw: int) -> tuple[int, int]:
     """(DATA_DESC_ID, POLARIZATION_ID) of the first data description using spectral window ``spw``."""
-    with ct.table(f"{ms_path}::DATA_DESCRIPTION", ack=False) as t:
+    with ct.table(subtable_name(ms_path, "DATA_DESCRIPTION"), ack=False) as t:
         spws = t.getcol("SPECTRAL_WINDOW_ID") if t.nrows() else np.zeros(0, int)
         hits = np.flatnonzero(spws == spw)
         if hits.size == 0:
@@ -221,28 +232,32 @@ def data_description_id(ms_path: str, spw: int) -> tuple[int, int]:
 def read_metadata(ms_path: str, *, field: int, spw: int, pol_id: int) -> dict[str, Any]:
     """Coordinates, small variables and attributes of the dataset for one field and spectral window."""
     src = str(ms_path)
-    with ct.table(f"{src}::ANTENNA", ack=False) as t:
+    with ct.table(subtable_name(src, "ANTENNA"), ack=False) as t:
         names = list(t.getcol("NAME")) if t.nrows() else []
         pos = t.getcol("POSITION") if t.nrows() else np.zeros((0, 3))
         dish = t.getcol("DISH_DIAMETER") if t.nrows() else np.zeros(0)
         has_site = SITE_KEYWORD in t.keywordnames()
         site = np.asarray(t.getkeyword(SITE_KEYWORD), np.float64).tolist() if has_site else []
-    with ct.table(f"{src}::FIELD", ack=False) as t:
+    with ct.table(subtable_name(src, "FIELD"), ack=False) as t:
         phase_dir = np.asarray(_cell(t, "PHASE_DIR", field, src), np.float64).reshape(-1, 2)[0]
         field_name = str(t.getcell("NAME", field))
-    with ct.table(f"{src}::SPECTRAL_WINDOW", ack=False) as t:
+    with ct.table(subtable_name(src, "SPECTRAL_WINDOW"), ack=False) as t:
         freq = np.asarray(_cell(t, "CHAN_FREQ", spw, src), np.float64)
         width = np.asarray(t.getcell("CHAN_WIDTH", spw), np.float64)
-    with ct.table(f"{src}::POLARIZATION", ack=False) as t:
+    with ct.table(subtable_name(src, "POLARIZATION"), ack=False) as t:
         corr = np.asarray(_cell(t, "CORR_TYPE", pol_id, src)).tolist()
     unknown = [c for c in corr if c not in CORR_NAMES]
     if unknown:
         raise UsageError(f"{src}: POLARIZATION row {pol_id} has CORR_TYPE codes {unknown} radioflow does not know.")
     telescope = "unknown"
-    with ct.table(src, ack=False) as main:
-        has_observation = "OBSERVATION" in main.keywordnames()
+    observation = subtable_name(src, "OBSERVATION")
+    if "::" in observation:
+        with ct.table(src, ack=False) as main:
+            has_observation = "OBSERVATION" in main.keywordnames()
+    else:
+        has_observation = True
     if has_observation:
-        with ct.table(f"{src}::OBSERVATION", ack=False) as t:
+        with ct.table(observation, ack=False) as t:
             if t.nrows():
                 telescope = str(t.getcell("TELESCOPE_NAME", 0))
     return {

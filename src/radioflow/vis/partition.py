@@ -193,11 +193,12 @@ def source_groups(src: str | Location, **storage_options: Any) -> list[tuple[str
     from casacore import tables as ct
 
     from .ms import CASACORE_LOCK
+    from .ms_subtables import subtable_name
 
     path = str(io.local_ms_path(loc))
     with CASACORE_LOCK, ct.table(path, ack=False) as t:
         pairs = np.unique(np.stack([t.getcol("FIELD_ID"), t.getcol("DATA_DESC_ID")]), axis=1)
-        with ct.table(f"{path}::DATA_DESCRIPTION", ack=False) as dd:
+        with ct.table(subtable_name(path, "DATA_DESCRIPTION"), ack=False) as dd:
             spw_of = dd.getcol("SPECTRAL_WINDOW_ID")
     return [(f"FIELD{int(f)}_SPW{int(spw_of[d])}", int(f), int(spw_of[d])) for f, d in pairs.T]
 

@@ -52,12 +52,14 @@ def ms_summary(ms: str | os.PathLike[str]) -> MSSummary:
     """Read the MS tables (main table in blocks: TIME, INTERVAL, UVW) into an :class:`MSSummary`."""
     from casacore.tables import table
 
+    from ...vis.ms_subtables import subtable_name
+
     path = str(ms)
     if not Path(path, "table.dat").is_file():
         raise UsageError(f"{path} is not a Measurement Set (no table.dat).")
 
     def sub(name: str) -> Any:
-        return table(f"{path}::{name}", ack=False)
+        return table(subtable_name(path, name), ack=False)
 
     with table(path, ack=False) as main:
         nrow = main.nrows()
