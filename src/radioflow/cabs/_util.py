@@ -37,6 +37,16 @@ def say(message: str) -> None:
     log.info(message)
 
 
+def gridding_threads(nthreads: int) -> int:
+    """Threads for ducc0: ``nthreads`` if positive, else all this step may use: the Dask worker's
+    threads when running on one, otherwise 0 (ducc0: every core, as WSClean's default ``-j``)."""
+    if nthreads > 0:
+        return nthreads
+    from ..science.streaming import _worker_threads
+
+    return _worker_threads()
+
+
 def load_dataset(url: str | Location, columns: list[str] | None,
                  extras: tuple[str, ...] = ("FLAG", "WEIGHT", "UVW")) -> xr.Dataset:
     """The visibility dataset a cab works on: a local MS read eagerly with just ``columns`` (``None``:

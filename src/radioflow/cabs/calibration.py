@@ -10,10 +10,10 @@ from ..science.gainplot import plot_gains
 from ..science.imaging import image_to_vis, parallel_hands, uvw_rows
 from ..vis.io import write_columns
 from ..vis.location import as_location
-from ._util import cab_files, load_dataset, say, write_zarr_atomic
+from ._util import cab_files, gridding_threads, load_dataset, say, write_zarr_atomic
 
 
-def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4, delta: str | None = None) -> dict:
+def predict_model(ms: str, model: str, nthreads: int = 0, epsilon: float = 1e-4, delta: str | None = None) -> dict:
     """MODEL_DATA = visibilities of a model image (Jy/pixel, Stokes I into the parallel hands).
 
     Written like :func:`radioflow.vis.io.write_columns`; returns ``dataset``, the URL that has it.
@@ -23,7 +23,7 @@ def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4,
     ds = load_dataset(ms, columns=[])
     ny, nx = image.shape
     cell_x, cell_y = np.radians(-header["CDELT1"]), np.radians(header["CDELT2"])
-    vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=nthreads,
+    vis_i = image_to_vis(image, uvw_rows(ds), ds["frequency"].values, nx, ny, cell_x, cell_y, nthreads=gridding_threads(nthreads),
                          epsilon=epsilon)
     model_vis = parallel_hands(vis_i.reshape(ds.sizes["time"], ds.sizes["baseline"], -1), ds["polarization"].values)
     dataset = write_columns(ms, {"MODEL_DATA": model_vis}, delta=delta)

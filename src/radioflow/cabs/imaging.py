@@ -10,14 +10,14 @@ from ..science.fits import read_fits_image, write_fits_image, write_png_preview
 from ..science.image_dataset import clean_auto_masked
 from ..science.imaging import Weighting, imaging_weights, stokes_i, uvw_rows
 from ..science.quality import mad_sigma
-from ._util import ARCSEC, cab_files, load_dataset, say
+from ._util import ARCSEC, cab_files, gridding_threads, load_dataset, say
 
 
 def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: str = "DATA",
              weighting: str = "natural", robust: float = 0.0, algorithm: str = "multiscale",
              scales: list[float] | None = None, niter: int = 2000, gain: float = 0.1, mgain: float = 0.8,
              threshold: float = 0.0, auto_threshold: float = 3.0, auto_mask: float = 0.0, nmajor: int = 10, label: str = "",
-             png: bool = True, nthreads: int = 1, epsilon: float = 1e-4) -> dict:
+             png: bool = True, nthreads: int = 0, epsilon: float = 1e-4) -> dict:
     """CLEAN a column of ``ms`` (cell in arcsec); writes ``<prefix>-model/-residual/-restored/-psf.fits``
     (and PNG previews of the restored and residual images) beside ``prefix``, local or on S3.
     ``auto_mask`` > 0 is WSClean's ``-auto-mask`` (CLEAN to that many sigmas, then inside that mask)."""
@@ -31,7 +31,8 @@ def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: 
     result = clean_auto_masked(uvw, freq, vis, w, npix, npix, cell_rad, cell_rad, auto_mask,
                                algorithm=cast(Literal["hogbom", "multiscale"], algorithm), scales=scales,
                                niter=niter, gain=gain, mgain=mgain, threshold=threshold,
-                               auto_threshold=auto_threshold, nmajor=nmajor, nthreads=nthreads, epsilon=epsilon)
+                               auto_threshold=auto_threshold, nmajor=nmajor, nthreads=gridding_threads(nthreads),
+                               epsilon=epsilon)
     width = ds["CHANNEL_WIDTH"].values
     ra, dec = ds.attrs["phase_center"]
     with cab_files() as files:

@@ -23,7 +23,7 @@ from ..science.simulate import simulate
 from ..science.skymodel import SkyModel, random_field, read_catalogue, write_catalogue
 from ..science.telescopes import Layout, load_layout
 from ..vis.ms import write_ms
-from ._util import say
+from ._util import gridding_threads, say
 
 SPEED_OF_LIGHT = 299_792_458.0
 #: survey catalogues the original job downloads; radioflow ships none of them.
@@ -171,8 +171,8 @@ def dirty_image(ms: str, image: str, npixel: int, fov_deg: float, cellsize: floa
     history = [f"radioflow srcnet dirty image of {Path(ms).name}, {weighting} weighting"]
     if cellsize is None:
         history.append(f"automatic cell (fov/npixel): baselines beyond {limit_uv(ds, cell):.6g} wavelengths not imaged")
-    prod = dirty_and_psf(ds, npix_x=npixel, npix_y=npixel, cell=cell, weighting=weighting, nthreads=nthreads,
-                         overwrite_data=True)
+    prod = dirty_and_psf(ds, npix_x=npixel, npix_y=npixel, cell=cell, weighting=weighting,
+                         nthreads=gridding_threads(nthreads), overwrite_data=True)
     assert prod.psf is not None
     beam = fit_restoring_beam(prod.psf, cell, cell)
     write_fits_image(image, prod.dirty, ra=prod.ra, dec=prod.dec, cell_x=cell, cell_y=cell, freq=prod.freq,
@@ -199,7 +199,7 @@ def cleaned_image(ms: str, image: str, npixel: int, fov_deg: float, cellsize: fl
     uvw, freq = uvw_rows(ds), ds["frequency"].values
     w = imaging_weights(uvw, freq, wgt, flag, npixel, npixel, cell, cell, weighting)  # type: ignore[arg-type]
     res = clean(uvw, freq, vis, w, npixel, npixel, cell, cell, niter=niter, auto_threshold=auto_threshold,
-                nmajor=nmajor, nthreads=nthreads)
+                nmajor=nmajor, nthreads=gridding_threads(nthreads))
     width = ds["CHANNEL_WIDTH"].values
     lo, hi = float(np.min(freq - width / 2)), float(np.max(freq + width / 2))
     ra, dec = ds.attrs["phase_center"]
