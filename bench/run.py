@@ -43,7 +43,7 @@ def main() -> int:
             continue
         if only and script not in only:
             body = out.read_text() if out.exists() else "(not run)\n"
-            sections.append(f"## {title}\n\n{body}")
+            sections.append(f"## {title}\n\n{body}\n_{script}: the table of its last run (not rerun now)_\n")
             continue
         out.unlink(missing_ok=True)
         print(f"== {title}: {script}", flush=True)
