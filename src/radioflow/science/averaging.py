@@ -9,6 +9,9 @@ loop per sample, no temporaries of the input's size).
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
+from typing import Any
+
 import numba
 import numpy as np
 import xarray as xr
@@ -115,10 +118,10 @@ def _averaged_parts(ds: xr.Dataset, timestep: int, freqstep: int) -> tuple[dict,
     tcount = np.diff(np.append(_starts(ntime, timestep), ntime))
     fcount = np.diff(np.append(_starts(nfreq, freqstep), nfreq))
     binned = {"time", "frequency"}
-    coords = {k: variables[k] for k in ds.coords if not set(variables[k].dims) & binned}
+    coords: dict[Hashable, Any] = {k: variables[k] for k in ds.coords if not set(variables[k].dims) & binned}
     coords["time"] = ("time", _bin_sum(variables["time"].values, timestep) / tcount)
     coords["frequency"] = ("frequency", _bin_sum(variables["frequency"].values, freqstep) / fcount)
-    data_vars = {k: variables[k] for k in ds.data_vars if not set(variables[k].dims) & binned}
+    data_vars: dict[Hashable, Any] = {k: variables[k] for k in ds.data_vars if not set(variables[k].dims) & binned}
     data_vars["UVW"] = (("time", "baseline", "uvw_label"),
                         _bin_sum(variables["UVW"].values, timestep) / tcount[:, None, None])
     if "CHANNEL_WIDTH" in ds:
