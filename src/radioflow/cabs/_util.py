@@ -91,6 +91,54 @@ def write_zarr_atomic(ds: xr.Dataset, url: str | os.PathLike[str] | Location) ->
     return str(path)
 
 
+def dataset_format(url: str) -> str:
+    """``ms`` or ``zarr`` from the name of ``url`` (a name with neither suffix is taken as an MS)."""
+    from ..vis.io import format_of
+
+    loc = as_location(url)
+    return format_of(loc) if loc.name.lower().rstrip("/").endswith((".ms", ".zarr")) else "ms"
+
+
+def is_staged(url: str) -> bool:
+    """Whether a tool reading local MSs needs a copy of ``url`` (a remote MS or a Zarr dataset)."""
+    return dataset_format(url) != "ms" or not as_location(url).is_local
+
+
+def stage_ms(url: str, staging: Path, param: str = "ms") -> tuple[str, bool]:
+    """A local MS standing for ``url`` (parameter ``param``): itself, a download of a remote MS
+    into ``staging``, or a conversion of a Zarr dataset (local or remote). The flag says whether
+    it is a copy."""
+    from ..vis.convert import convert
+    from ..vis.storage import MARKER
+
+    loc = as_location(url)
+    fmt = dataset_format(url)
+    if fmt == "ms" and loc.is_local:
+        if not (Path(loc.path) / "table.dat").exists():
+            raise UsageError(f"Measurement Set {url} (parameter '{param}') does not exist.")
+        return loc.path, False
+    local = staging / f"{len(list(staging.iterdir())):03d}-{Path(loc.name).stem}.ms"
+    if fmt == "ms":
+        try:
+            loc.download(local, folder=True)
+        except FileNotFoundError:
+            raise UsageError(f"Measurement Set {url} (parameter '{param}') does not exist.") from None
+        if not (local / "table.dat").exists():
+            raise UsageError(f"{url} (parameter '{param}') is not a Measurement Set (no table.dat).")
+        (local / MARKER).unlink(missing_ok=True)  # the store's commit marker; a publish writes a new one
+    else:
+        convert(loc, str(local))
+    return str(local), True
+
+
+def publish_ms(local: str | os.PathLike[str], url: str) -> str:
+    """Upload the local MS ``local`` to the remote ``url`` atomically, replacing what is there
+    (readers see the old MS or the new one, never a mix); ``local`` is moved, not copied."""
+    from ..vis.io import upload_ms
+
+    return upload_ms(lambda dst: shutil.move(os.fspath(local), dst), url, overwrite=True)
+
+
 class Files:
     """Local stand-ins for the files a cab reads and writes by path or URL.
 

@@ -6,23 +6,28 @@ DP3 is driven by parset keys (``msin=…``, ``steps=[…]``, ``<step>.type=…``
 the bare binary does not do are done here: OPENBLAS_NUM_THREADS=1 is set (DP3 refuses to run
 otherwise), AOFlagger strategy names (``generic-default``) resolve to the files bundled inside
 the installed package, and a radioflow CSV sky catalogue is converted to DP3's text sky-model
-format. DP3 reads and writes local Measurement Sets only.
+format. DP3 reads and writes local Measurement Sets only, so a remote (``s3://``) MS is
+downloaded into a temporary folder, processed there and published back atomically in its place
+(or at a remote ``msout``); remote h5parm, sky-model and solution files are staged the same way.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import RadioflowError, UsageError
 from ..science.skymodel import read_catalogue
-from ._util import say
+from ..vis.location import as_location
+from ._util import Files, cab_files, dataset_format, is_staged, publish_ms, say, stage_ms
 
 EXECUTABLES = ("DP3", "DP3.py")
 
@@ -125,31 +130,67 @@ def run(keys: dict[str, Any]) -> list[str]:
 
 
 def _check_ms(msin: str) -> str:
-    if "://" in msin and not msin.startswith("file://"):
-        raise UsageError(f"DP3 reads local Measurement Sets only; parameter 'msin' is {msin}: stage it first "
-                         "(or use the built-in rf-* cabs, which read S3).")
     path = msin.removeprefix("file://")
     if not (Path(path) / "table.dat").exists():
         raise UsageError(f"Measurement Set {msin} (parameter 'msin') does not exist.")
     return path
 
 
+@contextlib.contextmanager
+def _staged(msin: str, *, update: bool) -> Iterator[str]:
+    """The local MS DP3 runs on for ``msin``: itself when local, else a download of the remote MS,
+    published back in its place (atomically) when ``update`` and DP3 succeeded."""
+    if not is_staged(msin):
+        yield _check_ms(msin)
+        return
+    if dataset_format(msin) != "ms":
+        raise UsageError(f"DP3 reads Measurement Sets only; parameter 'msin' is the Zarr dataset {msin}: convert it "
+                         "(radioflow vis convert) or use the built-in rf-* cabs, which read Zarr.")
+    with tempfile.TemporaryDirectory(prefix="radioflow-dp3-") as tmp:
+        local, _ = stage_ms(msin, Path(tmp), "msin")
+        yield local
+        if update:
+            publish_ms(local, msin)
+
+
+@contextlib.contextmanager
+def _new_ms(msout: str) -> Iterator[str]:
+    """Where DP3 writes the new MS ``msout``: itself when local, else a temporary folder whose MS
+    is published at the remote ``msout`` when DP3 succeeded."""
+    loc = as_location(msout)
+    if loc.is_local:
+        yield loc.path
+        return
+    with tempfile.TemporaryDirectory(prefix="radioflow-dp3-") as tmp:
+        local = str(Path(tmp) / loc.name)
+        yield local
+        publish_ms(local, msout)
+
+
+def _sky(files: Files, sourcedb: str, workdir: str | Path, **kwargs: Any) -> str:
+    """A local DP3 sky model for ``sourcedb`` (a remote one downloaded first), written in ``workdir``."""
+    return skymodel_file(files.input(sourcedb), workdir, **kwargs)
+
+
 def dp3(msin: str, steps: list[str] | None = None, msout: str = ".", parset: dict[str, Any] | None = None,
         args: list[str] | None = None) -> dict:
     """DP3 with any parset keys: ``parset`` (key -> value) and ``args`` (``key=value`` strings)."""
-    keys: dict[str, Any] = {"msin": _check_ms(msin), "msout": msout, "steps": list(steps or [])}
-    keys.update(parset or {})
+    extra: dict[str, Any] = dict(parset or {})
     for arg in args or []:
         if "=" not in arg:
             raise UsageError(f"DP3 argument {arg!r} (parameter 'args') is not key=value.")
         k, v = arg.split("=", 1)
-        keys[k] = v
-    run(keys)
-    return {"ms": msin if msout in (".", "") else msout}
+        extra[k] = v
+    in_place = msout in (".", "")
+    with _staged(msin, update=in_place) as local:
+        with contextlib.nullcontext(".") if in_place else _new_ms(msout) as out:
+            run({"msin": local, "msout": out, "steps": list(steps or []), **extra})
+    return {"ms": msin if in_place else msout}
 
 
 def _io(msin: str, datacolumn: str, msout: str = ".", outcolumn: str | None = None) -> dict[str, Any]:
-    keys: dict[str, Any] = {"msin": _check_ms(msin), "msin.datacolumn": datacolumn, "msout": msout}
+    """The input/output keys of a step on the local MS ``msin``."""
+    keys: dict[str, Any] = {"msin": msin, "msin.datacolumn": datacolumn, "msout": msout}
     if outcolumn:
         keys["msout.datacolumn"] = outcolumn
     return keys
@@ -158,17 +199,19 @@ def _io(msin: str, datacolumn: str, msout: str = ".", outcolumn: str | None = No
 def aoflagger(msin: str, strategy: str = "generic-default", datacolumn: str = "DATA",
               memoryperc: int = 50) -> dict:
     """Flag with AOFlagger inside DP3 (``flag.type=aoflagger``), in place."""
-    keys = {**_io(msin, datacolumn), "steps": ["flag"], "flag.type": "aoflagger",
-            "flag.strategy": resolve_strategy(strategy), "flag.memoryperc": memoryperc}
-    run(keys)
-    say(f"DP3 AOFlagger ({Path(keys['flag.strategy']).stem}) flagged {msin}")
+    strategy_file = resolve_strategy(strategy)
+    with _staged(msin, update=True) as local:
+        run({**_io(local, datacolumn), "steps": ["flag"], "flag.type": "aoflagger", "flag.strategy": strategy_file,
+             "flag.memoryperc": memoryperc})
+    say(f"DP3 AOFlagger ({Path(strategy_file).stem}) flagged {msin}")
     return {"msout": msin}
 
 
 def averager(msin: str, msout: str, timestep: int = 1, freqstep: int = 1, datacolumn: str = "DATA") -> dict:
     """Average into a new MS (``avg.type=averager``)."""
-    run({**_io(msin, datacolumn, msout), "msout.overwrite": True, "steps": ["avg"], "avg.type": "averager",
-         "avg.timestep": timestep, "avg.freqstep": freqstep})
+    with _staged(msin, update=False) as local, _new_ms(msout) as out:
+        run({**_io(local, datacolumn, out), "msout.overwrite": True, "steps": ["avg"], "avg.type": "averager",
+             "avg.timestep": timestep, "avg.freqstep": freqstep})
     say(f"DP3 averaged {msin} by {timestep} × {freqstep} -> {msout}")
     return {"msout": msout}
 
@@ -177,17 +220,22 @@ def ddecal(msin: str, sourcedb: str, h5parm: str, mode: str = "scalarphase", sol
            maxiter: int = 50, tolerance: float = 1e-4, datacolumn: str = "DATA",
            outcolumn: str | None = None) -> dict:
     """Solve gains against a sky model with DDECal into ``h5parm``; with ``outcolumn``, also write corrected data."""
-    h5 = Path(h5parm)
-    if h5.exists():
-        h5.unlink()
-    keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["cal"], "cal.type": "ddecal",
-            "cal.sourcedb": skymodel_file(sourcedb, h5.parent, patch="model", tag=f"{h5.stem}-"), "cal.h5parm": str(h5), "cal.mode": mode,
-            "cal.solint": solint, "cal.nchan": nchan, "cal.maxiter": maxiter, "cal.tolerance": tolerance}
-    if outcolumn:
-        keys.update({"cal.onlypredict": False, "cal.subtract": False})
-    run(keys)
-    say(f"DP3 DDECal ({mode}) solved {msin} -> {h5parm}")
-    return {"h5parm": str(h5)}
+    with cab_files() as files, _staged(msin, update=bool(outcolumn)) as local, \
+            tempfile.TemporaryDirectory(prefix="radioflow-dp3-") as tmp:
+        h5 = Path(files.output(h5parm))
+        if h5.exists():
+            h5.unlink()
+        workdir = h5.parent if as_location(h5parm).is_local else tmp  # the sky model is not a product
+        keys = {**_io(local, datacolumn, ".", outcolumn), "steps": ["cal"], "cal.type": "ddecal",
+                "cal.sourcedb": _sky(files, sourcedb, workdir, patch="model", tag=f"{h5.stem}-"),
+                "cal.h5parm": str(h5), "cal.mode": mode, "cal.solint": solint, "cal.nchan": nchan,
+                "cal.maxiter": maxiter, "cal.tolerance": tolerance}
+        if outcolumn:
+            keys.update({"cal.onlypredict": False, "cal.subtract": False})
+        run(keys)
+        url = files.url_of(h5)
+    say(f"DP3 DDECal ({mode}) solved {msin} -> {url}")
+    return {"h5parm": url}
 
 
 def predict(msin: str, sourcedb: str, operation: str = "subtract", datacolumn: str = "DATA",
@@ -199,25 +247,33 @@ def predict(msin: str, sourcedb: str, operation: str = "subtract", datacolumn: s
     """
     if operation not in ("replace", "add", "subtract"):
         raise UsageError(f"Parameter 'operation' must be replace, add or subtract, got {operation!r}.")
-    keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["pre"], "pre.type": "predict",
-            "pre.sourcedb": skymodel_file(sourcedb, Path(msin).parent, patch="model" if parmdb else None,
-                                          tag=f"{Path(msin.rstrip('/')).stem}-"),
-            "pre.operation": operation}
-    if parmdb:
-        keys.update({"pre.applycal.parmdb": parmdb, "pre.applycal.correction": correction})
-    run(keys)
+    with cab_files() as files, _staged(msin, update=True) as local:
+        keys = {**_io(local, datacolumn, ".", outcolumn), "steps": ["pre"], "pre.type": "predict",
+                "pre.sourcedb": _sky(files, sourcedb, Path(local).parent, patch="model" if parmdb else None,
+                                     tag=f"{Path(local.rstrip('/')).stem}-"),
+                "pre.operation": operation}
+        if parmdb:
+            keys.update({"pre.applycal.parmdb": _h5parm(files, parmdb), "pre.applycal.correction": correction})
+        run(keys)
     say(f"DP3 predict ({operation}) of {sourcedb} on {msin}: {datacolumn} -> {outcolumn}")
     return {"msout": msin}
+
+
+def _h5parm(files: Files, parmdb: str) -> str:
+    """A local copy of the h5parm ``parmdb`` (parameter 'parmdb'), downloaded if remote."""
+    local = files.input(parmdb)
+    if not Path(local).is_file():
+        raise UsageError(f"h5parm {parmdb} (parameter 'parmdb') does not exist.")
+    return local
 
 
 def applycal(msin: str, parmdb: str, correction: str = "phase000", solset: str | None = None,
              direction: str | None = None, datacolumn: str = "DATA", outcolumn: str = "CORRECTED_DATA") -> dict:
     """Apply an h5parm solution table (``ac.type=applycal``) into ``outcolumn``."""
-    if not Path(parmdb).is_file():
-        raise UsageError(f"h5parm {parmdb} (parameter 'parmdb') does not exist.")
-    keys = {**_io(msin, datacolumn, ".", outcolumn), "steps": ["ac"], "ac.type": "applycal",
-            "ac.parmdb": parmdb, "ac.correction": correction, "ac.solset": solset,
-            "ac.direction": direction}
-    run(keys)
+    with cab_files() as files:
+        table = _h5parm(files, parmdb)
+        with _staged(msin, update=True) as local:
+            run({**_io(local, datacolumn, ".", outcolumn), "steps": ["ac"], "ac.type": "applycal", "ac.parmdb": table,
+                 "ac.correction": correction, "ac.solset": solset, "ac.direction": direction})
     say(f"DP3 applycal {parmdb}:{correction} on {msin}: {datacolumn} -> {outcolumn}")
     return {"msout": msin}

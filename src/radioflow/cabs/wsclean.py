@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RadioflowError, UsageError
-from ..vis.location import as_location
-from ._util import cab_files, say
+from ._util import cab_files, is_staged, say, stage_ms
 
 #: cab parameter (Python spelling) -> WSClean option, where cult-cargo renames it (nom_de_guerre)
 RENAMED = {"column": "data-column", "nchan": "channels-out", "threads": "j", "abs_threshold": "threshold",
@@ -71,41 +70,6 @@ def command_line(ms: Sequence[str], prefix: str, options: Mapping[str, Any], wsc
     return [*argv, "-name", prefix, *ms]
 
 
-def _format(ms: str) -> str:
-    """``ms`` or ``zarr``: how :func:`_stage_in` takes the dataset."""
-    from ..vis.io import format_of
-
-    loc = as_location(ms)
-    return format_of(loc) if loc.name.lower().rstrip("/").endswith((".ms", ".zarr")) else "ms"
-
-
-def _is_staged(ms: str) -> bool:
-    """Whether WSClean images a copy of ``ms`` (a remote MS or a Zarr dataset), not ``ms`` itself."""
-    return _format(ms) != "ms" or not as_location(ms).is_local
-
-
-def _stage_in(ms: str, staging: Path) -> tuple[str, bool]:
-    """A local MS standing for ``ms``: itself, a download of a remote MS, or a conversion of a
-    Zarr dataset (local or remote). The flag says whether it is a copy."""
-    from ..vis.convert import convert
-
-    loc = as_location(ms)
-    fmt = _format(ms)
-    if fmt == "ms" and loc.is_local:
-        if not (Path(loc.path) / "table.dat").exists():
-            raise UsageError(f"Measurement Set {ms} (parameter 'ms') does not exist.")
-        return loc.path, False
-    local = staging / f"{len(list(staging.iterdir())):03d}-{Path(loc.name).stem}.ms"
-    if fmt == "ms":
-        try:
-            loc.download(local, folder=True)
-        except FileNotFoundError:
-            raise UsageError(f"Measurement Set {ms} (parameter 'ms') does not exist.") from None
-    else:
-        convert(loc, str(local))
-    return str(local), True
-
-
 def _distinct_names(paths: list[str], staging: Path) -> list[str]:
     """``paths`` with every repeated MS name (``a/obs.ms``, ``b/obs.ms``) linked under a distinct
     name: WSClean names its reordered temporaries after the MS name, so equal names collide."""
@@ -133,7 +97,7 @@ def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], sca
     datasets = [ms] if isinstance(ms, str) else list(ms)
     if not datasets:
         raise UsageError("Parameter 'ms' names no Measurement Set to image.")
-    staged_in = [d for d in datasets if _is_staged(d)]
+    staged_in = [d for d in datasets if is_staged(d)]
     if staged_in and options.get("update_model_required") and not options.get("no_update_model_required"):
         raise UsageError(f"Parameter 'update-model-required': WSClean writes MODEL_DATA into the MS it images, and "
                          f"{staged_in[0]} is imaged as a local copy (a remote MS or a Zarr dataset) that is thrown "
@@ -142,7 +106,7 @@ def wsclean(ms: Sequence[str] | str, prefix: str, size: int | Sequence[int], sca
     binary = executable()
     with cab_files() as files, tempfile.TemporaryDirectory(prefix="radioflow-wsclean-") as tmp:
         staging = Path(tmp)
-        staged, copied = zip(*(_stage_in(d, staging) for d in datasets))
+        staged, copied = zip(*(stage_ms(d, staging) for d in datasets))
         local_ms = _distinct_names(list(staged), staging)
         opts = dict(options, size=size, scale=scale)
         if any(copied) and not (opts.get("update_model_required") or opts.get("no_update_model_required")):
