@@ -1,7 +1,8 @@
 """The shipped serverless pipeline (flag -> average -> calibrate -> subtract A-team -> apply per
 partition in a map, joint image) on an observation with antenna phase errors and a 40 Jy
 off-field source: run locally on MS partitions with the built-in steps and with the real tools
-(DP3, then WSClean imaging the partitions jointly), and on Lithops over S3 with Zarr partitions.
+(DP3, then WSClean imaging the partitions jointly); both on Dask; on Lithops over S3, the built-in
+steps with Zarr partitions and the real tools with MS partitions (staged by the DP3/WSClean cabs).
 
 The dynamic-range reference is the ICAL recipe (partition-calibrate-image: calibrate each
 partition against the sky model, concatenate, image) with the same imaging options, on the same
@@ -179,3 +180,42 @@ def test_pipeline_on_lithops_over_s3_matches_the_local_run(observation, tmp_path
     fsspec.filesystem("s3").get(f"{s3_prefix}/pipe/image-restored.fits".removeprefix("s3://"), str(local))
     image, header = read_fits_image(local)
     np.testing.assert_allclose(_field_fluxes(image, header, observation), [2.5, 1.2], rtol=0.03)
+
+
+def _s3_get(url: str, local: Path) -> Path:
+    """Download the file or folder ``url`` to ``local``."""
+    from radioflow.vis.location import as_location
+
+    loc = as_location(url)
+    loc.download(local, folder=loc.fs.isdir(loc.path))
+    return local
+
+
+@pytest.mark.slow
+def test_dp3_pipeline_on_lithops_over_s3_matches_the_local_run(observation, local_runs, tmp_path, s3_prefix):
+    """The real-tools variant as map functions on Lithops, every partition an MS on S3: DP3 works on
+    staged copies published back, WSClean images the S3 partitions; nothing lands in a local ./s3: folder."""
+    out = _run(tmp_path, f"ms={observation / 'obs.ms'}", f"sky={observation / 'sky.csv'}",
+               f"ateam={observation / 'ateam.csv'}", f"workdir={s3_prefix}/pipe", "tools=dp3", "-b", "lithops", *ARGS)
+    assert "WSClean imaged 3 dataset(s)" in out and not (tmp_path / "s3:").exists()
+    for i in range(3):
+        part = _s3_get(f"{s3_prefix}/pipe/parts/part-{i:03d}-avg.ms", tmp_path / f"part-{i}.ms")
+        assert _ateam_residual(str(part), observation) < 0.01 * 40.0
+    image, header = read_fits_image(_s3_get(f"{s3_prefix}/pipe/{RESTORED['dp3']}", tmp_path / "restored.fits"))
+    local, _ = read_fits_image(local_runs["dp3"][0] / RESTORED["dp3"])
+    np.testing.assert_allclose(_field_fluxes(image, header, observation), [2.5, 1.2], rtol=0.03)
+    assert float(image.max()) == pytest.approx(float(local.max()), rel=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tools", ["builtin", "dp3"])
+def test_pipeline_on_dask_matches_the_local_run(observation, local_runs, tmp_path, tools):
+    """Both variants with the partitions' map on Dask (a local cluster radioflow starts): the same image."""
+    out = _run(tmp_path, f"ms={observation / 'obs.ms'}", f"sky={observation / 'sky.csv'}",
+               f"ateam={observation / 'ateam.csv'}", f"tools={tools}", "-b", "dask", *ARGS)
+    assert "Dask dashboard:" in out  # the map ran on the local Dask cluster radioflow started
+    work = tmp_path / "radioflow-data" / "serverless-pipeline"
+    image, header = read_fits_image(work / RESTORED[tools])
+    local, _ = read_fits_image(local_runs[tools][0] / RESTORED[tools])
+    np.testing.assert_allclose(_field_fluxes(image, header, observation), [2.5, 1.2], rtol=0.03)
+    assert float(image.max()) == pytest.approx(float(local.max()), rel=0.02)
