@@ -77,7 +77,7 @@ def _run(cwd: Path, *args: str, recipe: Path = RECIPE) -> str:
     proc = subprocess.run([sys.executable, "-m", "radioflow", "run", str(recipe), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc.stdout
+    return proc.stdout + proc.stderr
 
 
 def _ateam_residual(dataset: str, obs: Path) -> float:

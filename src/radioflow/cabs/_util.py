@@ -39,7 +39,12 @@ def say(message: str) -> None:
 
 def gridding_threads(nthreads: int) -> int:
     """Threads for ducc0: ``nthreads`` if positive, else all this step may use: the Dask worker's
-    threads when running on one, otherwise 0 (ducc0: every core, as WSClean's default ``-j``)."""
+    threads when running on one, otherwise 0 (ducc0: every core, as WSClean's default ``-j``).
+
+    More than one thread grids faster but not reproducibly: ducc0's threads add into the grid in a
+    varying order (images differ by ~4e-7 of the peak between runs), so a rerun or a resumed run
+    is bit-identical only with one thread.
+    """
     if nthreads > 0:
         return nthreads
     from ..science.streaming import _worker_threads

@@ -13,7 +13,7 @@ from ..vis.location import as_location
 from ._util import cab_files, gridding_threads, load_dataset, say, write_zarr_atomic
 
 
-def predict_model(ms: str, model: str, nthreads: int = 0, epsilon: float = 1e-4, delta: str | None = None) -> dict:
+def predict_model(ms: str, model: str, nthreads: int = 1, epsilon: float = 1e-4, delta: str | None = None) -> dict:
     """MODEL_DATA = visibilities of a model image (Jy/pixel, Stokes I into the parallel hands).
 
     Written like :func:`radioflow.vis.io.write_columns`; returns ``dataset``, the URL that has it.

@@ -17,7 +17,7 @@ def clean_ms(ms: str, prefix: str, npix: int = 256, cell: float = 60.0, column: 
              weighting: str = "natural", robust: float = 0.0, algorithm: str = "multiscale",
              scales: list[float] | None = None, niter: int = 2000, gain: float = 0.1, mgain: float = 0.8,
              threshold: float = 0.0, auto_threshold: float = 3.0, auto_mask: float = 0.0, nmajor: int = 10, label: str = "",
-             png: bool = True, nthreads: int = 0, epsilon: float = 1e-4) -> dict:
+             png: bool = True, nthreads: int = 1, epsilon: float = 1e-4) -> dict:
     """CLEAN a column of ``ms`` (cell in arcsec); writes ``<prefix>-model/-residual/-restored/-psf.fits``
     (and PNG previews of the restored and residual images) beside ``prefix``, local or on S3.
     ``auto_mask`` > 0 is WSClean's ``-auto-mask`` (CLEAN to that many sigmas, then inside that mask)."""
