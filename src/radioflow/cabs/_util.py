@@ -47,9 +47,9 @@ def gridding_threads(nthreads: int) -> int:
     """
     if nthreads > 0:
         return nthreads
-    from ..science.streaming import _worker_threads
+    from ..science.streaming import worker_threads
 
-    return _worker_threads()
+    return worker_threads()
 
 
 def load_dataset(url: str | Location, columns: list[str] | None,

@@ -34,9 +34,9 @@ from .streaming import (
     _chunk_arrays,
     _ChunkRange,
     _map_sum,
-    _worker_threads,
     chunk_ranges,
     map_chunks,
+    worker_threads,
 )
 
 Groups = tuple[tuple[int, int], ...]
@@ -130,7 +130,7 @@ def group_task(bounds: tuple[int, int], *, chunk_task: Callable[..., Any], sourc
     """On a Dask worker: ``chunk_task`` over the chunks ``[start, stop)``, summed there, so a worker sends one
     cube per pass rather than one per chunk; ducc0 uses the worker's threads, not every core."""
     if spec.nthreads <= 0:
-        spec = replace(spec, nthreads=_worker_threads())
+        spec = replace(spec, nthreads=worker_threads())
     return map_chunks(chunk_task, bounds[1] - bounds[0], None, "", None, source=_ChunkRange(source, *bounds), spec=spec,
                       **kwargs)
 

@@ -239,11 +239,11 @@ def group_image(bounds: tuple[int, int], *, source: ChunkSource, spec: GridSpec,
     so a worker pays the FFTs of one gridding call per full buffer, not one per chunk; ducc0 uses
     the worker's threads (``spec.nthreads`` 0), not every core of the machine."""
     if spec.nthreads <= 0:
-        spec = replace(spec, nthreads=_worker_threads())
+        spec = replace(spec, nthreads=worker_threads())
     return _batched_images(_ChunkRange(source, *bounds), spec, factor, make_psf, None)
 
 
-def _worker_threads() -> int:
+def worker_threads() -> int:
     """Threads of the Dask worker running this task (0: all cores, outside a worker)."""
     try:
         from distributed import get_worker
