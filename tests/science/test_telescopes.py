@@ -53,6 +53,25 @@ def test_rmax_and_name_selection():
     np.testing.assert_array_equal(two.enu, lay.enu[[3, 7]])
 
 
+def test_oskar_model_round_trip_from_packaged_positions(tmp_path, monkeypatch):
+    """An OSKAR .tm folder (position.txt + layout.txt) written from the packaged SKA-Low AA4
+    offsets reads back to the same stations and site, by path and by name on the search path:
+    the reader is exercised even where the shared reference folders are absent."""
+    packaged = T.load_layout("ska-low-aa4", search_path=[])
+    tm = tmp_path / "SKA-LOW-AA4.tm"
+    tm.mkdir()
+    (tm / "position.txt").write_text("{:.6f} {:.6f} {:.1f}\n".format(*packaged.site))
+    np.savetxt(tm / "layout.txt", packaged.enu, fmt="%.6f")
+    lay = T.read_oskar(tm)
+    assert lay.n == packaged.n == 512 and lay.site == pytest.approx(packaged.site)
+    np.testing.assert_allclose(lay.enu, packaged.enu, atol=1e-6)
+    assert np.all(lay.dish_diameter == 38.0)
+    monkeypatch.setenv("RADIOFLOW_LAYOUTS", str(tmp_path))
+    np.testing.assert_allclose(T.load_layout("SKA-LOW-AA4").enu, packaged.enu, atol=1e-6)
+    core = lay.select(rmax=750)
+    assert 100 < core.n < lay.n and core.radius().max() < lay.radius().max()
+
+
 def test_casa_cfg_and_csv(tmp_path):
     site = T.SITES["meerkat"]
     enu = np.array([[0, 0, 0], [100, 0, 0], [0, 200, 5.0]])
